@@ -1,0 +1,1 @@
+"""The FastAPI gateway (job API, indexer, dashboard). See DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Compile the Solidity contracts and deploy them to any EVM RPC endpoint."""

@@ -1,0 +1,6 @@
+"""Shardex core SDK: configuration, typed chain client, devnet, CLI.
+
+`worker/` and `backend/` share code only through this package.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,359 @@
+"""Async, typed client for the JobMarket and WorkerRegistry contracts.
+
+Transactions are signed locally and the client hands out nonces itself, so a
+caller can keep many transactions in flight::
+
+    receipt = await client.claim(job_id, [0, 1])              # send and wait
+    pending = [await client.stake(10**18).send() for _ in range(5)]
+    receipts = await asyncio.gather(*(p.receipt() for p in pending))
+
+Every revert surfaces as the Solidity custom error's class from
+:mod:`shardex.chain.errors` with its arguments decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from shardex.chain import models
+from shardex.chain.artifacts import abi
+from shardex.chain.errors import ChainError, TransactionFailed, decode_revert
+from shardex.chain.models import Event, Job, JobParams, Outcome, Replica, Task, WorkerInfo
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the contracts live on one chain."""
+
+    chain_id: int
+    market: str
+    registry: str
+    block: int = 0  # deployment block: where event scans start
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "market": self.market, "registry": self.registry, "block": self.block}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Deployment:
+        return cls(int(data["chain_id"]), to_checksum_address(data["market"]),
+                   to_checksum_address(data["registry"]), int(data.get("block", 0)))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined, successful transaction with its decoded events."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    effective_gas_price: int
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def fee(self) -> int:
+        return self.gas_used * self.effective_gas_price
+
+    def events_named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+
+class PendingTx:
+    """A sent transaction; ``await pending.receipt()`` waits for it to be mined."""
+
+    def __init__(self, client: ChainClient, tx_hash: str, tx: dict[str, Any], label: str) -> None:
+        self.client = client
+        self.tx_hash = tx_hash
+        self.tx = tx
+        self.label = label
+
+    async def receipt(self, timeout: float = 120.0) -> Receipt:
+        return await self.client.wait_for(self, timeout)
+
+
+class Call:
+    """A contract write not yet sent. ``await call`` sends it and waits for the
+    receipt; ``await call.send()`` only sends it (pipelining)."""
+
+    def __init__(self, client: ChainClient, contract: Any, fn: str, args: tuple, value: int, gas: int | None):
+        self.client, self.contract, self.fn, self.args, self.value, self.gas = client, contract, fn, args, value, gas
+
+    async def send(self, gas: int | None = None) -> PendingTx:
+        return await self.client.send_call(self, gas if gas is not None else self.gas)
+
+    async def _send_and_wait(self) -> Receipt:
+        return await (await self.send()).receipt()
+
+    def __await__(self) -> Generator[Any, None, Receipt]:
+        return self._send_and_wait().__await__()
+
+
+class ChainClient:
+    """One account's typed view of one deployment."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount | None = None,
+                 *, request_timeout: float = 30.0) -> None:
+        self.rpc_url = rpc_url
+        self.deployment = deployment
+        self.account = account
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.market = self.w3.eth.contract(address=deployment.market, abi=abi("JobMarket"))
+        self.registry = self.w3.eth.contract(address=deployment.registry, abi=abi("WorkerRegistry"))
+        self._by_address = {deployment.market.lower(): ("JobMarket", self.market),
+                            deployment.registry.lower(): ("WorkerRegistry", self.registry)}
+        self._topics = self._event_topics()
+        self._nonce: int | None = None
+        self._nonce_lock = asyncio.Lock()
+        self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ChainClient:
+        await self.check_chain()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.w3.provider.disconnect()
+
+    async def check_chain(self) -> None:
+        """Fail early, clearly, when the RPC is a different chain or has no contracts."""
+        chain_id = await self.w3.eth.chain_id
+        if chain_id != self.deployment.chain_id:
+            raise ChainError(f"RPC {self.rpc_url} is chain {chain_id}, deployment is for {self.deployment.chain_id}")
+        if not await self.w3.eth.get_code(self.deployment.market):
+            raise ChainError(f"no JobMarket contract at {self.deployment.market} on chain {chain_id}")
+
+    @property
+    def address(self) -> str:
+        if self.account is None:
+            raise ChainError("this client has no account: pass a private key or keystore to send transactions")
+        return self.account.address
+
+    # ------------------------------------------------------------ views
+
+    async def job_count(self) -> int:
+        return await self._view(self.market, "jobCount")
+
+    async def job(self, job_id: int) -> Job:
+        return Job.from_abi(job_id, await self._view(self.market, "job", job_id))
+
+    async def task(self, job_id: int, task_id: int) -> Task:
+        return Task.from_abi(await self._view(self.market, "task", job_id, task_id))
+
+    async def replica(self, job_id: int, task_id: int, worker: str) -> Replica:
+        return Replica.from_abi(await self._view(self.market, "replica", job_id, task_id, worker))
+
+    async def credits(self, account: str | None = None) -> int:
+        """Wei withdrawable from the market (rewards, refunds)."""
+        return await self._view(self.market, "credits", account or self.address)
+
+    async def slash_credits(self, account: str | None = None) -> int:
+        """Wei withdrawable from the registry (slashed collateral)."""
+        return await self._view(self.registry, "credits", account or self.address)
+
+    async def worker(self, address: str | None = None) -> WorkerInfo:
+        address = to_checksum_address(address or self.address)
+        stake, locked, settled, slashed = await self._view(self.registry, "workers", address)
+        unbond_amount, ready_at = await self._view(self.registry, "unbonding", address)
+        return WorkerInfo(address, stake, locked, settled, slashed, unbond_amount, ready_at)
+
+    async def balance(self, address: str | None = None) -> int:
+        return await self.w3.eth.get_balance(to_checksum_address(address or self.address))
+
+    async def block_number(self) -> int:
+        return await self.w3.eth.block_number
+
+    async def timestamp(self) -> int:
+        return (await self.w3.eth.get_block("latest"))["timestamp"]
+
+    # ------------------------------------------------------------ writes
+
+    def post_job(self, params: JobParams, *, gas: int | None = None) -> Call:
+        return self._call(self.market, "postJob", params.as_abi_tuple(), value=params.escrow, gas=gas)
+
+    def cancel_job(self, job_id: int) -> Call:
+        return self._call(self.market, "cancelJob", job_id)
+
+    def claim(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
+        return self._call(self.market, "claim", job_id, list(task_ids), gas=gas)
+
+    def commit(self, job_id: int, task_ids: Sequence[int], commitments: Sequence[bytes], *,
+               gas: int | None = None) -> Call:
+        return self._call(self.market, "commit", job_id, list(task_ids), list(commitments), gas=gas)
+
+    def reveal(self, job_id: int, task_ids: Sequence[int], digests: Sequence[bytes], salts: Sequence[bytes], *,
+               gas: int | None = None) -> Call:
+        return self._call(self.market, "reveal", job_id, list(task_ids), list(digests), list(salts), gas=gas)
+
+    def collect(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
+        return self._call(self.market, "collect", job_id, list(task_ids), gas=gas)
+
+    def resolve(self, job_id: int, task_id: int, worker: str) -> Call:
+        return self._call(self.market, "resolve", job_id, task_id, to_checksum_address(worker))
+
+    def poke(self, job_id: int, task_id: int) -> Call:
+        return self._call(self.market, "poke", job_id, task_id)
+
+    def expire_job(self, job_id: int) -> Call:
+        return self._call(self.market, "expireJob", job_id)
+
+    def refund(self, job_id: int) -> Call:
+        return self._call(self.market, "refund", job_id)
+
+    def withdraw(self) -> Call:
+        """Withdraw market credits (rewards and refunds)."""
+        return self._call(self.market, "withdraw")
+
+    def stake(self, amount: int) -> Call:
+        return self._call(self.registry, "stake", value=amount)
+
+    def request_unbond(self, amount: int) -> Call:
+        return self._call(self.registry, "requestUnbond", amount)
+
+    def withdraw_unbonded(self) -> Call:
+        return self._call(self.registry, "withdrawUnbonded")
+
+    def withdraw_slash_credits(self) -> Call:
+        """Withdraw registry credits (collateral slashed from workers on your jobs)."""
+        return self._call(self.registry, "withdraw")
+
+    # ------------------------------------------------------------ events
+
+    async def events(self, from_block: int | None = None, to_block: int | str = "latest",
+                     names: Sequence[str] | None = None) -> list[Event]:
+        """Decoded events of both contracts in block order."""
+        start = self.deployment.block if from_block is None else from_block
+        logs = await self.w3.eth.get_logs({
+            "fromBlock": start, "toBlock": to_block,
+            "address": [self.deployment.market, self.deployment.registry],
+        })
+        decoded = [self.decode_log(log) for log in logs]
+        return [e for e in decoded if e is not None and (names is None or e.name in names)]
+
+    def decode_log(self, log: Any) -> Event | None:
+        entry = self._by_address.get(str(log["address"]).lower())
+        if entry is None or not log["topics"]:
+            return None
+        contract_name, contract = entry
+        name = self._topics.get((contract_name, bytes(log["topics"][0])))
+        if name is None:
+            return None
+        data = contract.events[name]().process_log(log)
+        return models.event_from_log(name, dict(data["args"]), log["blockNumber"], "0x" + bytes(log["transactionHash"]).hex(),
+                                     log["logIndex"], contract_name)
+
+    def _event_topics(self) -> dict[tuple[str, bytes], str]:
+        from eth_utils import event_abi_to_log_topic
+
+        topics = {}
+        for contract_name in ("JobMarket", "WorkerRegistry"):
+            for entry in abi(contract_name):
+                if entry["type"] == "event":
+                    topics[(contract_name, event_abi_to_log_topic(entry))] = entry["name"]
+        return topics
+
+    # ------------------------------------------------------------ plumbing
+
+    def _call(self, contract: Any, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Call:
+        return Call(self, contract, fn, args, value, gas)
+
+    async def _view(self, contract: Any, fn: str, *args: Any) -> Any:
+        try:
+            return await contract.functions[fn](*args).call()
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data) from None
+
+    async def send_call(self, call: Call, gas: int | None) -> PendingTx:
+        account = self.account
+        if account is None:
+            raise ChainError("this client has no account: pass a private key or keystore to send transactions")
+        data = call.contract.encode_abi(call.fn, args=list(call.args))
+        tx: dict[str, Any] = {"from": account.address, "to": call.contract.address, "data": data,
+                              "value": call.value, "chainId": self.deployment.chain_id}
+        if gas is None:
+            # Estimation also dry-runs the call: a revert is raised here, decoded,
+            # before a nonce is spent or gas is paid.
+            gas = await self._estimate(tx)
+        max_fee, tip = await self._fee()
+        tx.update({"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2})
+        async with self._nonce_lock:
+            if self._nonce is None:
+                self._nonce = await self.w3.eth.get_transaction_count(account.address, "pending")
+            tx["nonce"] = self._nonce
+            signed = account.sign_transaction({k: v for k, v in tx.items() if k != "from"})
+            try:
+                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except ContractLogicError as exc:
+                self._nonce = None  # resync next time: the node may or may not have taken it
+                raise decode_revert(exc.data) from None
+            except Exception:
+                self._nonce = None
+                raise
+            self._nonce += 1
+        return PendingTx(self, "0x" + bytes(tx_hash).hex(), tx, f"{call.fn}")
+
+    async def _estimate(self, tx: dict[str, Any]) -> int:
+        try:
+            estimate = await self.w3.eth.estimate_gas(tx)
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data) from None
+        # Headroom: gas used can differ from the estimate when state moves
+        # between estimate and inclusion (e.g. another claim on the same task).
+        return estimate * 5 // 4 + 10_000
+
+    async def _fee(self) -> tuple[int, int]:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees[0] > 5.0:
+            block = await self.w3.eth.get_block("latest")
+            base = block.get("baseFeePerGas", 0) or 0
+            tip = 1_000_000  # 0.001 gwei: enough on a devnet, overridable later per chain
+            self._fees = (now, 2 * base + tip, tip)
+        return self._fees[1], self._fees[2]
+
+    async def wait_for(self, pending: PendingTx, timeout: float) -> Receipt:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                raw = await self.w3.eth.get_transaction_receipt(pending.tx_hash)
+            except Exception as exc:  # web3 raises TransactionNotFound while pending
+                if type(exc).__name__ != "TransactionNotFound":
+                    raise
+                raw = None
+            if raw is not None:
+                break
+            if time.monotonic() > deadline:
+                raise ChainError(f"{pending.label} {pending.tx_hash} not mined after {timeout:.0f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        if raw["status"] != 1:
+            raise await self._failure(pending, raw["blockNumber"])
+        events = [e for e in (self.decode_log(log) for log in raw["logs"]) if e is not None]
+        return Receipt(pending.tx_hash, raw["blockNumber"], raw["gasUsed"], raw.get("effectiveGasPrice", 0), events)
+
+    async def _failure(self, pending: PendingTx, block: int) -> ChainError:
+        """Replays a failed transaction to recover its custom error."""
+        replay = {k: pending.tx[k] for k in ("from", "to", "data", "value")}
+        try:
+            await self.w3.eth.call(replay, block - 1)
+        except ContractLogicError as exc:
+            return decode_revert(exc.data)
+        except Web3RPCError as exc:
+            return TransactionFailed(f"{pending.label} {pending.tx_hash} failed: {exc}")
+        return TransactionFailed(f"{pending.label} {pending.tx_hash} failed (out of gas or state changed)")
+
+
+def outcome_of(receipt: Receipt) -> list[Outcome]:
+    """Outcomes of the replicas a collect/resolve receipt resolved, in order."""
+    return [e.outcome for e in receipt.events if isinstance(e, models.ReplicaResolved)]

@@ -1,0 +1,281 @@
+"""The ``shardex`` command line.
+
+Every command takes ``--json`` for machine-readable output. Errors are printed
+as the contract's custom error name and arguments (``JobMarketTaskFull(...)``)
+and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shardex.chain import ChainClient
+from shardex.chain.errors import ContractRevert
+from shardex.chain.models import Job
+from shardex.config import Settings
+from shardex.errors import ShardexError
+from shardex.units import AmountError, format_eth, parse_amount
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Shardex: a decentralized map/reduce exchange.")
+devnet_app = typer.Typer(no_args_is_help=True, help="A local Anvil chain with the contracts deployed.")
+stake_app = typer.Typer(no_args_is_help=True, help="Worker stake in the registry.")
+job_app = typer.Typer(no_args_is_help=True, help="Inspect and manage jobs.")
+app.add_typer(devnet_app, name="devnet")
+app.add_typer(stake_app, name="stake")
+app.add_typer(job_app, name="job")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL (default: running devnet).")] = None,
+         private_key: Annotated[str | None, typer.Option(help="Signing key (prefer SHARDEX_PRIVATE_KEY).")] = None,
+         account_index: Annotated[int | None, typer.Option(help="Devnet dev key index.")] = None) -> None:
+    overrides = {"rpc_url": rpc_url, "private_key": private_key, "account_index": account_index}
+    ctx.obj = {k: v for k, v in overrides.items() if v is not None}
+
+
+def settings(ctx: typer.Context) -> Settings:
+    return Settings(**(ctx.obj or {}))
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    typer.echo(json.dumps(data, default=_json_default) if as_json else text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def fail(as_json: bool, exc: Exception) -> typer.Exit:
+    if isinstance(exc, ContractRevert):
+        payload = {"error": exc.to_json()}
+    else:
+        payload = {"error": {"name": type(exc).__name__, "message": str(exc)}}
+    typer.echo(json.dumps(payload) if as_json else f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+def run(ctx: typer.Context, as_json: bool, body: Callable[[ChainClient], Awaitable[tuple[Any, str]]],
+        need_account: bool = True) -> None:
+    """Connect with the settings, run ``body``, print its (json, text) result."""
+    async def go() -> tuple[Any, str]:
+        s = settings(ctx)
+        account = s.account() if need_account else (s.account() if s.private_key or s.on_devnet else None)
+        async with ChainClient(s.rpc_url or "", s.deployment(), account) as client:
+            return await body(client)
+
+    try:
+        data, text = asyncio.run(go())
+    except (ShardexError, AmountError) as exc:
+        raise fail(as_json, exc) from None
+    emit(as_json, data, text)
+
+
+def amount_arg(text: str) -> int:
+    try:
+        return parse_amount(text)
+    except AmountError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+# ------------------------------------------------------------------ devnet
+
+@devnet_app.command("up")
+def devnet_up_cmd(ctx: typer.Context,
+                  state: Annotated[Path | None, typer.Option(help="Persist the chain in FILE across restarts.")] = None,
+                  as_json: JsonOpt = False) -> None:
+    """Start Anvil on a free loopback port and deploy the contracts."""
+    from shardex.devnet import devnet_up
+
+    try:
+        info = devnet_up(settings(ctx).home, state_file=state.resolve() if state else None)
+    except ShardexError as exc:
+        raise fail(as_json, exc) from None
+    data = {k: v for k, v in info.public_json().items()}
+    emit(as_json, data, json.dumps({k: data[k] for k in ("rpc_url", "chain_id", "market", "registry", "pid")},
+                                   indent=2))
+
+
+@devnet_app.command("down")
+def devnet_down_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Stop the running devnet (its --state file keeps the chain)."""
+    from shardex.devnet import devnet_down
+
+    info = devnet_down(settings(ctx).home)
+    emit(as_json, {"stopped": info is not None, "pid": info.pid if info else None},
+         f"stopped devnet pid {info.pid}" if info else "no devnet was running")
+
+
+@devnet_app.command("status")
+def devnet_status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the running devnet, if any."""
+    from shardex.devnet import load_devnet
+
+    info = load_devnet(settings(ctx).home)
+    data = {"running": info is not None, **({k: v for k, v in asdict(info).items() if k != "dev_keys"} if info else {})}
+    emit(as_json, data, json.dumps(data, indent=2) if info else "no devnet running")
+
+
+# ------------------------------------------------------------------ stake
+
+@stake_app.command("add")
+def stake_add(ctx: typer.Context, amount: Annotated[str, typer.Argument(help="e.g. 1.5 (ETH), 20gwei")],
+              as_json: JsonOpt = False) -> None:
+    """Stake ETH as a worker (registers on first use)."""
+    wei = amount_arg(amount)
+
+    async def body(c: ChainClient):
+        receipt = await c.stake(wei)
+        w = await c.worker()
+        return ({"tx": receipt.tx_hash, "stake": w.stake, "gas_used": receipt.gas_used},
+                f"staked {format_eth(wei)}; total stake {format_eth(w.stake)}")
+    run(ctx, as_json, body)
+
+
+@stake_app.command("unbond")
+def stake_unbond(ctx: typer.Context, amount: str, as_json: JsonOpt = False) -> None:
+    """Start unbonding free stake; withdraw it after the unbonding delay."""
+    wei = amount_arg(amount)
+
+    async def body(c: ChainClient):
+        receipt = await c.request_unbond(wei)
+        w = await c.worker()
+        return ({"tx": receipt.tx_hash, "unbonding": w.unbonding, "ready_at": w.unbonding_ready_at},
+                f"unbonding {format_eth(w.unbonding)}, withdrawable at unix time {w.unbonding_ready_at}")
+    run(ctx, as_json, body)
+
+
+@stake_app.command("withdraw")
+def stake_withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Withdraw stake whose unbonding delay has passed."""
+    async def body(c: ChainClient):
+        w = await c.worker()
+        receipt = await c.withdraw_unbonded()
+        return ({"tx": receipt.tx_hash, "amount": w.unbonding}, f"withdrew {format_eth(w.unbonding)}")
+    run(ctx, as_json, body)
+
+
+@stake_app.command("show")
+def stake_show(ctx: typer.Context, address: Annotated[str | None, typer.Argument()] = None,
+               as_json: JsonOpt = False) -> None:
+    """Stake, locked collateral, unbonding and reputation counters of a worker."""
+    async def body(c: ChainClient):
+        w = await c.worker(address)
+        text = (f"worker {w.address}\n  stake {format_eth(w.stake)} (locked {format_eth(w.locked)})\n"
+                f"  unbonding {format_eth(w.unbonding)} ready at {w.unbonding_ready_at}\n"
+                f"  settled {w.settled}  slashed {w.slashed}")
+        return asdict(w), text
+    run(ctx, as_json, body, need_account=address is None)
+
+
+# ------------------------------------------------------------------ jobs
+
+def job_json(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    data["state"] = job.state.name
+    data["open_escrow"] = job.open_escrow
+    return data
+
+
+@job_app.command("show")
+def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """A job's phase, money and every task's state."""
+    async def body(c: ChainClient):
+        job = await c.job(job_id)
+        tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
+        data = job_json(job)
+        data["tasks"] = [{"task_id": i, "round": t.round, "claimed": t.claimed, "committed": t.committed,
+                          "revealed": t.revealed, "settled": t.settled, "reveal_deadline": t.reveal_deadline}
+                         for i, t in enumerate(tasks)]
+        lines = [f"job {job_id}: {job.state.name}  tasks {job.settled_tasks}/{job.tasks} settled  "
+                 f"r={job.replication} q={job.quorum}",
+                 f"  escrow {format_eth(job.escrow)}  paid {format_eth(job.paid)}  owed {format_eth(job.owed)}  "
+                 f"refunded {format_eth(job.refunded)}"]
+        for t in data["tasks"]:
+            kind = "map" if t["task_id"] < job.map_tasks else "reduce"
+            state = "settled" if t["settled"] else f"claimed {t['claimed']} committed {t['committed']}"
+            lines.append(f"  task {t['task_id']:>3} {kind:<6} round {t['round']}  {state}")
+        return data, "\n".join(lines)
+    run(ctx, as_json, body, need_account=False)
+
+
+def _simple_tx(ctx: typer.Context, as_json: bool, make, verb: str) -> None:
+    async def body(c: ChainClient):
+        receipt = await make(c)
+        return {"tx": receipt.tx_hash, "gas_used": receipt.gas_used}, f"{verb} (tx {receipt.tx_hash})"
+    run(ctx, as_json, body)
+
+
+@job_app.command("cancel")
+def job_cancel(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Cancel your job before any claim; the escrow is credited back."""
+    _simple_tx(ctx, as_json, lambda c: c.cancel_job(job_id), f"cancelled job {job_id}")
+
+
+@job_app.command("expire")
+def job_expire(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Mark a job past its deadline as expired."""
+    _simple_tx(ctx, as_json, lambda c: c.expire_job(job_id), f"expired job {job_id}")
+
+
+@job_app.command("refund")
+def job_refund(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Credit the requester what a finished job did not spend."""
+    _simple_tx(ctx, as_json, lambda c: c.refund(job_id), f"refunded job {job_id}")
+
+
+# ------------------------------------------------------------------ money
+
+@app.command("withdraw")
+def withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Withdraw everything credited to you: rewards, refunds and slashed collateral."""
+    async def body(c: ChainClient):
+        market, registry = await c.credits(), await c.slash_credits()
+        txs = []
+        if market:
+            txs.append((await c.withdraw()).tx_hash)
+        if registry:
+            txs.append((await c.withdraw_slash_credits()).tx_hash)
+        total = market + registry
+        return ({"market": market, "registry": registry, "total": total, "txs": txs},
+                f"withdrew {format_eth(total)}" if total else "nothing to withdraw")
+    run(ctx, as_json, body)
+
+
+@app.command("account")
+def account(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Your address, balance and withdrawable credits."""
+    async def body(c: ChainClient):
+        data = {"address": c.address, "balance": await c.balance(), "market_credits": await c.credits(),
+                "registry_credits": await c.slash_credits()}
+        text = (f"{data['address']}\n  balance {format_eth(data['balance'])}\n"
+                f"  withdrawable {format_eth(data['market_credits'] + data['registry_credits'])}")
+        return data, text
+    run(ctx, as_json, body)
+
+
+@app.command("demo")
+def demo(as_json: JsonOpt = False) -> None:
+    """Start a private devnet and drive one job through its whole lifecycle."""
+    from shardex.demo import run_demo
+
+    summary = asyncio.run(run_demo(quiet=as_json))
+    if as_json:
+        typer.echo(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    app()
