@@ -188,7 +188,8 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         for (uint256 i; i < n; ++i) {
             uint256 taskId = taskIds[i];
             bytes32 commitment = commitments[i];
-            if (commitment == 0) revert JobMarketZeroHash(jobId, taskId);
+            // Only the first 24 bytes are stored, so they must not be zero.
+            if (bytes24(commitment) == 0) revert JobMarketZeroHash(jobId, taskId);
             Task storage t = _tasks[jobId][taskId];
             Replica storage rep = _replicas[jobId][taskId][msg.sender];
             if (rep.state != ReplicaState.Claimed || rep.round != t.round) {
@@ -276,7 +277,9 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         uint32 revealDeadline = t.revealDeadline;
         if (revealDeadline == 0) revert JobMarketRevealNotOpen(jobId, taskId);
         if (block.timestamp > revealDeadline) revert JobMarketRevealClosed(jobId, taskId, revealDeadline);
-        if (digest == 0) revert JobMarketZeroHash(jobId, taskId);
+        // A zero prefix would read as "no winner": a task settled on it could
+        // be settled again and counted twice.
+        if (bytes24(digest) == 0) revert JobMarketZeroHash(jobId, taskId);
         if (bytes24(commitmentOf(digest, salt, msg.sender, jobId, taskId)) != rep.hash) {
             revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
         }
@@ -392,6 +395,10 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
     function _failRound(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private {
         uint8 next = t.round + 1;
         if (next >= j.maxRounds) {
+            // Close the round even though none follows: its silent replicas
+            // then resolve as missed reveals (slashed) like in any earlier
+            // round, instead of being released because the job failed.
+            t.round = next;
             j.state = JobState.Failed;
             emit JobStateChanged(jobId, JobState.Failed);
             return;

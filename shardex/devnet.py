@@ -65,10 +65,12 @@ class Anvil:
 
     @classmethod
     def start(cls, *, port: int | None = None, state_file: Path | None = None, log_path: Path | None = None,
-              detach: bool = False, timeout: float = 20.0) -> Anvil:
+              detach: bool = False, block_time: float | None = None, timeout: float = 20.0) -> Anvil:
         port = port or free_port()
         cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(DEV_ACCOUNTS),
                "--chain-id", str(DEV_CHAIN_ID)]
+        if block_time is not None:
+            cmd += ["--block-time", str(block_time)]  # mine on a clock, like a real chain
         if state_file is not None:
             # Dump every few seconds as well as on exit, so even a killed devnet
             # loses at most the last few seconds of chain.

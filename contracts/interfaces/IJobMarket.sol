@@ -144,6 +144,7 @@ interface IJobMarket {
     error JobMarketEscrowMismatch(uint256 required, uint256 provided);
     error JobMarketLengthMismatch(uint256 expected, uint256 actual);
     error JobMarketEmptyBatch();
+    /// @notice A commitment or digest whose first 24 bytes (the stored part) are zero.
     error JobMarketZeroHash(uint256 jobId, uint256 taskId);
     // ----- errors: state -----
     error JobMarketUnknownJob(uint256 jobId);

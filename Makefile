@@ -1,0 +1,52 @@
+# Everything installs from this repository's own files: npm packages from
+# package-lock.json (Anvil, forge, cast, solc-js, Hardhat 2) and a Python venv
+# from pyproject.toml. Nothing is downloaded at run time.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_BIN := $(CURDIR)/node_modules/.bin
+export PATH := $(NODE_BIN):$(PATH)
+export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
+
+.PHONY: install demo test test-contracts test-python check-artifacts hardhat-compile artifacts bench clean
+
+install: node_modules/.installed $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+## The product: a devnet, the contracts, one job through its whole lifecycle.
+demo: install
+	$(VENV)/bin/shardex demo
+
+## All tests: forge (unit, fuzz, invariant), artifact freshness, Hardhat compile, pytest.
+test: install test-contracts check-artifacts hardhat-compile test-python
+
+test-contracts:
+	forge test
+
+check-artifacts:
+	$(PY) -m deploy.compile --check
+
+hardhat-compile:
+	hardhat compile --quiet
+
+test-python:
+	$(PY) -m pytest
+
+## Recompile contracts/ into the committed shardex/abi/ artifacts.
+artifacts: install
+	$(PY) -m deploy.compile
+
+bench: install
+	$(PY) bench/gas.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,92 @@
+"""Fixtures shared by every Python test.
+
+Integration tests run against one real Anvil node per session (random
+loopback port) with the contracts deployed once; every test runs inside an
+``evm_snapshot`` that is reverted afterwards, so tests never see each other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from shardex.chain import ChainClient, Deployment
+from shardex.devnet import Anvil, dev_accounts
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's ~/.shardex or config."""
+    home = tmp_path_factory.mktemp("shardex-home")
+    monkeypatch.setenv("SHARDEX_HOME", str(home))
+    for key in list(os.environ):
+        if key.startswith("SHARDEX_") and key not in ("SHARDEX_HOME", "SHARDEX_ANVIL"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    node = Anvil.start()
+    yield node
+    node.stop()
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10)
+    body = r.json()
+    if "error" in body:
+        raise RuntimeError(f"{method}: {body['error']}")
+    return body["result"]
+
+
+@pytest.fixture(scope="session")
+def deployment(anvil: Anvil) -> Deployment:
+    import asyncio
+
+    from deploy.deploy import deploy
+
+    return asyncio.run(deploy(anvil.rpc_url, dev_accounts(1)[0], unbonding_delay=3600))
+
+
+@pytest.fixture
+def chain(anvil: Anvil, deployment: Deployment) -> Iterator[Chain]:
+    snapshot = rpc(anvil.rpc_url, "evm_snapshot")
+    yield Chain(anvil.rpc_url, deployment)
+    rpc(anvil.rpc_url, "evm_revert", snapshot)
+
+
+class Chain:
+    """Handle on the test chain: clients per dev account and time travel."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment) -> None:
+        self.rpc_url = rpc_url
+        self.deployment = deployment
+        self.accounts = dev_accounts()
+        self._clients: list[ChainClient] = []
+
+    def client(self, index: int) -> ChainClient:
+        c = ChainClient(self.rpc_url, self.deployment, self.accounts[index])
+        self._clients.append(c)
+        return c
+
+    def reader(self) -> ChainClient:
+        c = ChainClient(self.rpc_url, self.deployment)
+        self._clients.append(c)
+        return c
+
+    def warp(self, seconds: int) -> None:
+        rpc(self.rpc_url, "evm_increaseTime", seconds)
+        rpc(self.rpc_url, "evm_mine")
+
+    async def close(self) -> None:
+        for c in self._clients:
+            await c.aclose()
+
+
+@pytest.fixture
+async def net(chain: Chain) -> AsyncIterator[Chain]:
+    yield chain
+    await chain.close()

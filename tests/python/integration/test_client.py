@@ -1,0 +1,97 @@
+"""Client behaviour: named reverts, typed events, pipelined nonces, fresh artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from deploy.compile import compile_contracts, stale_artifacts
+from shardex.chain import JobParams, commitment_of, errors
+from shardex.chain.models import JobPosted, Staked
+from tests.python.conftest import Chain
+
+ETH = 10**18
+pytestmark = pytest.mark.integration
+
+
+def job_params(**kw) -> JobParams:
+    base = dict(spec_digest=b"\x07" * 32, map_tasks=3, reduce_tasks=1, replication=2, quorum=1,
+                reward_per_replica=1000, collateral=10)
+    base.update(kw)
+    return JobParams(**base)
+
+
+async def test_revert_surfaces_as_custom_error_with_arguments(net: Chain) -> None:
+    requester = net.client(1)
+    p = job_params()
+    call = requester.post_job(p)
+    call.value = p.escrow - 1
+    with pytest.raises(errors.JobMarketEscrowMismatch) as info:
+        await call
+    assert info.value.args_dict == {"required": p.escrow, "provided": p.escrow - 1}
+    assert str(info.value) == f"JobMarketEscrowMismatch(required={p.escrow}, provided={p.escrow - 1})"
+
+
+async def test_mined_failure_is_replayed_and_decoded(net: Chain) -> None:
+    requester = net.client(1)
+    # An explicit gas limit skips estimation, so the failing tx is really mined.
+    call = requester.post_job(job_params(quorum=3), gas=300_000)
+    with pytest.raises(errors.JobMarketInvalidQuorum) as info:
+        await call
+    assert info.value.args_dict == {"replication": 2, "quorum": 3}
+    # The failed send consumed a nonce correctly: the next tx goes through.
+    receipt = await requester.post_job(job_params())
+    assert receipt.events_named("JobPosted")
+
+
+async def test_events_decode_to_typed_models(net: Chain) -> None:
+    requester, worker = net.client(1), net.client(2)
+    start = await requester.block_number()
+    await worker.stake(3 * ETH)
+    p = job_params()
+    await requester.post_job(p)
+    events = await requester.events(from_block=start + 1)
+    staked = [e for e in events if isinstance(e, Staked)]
+    posted = [e for e in events if isinstance(e, JobPosted)]
+    assert len(staked) == 1 and staked[0].worker == worker.address and staked[0].stake == 3 * ETH
+    assert len(posted) == 1
+    e = posted[0]
+    assert (e.requester, e.spec_digest, e.map_tasks, e.reduce_tasks, e.escrow) == (
+        requester.address, p.spec_digest, 3, 1, p.escrow)
+    assert e.to_json()["spec_digest"] == "0x" + "07" * 32
+
+
+async def test_pipelined_transactions_all_land_in_nonce_order(net: Chain) -> None:
+    worker = net.client(5)
+    amounts = [ETH + i for i in range(20)]
+    pending = [await worker.stake(a).send() for a in amounts]  # nothing awaited in between
+    receipts = await asyncio.gather(*(p.receipt() for p in pending))
+    assert [p.tx["nonce"] for p in pending] == list(range(pending[0].tx["nonce"], pending[0].tx["nonce"] + 20))
+    stakes = [next(e for e in r.events if isinstance(e, Staked)).stake for r in receipts]
+    assert stakes == [sum(amounts[: i + 1]) for i in range(20)]
+
+
+async def test_commitment_matches_contract(net: Chain) -> None:
+    reader = net.reader()
+    import secrets
+    for _ in range(5):
+        digest, salt = secrets.token_bytes(32), secrets.token_bytes(32)
+        worker, job_id, task_id = net.accounts[3].address, secrets.randbelow(2**64), secrets.randbelow(2**32)
+        on_chain = await reader.market.functions.commitmentOf(digest, salt, worker, job_id, task_id).call()
+        assert bytes(on_chain) == commitment_of(digest, salt, worker, job_id, task_id)
+
+
+async def test_client_refuses_wrong_chain(net: Chain) -> None:
+    from dataclasses import replace
+
+    from shardex.chain import ChainClient, ChainError
+
+    client = ChainClient(net.rpc_url, replace(net.deployment, chain_id=1))
+    with pytest.raises(ChainError, match="chain 31337"):
+        await client.check_chain()
+    await client.aclose()
+
+
+def test_committed_artifacts_match_a_fresh_compile() -> None:
+    assert stale_artifacts(compile_contracts()) == []
