@@ -40,10 +40,11 @@ class CompileError(RuntimeError):
 
 
 def standard_input() -> dict:
-    sources = {
-        str(path.relative_to(ROOT)): {"content": path.read_text(encoding="utf-8")}
-        for path in sorted(CONTRACTS_DIR.rglob("*.sol"))
-    }
+    # Source order changes solc's output (AST ids order internal functions);
+    # case-insensitive path order is what forge and Hardhat use, so all three
+    # toolchains produce byte-identical bytecode.
+    paths = sorted(CONTRACTS_DIR.rglob("*.sol"), key=lambda p: str(p.relative_to(ROOT)).lower())
+    sources = {str(path.relative_to(ROOT)): {"content": path.read_text(encoding="utf-8")} for path in paths}
     return {"language": "Solidity", "sources": sources, "settings": SETTINGS}
 
 

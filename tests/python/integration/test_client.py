@@ -95,3 +95,20 @@ async def test_client_refuses_wrong_chain(net: Chain) -> None:
 
 def test_committed_artifacts_match_a_fresh_compile() -> None:
     assert stale_artifacts(compile_contracts()) == []
+
+
+def test_forge_builds_the_same_bytecode_as_deploy(tmp_path) -> None:
+    """forge (and Hardhat, same settings) and deploy/compile.py agree byte for byte."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PATH": f"{root / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    subprocess.run(["forge", "build", "--skip", "test", "--out", str(tmp_path / "out"), "--cache-path",
+                    str(tmp_path / "cache")], cwd=root, env=env, check=True, capture_output=True, timeout=300)
+    fresh = compile_contracts()
+    for name in ("JobMarket", "WorkerRegistry"):
+        forge = json.loads((tmp_path / "out" / f"{name}.sol" / f"{name}.json").read_text())
+        assert "0x" + forge["deployedBytecode"]["object"].removeprefix("0x") == fresh[name]["deployedBytecode"]
