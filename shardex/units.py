@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 _UNITS = {"eth": 10**18, "ether": 10**18, "gwei": 10**9, "wei": 1}
 
@@ -20,7 +20,11 @@ def parse_amount(text: str) -> int:
             raw, unit = raw[: -len(name)].strip(), name
             break
     try:
-        value = Decimal(raw) * _UNITS[unit]
+        # Default decimal precision is 28 digits: 10 billion ETH in wei already
+        # needs 29. Amounts must never be rounded.
+        with localcontext() as ctx:
+            ctx.prec = 200
+            value = Decimal(raw) * _UNITS[unit]
     except InvalidOperation:
         raise AmountError(f"not an amount: {text!r} (examples: 0.5, 0.5eth, 20gwei, 1000wei)") from None
     if value < 0 or value != value.to_integral_value():

@@ -12,6 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a red CI is then reproducible);
+# local runs explore new ones.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 from shardex.chain import ChainClient, Deployment
 from shardex.devnet import Anvil, dev_accounts
