@@ -129,6 +129,26 @@ def devnet_status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     emit(as_json, data, json.dumps(data, indent=2) if info else "no devnet running")
 
 
+@app.command("deploy")
+def deploy_cmd(ctx: typer.Context,
+               unbonding_delay: Annotated[int, typer.Option(help="Seconds stake waits before it can leave.")] = 7 * 24 * 3600,
+               out_dir: Annotated[Path, typer.Option(help="Where <chainId>.json is written.")] = Path("deployments"),
+               as_json: JsonOpt = False) -> None:
+    """Deploy the contracts to --rpc-url (or SHARDEX_RPC_URL) with your key."""
+    from deploy.deploy import deploy, write_deployment
+
+    s = settings(ctx)
+    try:
+        if not s.rpc_url:
+            raise ShardexError("no RPC URL: pass --rpc-url or set SHARDEX_RPC_URL")
+        deployment = asyncio.run(deploy(s.rpc_url, s.account(), unbonding_delay=unbonding_delay))
+    except ShardexError as exc:
+        raise fail(as_json, exc) from None
+    path = write_deployment(deployment, out_dir)
+    data = {**deployment.to_json(), "file": str(path)}
+    emit(as_json, data, f"JobMarket {deployment.market}\nWorkerRegistry {deployment.registry}\nwrote {path}")
+
+
 # ------------------------------------------------------------------ stake
 
 @stake_app.command("add")

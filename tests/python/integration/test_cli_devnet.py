@@ -69,3 +69,18 @@ def test_second_devnet_up_is_refused_clearly(devnet_down_after) -> None:
 def test_commands_without_a_chain_say_how_to_get_one() -> None:
     proc = shardex("stake", "show", "0x" + "00" * 20, check=False)
     assert proc.returncode == 1 and "shardex devnet up" in proc.stderr
+
+
+def test_deploy_to_any_rpc_writes_deployment_file(anvil, tmp_path: Path) -> None:
+    from shardex.devnet import dev_accounts
+
+    key = "0x" + dev_accounts(8)[7].key.hex()
+    proc = shardex("--rpc-url", anvil.rpc_url, "--private-key", key, "deploy", "--out-dir", str(tmp_path), "--json")
+    out = json.loads(proc.stdout)
+    written = json.loads((tmp_path / "31337.json").read_text())
+    assert written == {k: out[k] for k in ("chain_id", "market", "registry", "block")}
+    env_proc = subprocess.run(
+        [sys.executable, "-m", "shardex.cli", "job", "show", "1", "--json"], capture_output=True, text=True,
+        env={**os.environ, "SHARDEX_RPC_URL": anvil.rpc_url, "SHARDEX_CHAIN_ID": "31337",
+             "SHARDEX_MARKET": out["market"], "SHARDEX_REGISTRY": out["registry"]}, timeout=60)
+    assert json.loads(env_proc.stderr)["error"]["name"] == "JobMarketUnknownJob"  # configured by env alone
