@@ -202,7 +202,10 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
             uint8 committed = t.committed + 1;
             t.committed = committed;
             if (committed == j.replication) {
-                uint32 revealDeadline = uint32(block.timestamp + j.revealWindow);
+                // Saturate, never wrap: a window reaching past the uint32 clock
+                // would otherwise wrap into the past and close as it opens.
+                uint256 until = block.timestamp + j.revealWindow;
+                uint32 revealDeadline = until > type(uint32).max ? type(uint32).max : uint32(until);
                 t.revealDeadline = revealDeadline;
                 if (revealDeadline > j.horizon) j.horizon = revealDeadline;
                 emit RevealOpened(jobId, taskId, t.round, revealDeadline);
@@ -322,16 +325,22 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         bool current = rep.round == t.round;
         bool settledHere = current && t.winner != 0;
         bool active = _isActive(j.state);
+        // Duties are judged up to the moment the job ended: a deadline missed
+        // while the job was live is slashed even if nobody noticed before the
+        // job expired or failed (so a no-show cannot escape by expiring it).
+        uint256 cutoff = block.timestamp;
+        if (!active && j.deadline < cutoff) cutoff = j.deadline;
 
         if (s == ReplicaState.Claimed) {
-            if (!active) o = Outcome.Released;
-            else if (block.timestamp > rep.deadline) o = Outcome.Slashed; // missed its commit
+            if (cutoff > rep.deadline) o = Outcome.Slashed; // missed its commit
+            else if (!active) o = Outcome.Released; // the job ended inside its lease
             else revert JobMarketNotResolvable(jobId, taskId, worker, s);
         } else if (s == ReplicaState.Committed) {
+            uint32 revealDeadline = t.revealDeadline;
             if (settledHere) {
-                if (block.timestamp <= t.revealDeadline) revert JobMarketNotResolvable(jobId, taskId, worker, s);
+                if (block.timestamp <= revealDeadline) revert JobMarketNotResolvable(jobId, taskId, worker, s);
                 o = Outcome.Slashed; // missed its reveal
-            } else if (!current) {
+            } else if (!current || (revealDeadline != 0 && cutoff > revealDeadline)) {
                 o = Outcome.Slashed; // its round's reveal window closed without it
             } else if (!active) {
                 o = Outcome.Released; // the job ended before it could reveal
@@ -400,6 +409,8 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
             // round, instead of being released because the job failed.
             t.round = next;
             j.state = JobState.Failed;
+            // From now on `deadline` records when the job ended (see _resolve).
+            if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
             emit JobStateChanged(jobId, JobState.Failed);
             return;
         }

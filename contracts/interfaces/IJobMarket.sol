@@ -78,6 +78,8 @@ interface IJobMarket {
     }
 
     /// @notice A job as stored (six slots, hot fields first).
+    /// @param deadline Time after which an active job can be expired; once the
+    /// job has failed, the time it failed. Replica duties are judged up to it.
     /// @param hasClaims Whether any task was ever claimed (cancel is then closed).
     /// @param settledTasks Tasks settled so far, map and reduce together.
     /// @param horizon Latest reveal deadline of any task: refunds wait for it,

@@ -235,11 +235,11 @@ abstract contract MarketFixture is Assertions {
     }
 
     function _honest(uint256 jobId, uint256 taskId) internal pure returns (bytes32) {
-        return sha256(abi.encode("honest", jobId, taskId));
+        return keccak256(abi.encode("honest", jobId, taskId));
     }
 
     function _bad(uint256 jobId, uint256 taskId, uint256 n) internal pure returns (bytes32) {
-        return sha256(abi.encode("bad", jobId, taskId, n));
+        return keccak256(abi.encode("bad", jobId, taskId, n));
     }
 
     function _ids(uint256 a) internal pure returns (uint256[] memory xs) {
