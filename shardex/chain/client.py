@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from shardex.chain import models
+from shardex.chain import codec, models
 from shardex.chain.artifacts import abi
 from shardex.chain.errors import ChainError, TransactionFailed, decode_revert
 from shardex.chain.models import Event, Job, JobParams, Outcome, Replica, Task, WorkerInfo
@@ -107,9 +107,7 @@ class ChainClient:
         self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
         self.market = self.w3.eth.contract(address=deployment.market, abi=abi("JobMarket"))
         self.registry = self.w3.eth.contract(address=deployment.registry, abi=abi("WorkerRegistry"))
-        self._by_address = {deployment.market.lower(): ("JobMarket", self.market),
-                            deployment.registry.lower(): ("WorkerRegistry", self.registry)}
-        self._topics = self._event_topics()
+        self._names_by_address = {deployment.market.lower(): "JobMarket", deployment.registry.lower(): "WorkerRegistry"}
         self._nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
         self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
@@ -242,26 +240,16 @@ class ChainClient:
         return [e for e in decoded if e is not None and (names is None or e.name in names)]
 
     def decode_log(self, log: Any) -> Event | None:
-        entry = self._by_address.get(str(log["address"]).lower())
-        if entry is None or not log["topics"]:
+        contract_name = self._names_by_address.get(str(log["address"]).lower())
+        if contract_name is None or not log["topics"]:
             return None
-        contract_name, contract = entry
-        name = self._topics.get((contract_name, bytes(log["topics"][0])))
-        if name is None:
+        topics = [bytes(t) for t in log["topics"]]
+        event = codec.events(contract_name).get(topics[0])
+        if event is None:
             return None
-        data = contract.events[name]().process_log(log)
-        return models.event_from_log(name, dict(data["args"]), log["blockNumber"], "0x" + bytes(log["transactionHash"]).hex(),
+        args = event.decode(topics, bytes(log["data"]))
+        return models.event_from_log(event.name, args, log["blockNumber"], "0x" + bytes(log["transactionHash"]).hex(),
                                      log["logIndex"], contract_name)
-
-    def _event_topics(self) -> dict[tuple[str, bytes], str]:
-        from eth_utils import event_abi_to_log_topic
-
-        topics = {}
-        for contract_name in ("JobMarket", "WorkerRegistry"):
-            for entry in abi(contract_name):
-                if entry["type"] == "event":
-                    topics[(contract_name, event_abi_to_log_topic(entry))] = entry["name"]
-        return topics
 
     # ------------------------------------------------------------ plumbing
 
@@ -278,7 +266,8 @@ class ChainClient:
         account = self.account
         if account is None:
             raise ChainError("this client has no account: pass a private key or keystore to send transactions")
-        data = call.contract.encode_abi(call.fn, args=list(call.args))
+        contract_name = self._names_by_address[call.contract.address.lower()]
+        data = "0x" + codec.encode_call(contract_name, call.fn, call.args).hex()
         tx: dict[str, Any] = {"from": account.address, "to": call.contract.address, "data": data,
                               "value": call.value, "chainId": self.deployment.chain_id}
         if gas is None:
