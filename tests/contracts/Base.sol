@@ -303,3 +303,23 @@ abstract contract MarketFixture is Assertions {
         return abi.encodeWithSelector(selector);
     }
 }
+
+/// @dev The default job posted, with helpers for its task 0 (reveal and settle suites).
+abstract contract DefaultJobFixture is MarketFixture {
+    uint256 internal jobId;
+    bytes32 internal d; // the honest digest of task 0
+
+    function setUp() public virtual override {
+        super.setUp();
+        jobId = _post(_params());
+        d = _honest(jobId, 0);
+    }
+
+    /// @dev w1, w2, w3 claim and commit `a`, `b`, `c` on task 0 of the default job.
+    function _commitThree(bytes32 a, bytes32 b, bytes32 c) internal returns (uint256 revealDeadline) {
+        _claimCommit(w1, jobId, 0, a);
+        _claimCommit(w2, jobId, 0, b);
+        _claimCommit(w3, jobId, 0, c);
+        revealDeadline = block.timestamp + REVEAL;
+    }
+}

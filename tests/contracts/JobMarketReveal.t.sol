@@ -2,26 +2,10 @@
 pragma solidity 0.8.28;
 
 import {IJobMarket} from "../../contracts/interfaces/IJobMarket.sol";
-import {MarketFixture, vm} from "./Base.sol";
+import {DefaultJobFixture, vm} from "./Base.sol";
 
 /// @notice reveal, quorum settlement, rounds, phases and poke.
-contract JobMarketRevealTest is MarketFixture {
-    uint256 internal jobId;
-    bytes32 internal d; // the honest digest of task 0
-
-    function setUp() public override {
-        super.setUp();
-        jobId = _post(_params());
-        d = _honest(jobId, 0);
-    }
-
-    /// @dev w1, w2, w3 claim and commit `a`, `b`, `c` on task 0 of the default job.
-    function _commitThree(bytes32 a, bytes32 b, bytes32 c) internal returns (uint256 revealDeadline) {
-        _claimCommit(w1, jobId, 0, a);
-        _claimCommit(w2, jobId, 0, b);
-        _claimCommit(w3, jobId, 0, c);
-        revealDeadline = block.timestamp + REVEAL;
-    }
+contract JobMarketRevealTest is DefaultJobFixture {
 
     function _expectWrongState(uint256 id, uint256 taskId, address w, IJobMarket.ReplicaState s) internal {
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.JobMarketWrongReplicaState.selector, id, taskId, w, s));

@@ -3,25 +3,10 @@ pragma solidity 0.8.28;
 
 import {IJobMarket} from "../../contracts/interfaces/IJobMarket.sol";
 import {IWorkerRegistry} from "../../contracts/interfaces/IWorkerRegistry.sol";
-import {MarketFixture, vm} from "./Base.sol";
+import {DefaultJobFixture, vm} from "./Base.sol";
 
 /// @notice collect and resolve: Paid, Slashed and Released outcomes and their money.
-contract JobMarketSettleTest is MarketFixture {
-    uint256 internal jobId;
-    bytes32 internal d; // the honest digest of task 0
-
-    function setUp() public override {
-        super.setUp();
-        jobId = _post(_params());
-        d = _honest(jobId, 0);
-    }
-
-    function _commitThree(bytes32 a, bytes32 b, bytes32 c) internal returns (uint256 revealDeadline) {
-        _claimCommit(w1, jobId, 0, a);
-        _claimCommit(w2, jobId, 0, b);
-        _claimCommit(w3, jobId, 0, c);
-        revealDeadline = block.timestamp + REVEAL;
-    }
+contract JobMarketSettleTest is DefaultJobFixture {
 
     function _outcome(uint256 id, uint256 taskId, address w) internal returns (uint256) {
         return uint256(market.resolve(id, taskId, w));
