@@ -27,9 +27,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Shardex: a d
 devnet_app = typer.Typer(no_args_is_help=True, help="A local Anvil chain with the contracts deployed.")
 stake_app = typer.Typer(no_args_is_help=True, help="Worker stake in the registry.")
 job_app = typer.Typer(no_args_is_help=True, help="Inspect and manage jobs.")
+store_app = typer.Typer(no_args_is_help=True, help="The content store (IPFS-compatible CIDs).")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(stake_app, name="stake")
 app.add_typer(job_app, name="job")
+app.add_typer(store_app, name="store")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -38,8 +40,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def main(ctx: typer.Context,
          rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL (default: running devnet).")] = None,
          private_key: Annotated[str | None, typer.Option(help="Signing key (prefer SHARDEX_PRIVATE_KEY).")] = None,
-         account_index: Annotated[int | None, typer.Option(help="Devnet dev key index.")] = None) -> None:
-    overrides = {"rpc_url": rpc_url, "private_key": private_key, "account_index": account_index}
+         account_index: Annotated[int | None, typer.Option(help="Devnet dev key index.")] = None,
+         store_dir: Annotated[Path | None, typer.Option(help="Embedded store directory.")] = None,
+         ipfs_api: Annotated[str | None, typer.Option(help="Use a Kubo RPC node instead of the embedded store.")]
+         = None) -> None:
+    overrides = {"rpc_url": rpc_url, "private_key": private_key, "account_index": account_index,
+                 "store_dir": store_dir, "ipfs_api": ipfs_api}
     ctx.obj = {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -285,6 +291,108 @@ def account(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 f"  withdrawable {format_eth(data['market_credits'] + data['registry_credits'])}")
         return data, text
     run(ctx, as_json, body)
+
+
+# ------------------------------------------------------------------ store
+
+def open_store(ctx: typer.Context):
+    from shardex.storage import EmbeddedStore
+    from shardex.storage.kubo import KuboStore
+
+    s = settings(ctx)
+    if s.ipfs_api:
+        return KuboStore(s.ipfs_api, timeout=s.ipfs_timeout)
+    return EmbeddedStore(s.content_dir)
+
+
+def run_store(ctx: typer.Context, as_json: bool, body) -> None:
+    from shardex.storage.kubo import KuboStore
+
+    async def go():
+        store = open_store(ctx)
+        try:
+            return await body(store)
+        finally:
+            if isinstance(store, KuboStore):
+                await store.aclose()
+
+    try:
+        result = asyncio.run(go())
+    except ShardexError as exc:
+        raise fail(as_json, exc) from None
+    if result is not None:
+        emit(as_json, *result)
+
+
+@store_app.command("add")
+def store_add(ctx: typer.Context, path: Annotated[Path, typer.Argument(exists=True, help="File or directory.")],
+              only_hash: Annotated[bool, typer.Option("--only-hash", help="Print the CID, store nothing.")] = False,
+              as_json: JsonOpt = False) -> None:
+    """Add a file or directory; print its CID (same as `ipfs add --cid-version=1 --raw-leaves`)."""
+    from shardex.storage import hash_path
+
+    async def body(store):
+        cid = hash_path(path) if only_hash else await store.add_path(path)
+        return {"cid": str(cid), "path": str(path), "stored": not only_hash}, str(cid)
+    run_store(ctx, as_json, body)
+
+
+@store_app.command("cat")
+def store_cat(ctx: typer.Context, cid: str, as_json: JsonOpt = False) -> None:
+    """Write a file's verified bytes to stdout (--json: errors as JSON on stderr)."""
+    import sys
+
+    async def body(store):
+        async for part in store.cat(cid):
+            sys.stdout.buffer.write(part)
+        sys.stdout.buffer.flush()
+    run_store(ctx, as_json, body)
+
+
+@store_app.command("get")
+def store_get(ctx: typer.Context, cid: str,
+              output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the file or directory.")],
+              as_json: JsonOpt = False) -> None:
+    """Write a file or a whole directory tree, verified, to OUTPUT."""
+    from shardex.storage import EmbeddedStore
+
+    async def body(store):
+        if not isinstance(store, EmbeddedStore):
+            raise ShardexError("store get works on the embedded store; fetch from the node first")
+        await store.get(cid, output)
+        return {"cid": cid, "output": str(output)}, f"wrote {output}"
+    run_store(ctx, as_json, body)
+
+
+@store_app.command("pin")
+def store_pin(ctx: typer.Context, cid: str, as_json: JsonOpt = False) -> None:
+    """Pin a DAG (all its blocks must be present)."""
+    async def body(store):
+        await store.pin(cid)
+        return {"pinned": cid}, f"pinned {cid}"
+    run_store(ctx, as_json, body)
+
+
+@store_app.command("unpin")
+def store_unpin(ctx: typer.Context, cid: str, as_json: JsonOpt = False) -> None:
+    """Remove a pin; the blocks go at the next gc."""
+    async def body(store):
+        await store.unpin(cid)
+        return {"unpinned": cid}, f"unpinned {cid}"
+    run_store(ctx, as_json, body)
+
+
+@store_app.command("gc")
+def store_gc(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Delete every block of the embedded store that no pin reaches."""
+    from shardex.storage import EmbeddedStore
+
+    async def body(store):
+        if not isinstance(store, EmbeddedStore):
+            raise ShardexError("gc runs on the embedded store (use the node's own repo gc)")
+        removed = await store.gc()
+        return {"removed": len(removed)}, f"removed {len(removed)} blocks"
+    run_store(ctx, as_json, body)
 
 
 @app.command("demo")

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     private_key: SecretStr | None = None
     #: Which Anvil dev key to use on a devnet when no private key is set.
     account_index: int = 0
+    #: Embedded content store directory (default: <home>/store).
+    store_dir: Path | None = None
+    #: A Kubo RPC endpoint (e.g. http://127.0.0.1:5001); replaces the embedded store.
+    ipfs_api: str | None = None
+    #: Seconds before any call to a remote store gives up.
+    ipfs_timeout: float = 30.0
     # Filled only from a running devnet.
     devnet_rpc_url: str | None = None
     dev_keys: list[str] = Field(default_factory=list, repr=False)
@@ -78,6 +84,10 @@ class Settings(BaseSettings):
                                    file_secret_settings: PydanticBaseSettingsSource):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
                 DevnetSource(settings_cls))
+
+    @property
+    def content_dir(self) -> Path:
+        return self.store_dir or self.home / "store"
 
     @property
     def on_devnet(self) -> bool:
