@@ -23,7 +23,8 @@ from shardex.storage import reader
 from shardex.storage.cid import CID, DAG_PB, RAW
 from shardex.storage.errors import BlockCorrupted, BlockNotFound, ProviderError, StoreError
 
-ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "hash": "sha2-256"}
+ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "hash": "sha2-256",
+              "cid-base": "base32"}
 
 
 class KuboStore:
@@ -105,8 +106,9 @@ class KuboStore:
         if not cid.verify(data):
             raise BlockCorrupted(cid, "refusing to put bytes that do not match")
         codec = {RAW: "raw", DAG_PB: "dag-pb"}[cid.codec]
+        # Kubo names the codec `cid-codec`; js-ipfs (and Kubo before 0.13) `format`.
         r = await self._post("block/put", {"cid-codec": codec, "format": codec, "mhtype": "sha2-256",
-                                           "cid-version": "1"},
+                                           "version": "1", "cid-base": "base32"},
                              files={"file": ("block", data, "application/octet-stream")})
         got = CID.parse(r.json()["Key"])
         if got.digest != cid.digest:
@@ -114,7 +116,7 @@ class KuboStore:
 
     async def has_block(self, cid: CID | str) -> bool:
         try:
-            await self._post("block/stat", {"arg": str(CID.parse(cid)), "offline": "true"})
+            await self._post("block/stat", {"arg": str(CID.parse(cid)), "offline": "true", "cid-base": "base32"})
         except ProviderError:
             return False
         return True
@@ -137,7 +139,7 @@ class KuboStore:
         await self._post("pin/rm", {"arg": str(CID.parse(cid))})
 
     async def pins(self) -> list[CID]:
-        r = await self._post("pin/ls", {"type": "recursive"})
+        r = await self._post("pin/ls", {"type": "recursive", "cid-base": "base32"})
         lines = _ndjson(r)
         keys: list[str] = []
         for line in lines:
