@@ -91,3 +91,23 @@ async def test_missing_provider_is_a_typed_error() -> None:
     with pytest.raises(ProviderError):
         await provider.get_block(CID.of(RAW, b"x"))
     await provider.aclose()
+
+
+async def test_gateway_never_serves_a_corrupted_block_and_fetch_repairs_from_another(source, tmp_path: Path) -> None:
+    store, root, data = source
+    mirror = EmbeddedStore(tmp_path / "mirror")
+    mirror.add_bytes_sync(data)
+    leaf = CID.of(RAW, data[CHUNK_SIZE:2 * CHUNK_SIZE])
+    path = mirror.blocks.path(leaf)
+    raw = bytearray(path.read_bytes())
+    raw[7] ^= 0x80
+    path.write_bytes(bytes(raw))
+    local = EmbeddedStore(tmp_path / "local")
+    with serve(gateway_app(mirror)) as damaged, serve(gateway_app(store)) as good:
+        r = httpx.get(f"{damaged}/ipfs/{leaf}?format=raw")
+        assert r.status_code == 502 and str(leaf) in r.text
+        providers = [HttpProvider(damaged), HttpProvider(good)]
+        await Fetcher(providers, local).fetch(root)
+        for p in providers:
+            await p.aclose()
+    assert await local.cat_bytes(root) == data
