@@ -12,7 +12,7 @@ corrupted, never served.
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +27,7 @@ class BlockStore:
         self.pins_dir = self.root / "pins"
         self.blocks.mkdir(parents=True, exist_ok=True)
         self.pins_dir.mkdir(parents=True, exist_ok=True)
+        self._shards: set[str] = set()  # shard directories known to exist (saves a mkdir per block)
 
     @staticmethod
     def key(cid: CID) -> str:
@@ -44,17 +45,30 @@ class BlockStore:
         """Store ``data`` under ``cid``; unless the caller just hashed it, check it first."""
         if not verified and not cid.verify(data):
             raise BlockCorrupted(cid, "refusing to store bytes that do not match")
-        path = self.path(cid)
+        key = self.key(cid)
+        shard = self.blocks / key[-3:-1]
+        path = shard / key
         if path.exists():
             return
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if key[-3:-1] not in self._shards:
+            shard.mkdir(exist_ok=True)
+            self._shards.add(key[-3:-1])
+        # Unique per writer thread and process, so concurrent writers of the
+        # same block never share a temporary file.
+        tmp = shard / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
+            os.close(fd)
+            fd = -1
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if fd >= 0:
+                os.close(fd)
+            tmp.unlink(missing_ok=True)
             raise
 
     def get(self, cid: CID) -> bytes:
