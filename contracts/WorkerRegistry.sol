@@ -7,6 +7,9 @@ import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
 /// @title WorkerRegistry
 /// @notice Holds worker stake. ETH balance == sum of stakes + unbonding + credits.
 contract WorkerRegistry is IWorkerRegistry, ReentrancyGuard {
+    /// @notice Longest endpoint `announce` accepts.
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+
     /// @inheritdoc IWorkerRegistry
     address public immutable market;
     /// @inheritdoc IWorkerRegistry
@@ -87,6 +90,13 @@ contract WorkerRegistry is IWorkerRegistry, ReentrancyGuard {
         credits[msg.sender] = 0;
         emit Withdrawn(msg.sender, amount);
         _send(msg.sender, amount);
+    }
+
+    /// @inheritdoc IWorkerRegistry
+    function announce(string calldata endpoint) external {
+        uint256 length = bytes(endpoint).length;
+        if (length > MAX_ENDPOINT_LENGTH) revert WorkerRegistryEndpointTooLong(length, MAX_ENDPOINT_LENGTH);
+        emit EndpointAnnounced(msg.sender, endpoint);
     }
 
     /// @inheritdoc IWorkerRegistry

@@ -37,6 +37,7 @@ interface IWorkerRegistry {
     error WorkerRegistryUnbondingNotReady(address worker, uint256 readyAt);
     error WorkerRegistryNothingToWithdraw(address account);
     error WorkerRegistryTransferFailed(address to, uint256 amount);
+    error WorkerRegistryEndpointTooLong(uint256 length, uint256 maxLength);
 
     event Staked(address indexed worker, uint256 amount, uint256 stake);
     event UnbondRequested(address indexed worker, uint256 amount, uint256 readyAt);
@@ -45,6 +46,7 @@ interface IWorkerRegistry {
     event CollateralReleased(address indexed worker, uint256 amount, uint256 settled);
     event Slashed(address indexed worker, address indexed beneficiary, uint256 amount, uint256 count);
     event Withdrawn(address indexed account, uint256 amount);
+    event EndpointAnnounced(address indexed worker, string endpoint);
 
     /// @notice The job market allowed to lock, release and slash.
     function market() external view returns (address);
@@ -76,6 +78,11 @@ interface IWorkerRegistry {
 
     /// @notice Sends the caller the slashed ETH credited to it.
     function withdraw() external;
+
+    /// @notice Publishes where the caller serves its outputs (a trustless
+    /// gateway URL, e.g. `http://host:port`), so reducers and requesters can
+    /// fetch what it produced. Kept only in the event log: no storage cost.
+    function announce(string calldata endpoint) external;
 
     /// @notice Market only: locks `amount` of `worker`'s free stake as claim
     /// collateral, if its stake is at least `minStake`.

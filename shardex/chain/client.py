@@ -222,6 +222,10 @@ class ChainClient:
     def withdraw_unbonded(self) -> Call:
         return self._call(self.registry, "withdrawUnbonded")
 
+    def announce(self, endpoint: str) -> Call:
+        """Publish where this worker serves its outputs (event only)."""
+        return self._call(self.registry, "announce", endpoint)
+
     def withdraw_slash_credits(self) -> Call:
         """Withdraw registry credits (collateral slashed from workers on your jobs)."""
         return self._call(self.registry, "withdraw")

@@ -342,11 +342,18 @@ class Slashed(Event):
     count: int
 
 
+@dataclass(frozen=True)
+class EndpointAnnounced(Event):
+    name = "EndpointAnnounced"
+    worker: str
+    endpoint: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (JobPosted, JobStateChanged, TaskClaimed, ResultCommitted, RevealOpened, ResultRevealed,
                 TaskSettled, TaskReopened, ReplicaResolved, Refunded, Withdrawn, Staked, UnbondRequested,
-                Unbonded, CollateralLocked, CollateralReleased, Slashed)
+                Unbonded, CollateralLocked, CollateralReleased, Slashed, EndpointAnnounced)
 }
 
 _ENUM_FIELDS = {("JobStateChanged", "state"): JobState, ("ReplicaResolved", "outcome"): Outcome}

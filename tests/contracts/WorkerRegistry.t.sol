@@ -296,4 +296,20 @@ contract WorkerRegistryTest is MarketFixture {
         assertEq(registry.workers(w2).slashed, 1, "w2 slashed");
         assertEq(registry.workers(w1).slashed + registry.workers(w3).slashed, 0, "no other slash");
     }
+
+    // ------------------------------------------------------------ announce
+
+    function test_announce_emitsEndpoint() public {
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IWorkerRegistry.EndpointAnnounced(w1, "http://127.0.0.1:8080");
+        vm.prank(w1);
+        registry.announce("http://127.0.0.1:8080");
+    }
+
+    function test_announce_revertsIfTooLong() public {
+        bytes memory long = new bytes(257);
+        vm.expectRevert(abi.encodeWithSelector(IWorkerRegistry.WorkerRegistryEndpointTooLong.selector, 257, 256));
+        vm.prank(w1);
+        registry.announce(string(long));
+    }
 }
