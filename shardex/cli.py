@@ -28,10 +28,14 @@ devnet_app = typer.Typer(no_args_is_help=True, help="A local Anvil chain with th
 stake_app = typer.Typer(no_args_is_help=True, help="Worker stake in the registry.")
 job_app = typer.Typer(no_args_is_help=True, help="Inspect and manage jobs.")
 store_app = typer.Typer(no_args_is_help=True, help="The content store (IPFS-compatible CIDs).")
+worker_app = typer.Typer(no_args_is_help=True, help="Run a worker agent: rent out this machine.")
+key_app = typer.Typer(no_args_is_help=True, help="Signing keys (encrypted keystores).")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(stake_app, name="stake")
 app.add_typer(job_app, name="job")
 app.add_typer(store_app, name="store")
+app.add_typer(worker_app, name="worker")
+app.add_typer(key_app, name="key")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -43,9 +47,11 @@ def main(ctx: typer.Context,
          account_index: Annotated[int | None, typer.Option(help="Devnet dev key index.")] = None,
          store_dir: Annotated[Path | None, typer.Option(help="Embedded store directory.")] = None,
          ipfs_api: Annotated[str | None, typer.Option(help="Use a Kubo RPC node instead of the embedded store.")]
-         = None) -> None:
+         = None,
+         keystore: Annotated[Path | None, typer.Option(help="Encrypted keystore (password: SHARDEX_KEYSTORE_PASSWORD)."
+                                                       )] = None) -> None:
     overrides = {"rpc_url": rpc_url, "private_key": private_key, "account_index": account_index,
-                 "store_dir": store_dir, "ipfs_api": ipfs_api}
+                 "store_dir": store_dir, "ipfs_api": ipfs_api, "keystore": keystore}
     ctx.obj = {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -238,6 +244,133 @@ def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
     run(ctx, as_json, body, need_account=False)
 
 
+@job_app.command("submit")
+def job_submit(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Option("--input", help="A file of records (lines) or a CID.")],
+    program: Annotated[str | None, typer.Option(help="Built-in: wordcount, grep, sort, inverted-index.")] = None,
+    program_file: Annotated[Path | None, typer.Option(help="A Python file defining map(record) and reduce(key, values)."
+                                                       )] = None,
+    map_shards: Annotated[int, typer.Option("--map-shards")] = 4,
+    reduce_shards: Annotated[int, typer.Option("--reduce-shards")] = 1,
+    replication: Annotated[int, typer.Option("--replication")] = 1,
+    quorum: Annotated[int, typer.Option("--quorum")] = 1,
+    reward: Annotated[str, typer.Option(help="Per replica, e.g. 0.001 or 1000gwei.")] = "0.001",
+    collateral: Annotated[str, typer.Option(help="Stake a worker risks per claim.")] = "0.01",
+    pattern: Annotated[str | None, typer.Option(help="Regex for grep.")] = None,
+    lease: Annotated[int, typer.Option(help="Seconds a claim has to commit.")] = 600,
+    reveal_window: Annotated[int, typer.Option(help="Seconds to reveal once all replicas committed.")] = 120,
+    timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
+    task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory a task may use.")] = 2048,
+    escrow: Annotated[str | None, typer.Option(hidden=True)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Serve the inputs and show progress until the job ends.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split and store the input, post the job with its escrow; --wait follows it to the end."""
+    from shardex.requester import SubmitRequest, post, prepare
+    from shardex.serving import announced_endpoint, serves, serving
+    from shardex.storage import EmbeddedStore
+
+    req = SubmitRequest(program=program, program_file=program_file, input=input, map_shards=map_shards,
+                        reduce_shards=reduce_shards, replication=replication, quorum=quorum,
+                        reward=amount_arg(reward), collateral=amount_arg(collateral),
+                        params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
+                        reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
+                        memory_mb=memory_mb, escrow=amount_arg(escrow) if escrow is not None else None)
+
+    async def go() -> dict:
+        s = settings(ctx)
+        store = EmbeddedStore(s.content_dir)
+        async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
+            spec = await prepare(req, store)
+            spec_cid = str(__import__("shardex.jobs", fromlist=["spec_cid"]).spec_cid(spec.digest))
+            if not wait:
+                url = await announced_endpoint(c, c.address)
+                if url is None or not await serves(url, spec_cid):
+                    raise ShardexError("nobody serves this job's inputs: run `shardex store serve` in another "
+                                       "terminal (it announces your endpoint), or submit with --wait")
+                job_id = await post(c, req, spec)
+                return {"job_id": job_id, "spec_cid": spec_cid, "map_shards": spec.map_shards}
+            async with serving(store) as url:
+                await c.announce(url)
+                job_id = await post(c, req, spec)
+                if not as_json:
+                    typer.echo(f"posted job {job_id} (spec {spec_cid}); serving inputs at {url}")
+                final = await follow(c, job_id, quiet=as_json)
+            return {"job_id": job_id, "spec_cid": spec_cid, "state": final}
+
+    try:
+        data = asyncio.run(go())
+    except (ShardexError, AmountError) as exc:
+        raise fail(as_json, exc) from None
+    emit(as_json, data, f"job {data['job_id']}" + (f" {data['state']}" if "state" in data else " posted"))
+
+
+async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
+    """Progress bars per phase until the job ends; returns the final state name."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    job = await c.job(job_id)
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), disable=quiet,
+                  transient=False) as bars:
+        phases = {"map": (0, job.map_tasks), "reduce": (job.map_tasks, job.tasks)}
+        rows = {}
+        for name, (lo, hi) in phases.items():
+            total = (hi - lo) * job.replication
+            rows[name] = (bars.add_task(f"{name}: claimed", total=total), bars.add_task(f"{name}: committed",
+                          total=total), bars.add_task(f"{name}: settled tasks", total=hi - lo))
+        while True:
+            job = await c.job(job_id)
+            tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
+            for name, (lo, hi) in phases.items():
+                claimed_row, committed_row, settled_row = rows[name]
+                part = tasks[lo:hi]
+                bars.update(claimed_row, completed=sum(t.claimed if not t.settled else job.replication for t in part))
+                bars.update(committed_row,
+                            completed=sum(t.committed if not t.settled else job.replication for t in part))
+                bars.update(settled_row, completed=sum(t.settled for t in part))
+            if not job.state.active:
+                return job.state.name
+            await asyncio.sleep(0.5)
+
+
+@job_app.command("status")
+def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Phase, every task's state, who did what, money and gas."""
+    from shardex.requester import status
+
+    async def body(c: ChainClient):
+        data = await status(c, job_id)
+        lines = [f"job {job_id}: {data['state']}  {data['tasks_settled']}/{data['tasks']} tasks settled  "
+                 f"r={data['replication']} q={data['quorum']}",
+                 f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
+                 f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
+                 f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}"]
+        for t in data["task_list"]:
+            who = ", ".join(f"{w[:10]}…:{a}" for w, a in t["workers"].items()) or "-"
+            state = "settled" if t["settled"] else f"round {t['round']} claimed {t['claimed']}"
+            lines.append(f"  task {t['task_id']:>4} {t['kind']:<6} {state:<26} {who}")
+        return data, "\n".join(lines)
+    run(ctx, as_json, body, need_account=False)
+
+
+@job_app.command("result")
+def job_result(ctx: typer.Context, job_id: int,
+               output: Annotated[Path, typer.Option("-o", "--output", help="File to write the result to.")],
+               as_json: JsonOpt = False) -> None:
+    """Fetch, verify and assemble the reduce outputs (in partition order) into OUTPUT."""
+    from shardex.requester import result
+    from shardex.storage import EmbeddedStore
+
+    async def body(c: ChainClient):
+        store = EmbeddedStore(settings(ctx).content_dir)
+        data = await result(c, store, job_id, output)
+        return data, f"wrote {data['bytes']:,} verified bytes to {output}"
+    run(ctx, as_json, body, need_account=False)
+
+
 def _simple_tx(ctx: typer.Context, as_json: bool, make, verb: str) -> None:
     async def body(c: ChainClient):
         receipt = await make(c)
@@ -393,6 +526,114 @@ def store_gc(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         removed = await store.gc()
         return {"removed": len(removed)}, f"removed {len(removed)} blocks"
     run_store(ctx, as_json, body)
+
+
+@store_app.command("serve")
+def store_serve(ctx: typer.Context, port: Annotated[int, typer.Option(help="0 picks a free port.")] = 0,
+                host: str = "127.0.0.1",
+                announce: Annotated[bool, typer.Option(help="Publish the URL on chain (needs a key).")] = True) -> None:
+    """Serve the embedded store as a trustless gateway until Ctrl-C (so workers can fetch your inputs)."""
+    from shardex.serving import serving
+    from shardex.storage import EmbeddedStore
+
+    async def go() -> None:
+        s = settings(ctx)
+        store = EmbeddedStore(s.content_dir)
+        async with serving(store, host, port) as url:
+            if announce:
+                async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
+                    await c.announce(url)
+            typer.echo(url, err=False)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        pass
+    except ShardexError as exc:
+        raise fail(False, exc) from None
+
+
+# ------------------------------------------------------------------ worker
+
+@worker_app.command("run")
+def worker_run(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(help="Run N independent workers (devnet: consecutive dev keys).")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="State, store and scratch (default: <home>/worker-<address>).")]
+    = None,
+    stake: Annotated[str, typer.Option(help="Keep at least this much staked.")] = "1",
+    max_tasks: Annotated[int, typer.Option(help="Tasks computed at once.")] = 2,
+    programs: Annotated[str | None, typer.Option(help="Allow-list of built-in programs, comma separated.")] = None,
+    user_programs: Annotated[bool, typer.Option(help="Accept jobs with user-supplied programs.")] = True,
+    memory_mb: Annotated[int, typer.Option(help="Memory cap per task.")] = 4096,
+    port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
+    poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
+    test_corrupt_output: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
+    import logging
+    import subprocess
+    import sys
+
+    s = settings(ctx)
+    if count > 1:
+        if s.private_key or s.keystore or not s.on_devnet:
+            raise fail(False, ShardexError("--count > 1 uses consecutive devnet dev keys; elsewhere start one "
+                                           "process per key"))
+        base = s.account_index
+        args = [a for a in sys.argv[1:]]
+        children = []
+        for i in range(count):
+            child_args = [a for a in args if not a.startswith("--count")]
+            if "--count" in args:
+                idx = args.index("--count")
+                child_args = args[:idx] + args[idx + 2:]
+            children.append(subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
+                                              str(base + i), *child_args]))
+        try:
+            for child in children:
+                child.wait()
+        except KeyboardInterrupt:
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait()
+        return
+
+    from worker.agent import Agent, WorkerOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        account = s.account()
+        opts = WorkerOptions(
+            data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
+            max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
+            allow_user_programs=user_programs, memory_mb=memory_mb, port=port, poll_interval=poll,
+            corrupt_output=test_corrupt_output)
+        asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
+    except ShardexError as exc:
+        raise fail(False, exc) from None
+
+
+# ------------------------------------------------------------------ keys
+
+@key_app.command("new")
+def key_new(path: Annotated[Path, typer.Argument(help="Where to write the encrypted keystore.")],
+            as_json: JsonOpt = False) -> None:
+    """Create a new key in an encrypted keystore (password: SHARDEX_KEYSTORE_PASSWORD or prompt)."""
+    import os
+
+    from eth_account import Account
+
+    password = os.environ.get("SHARDEX_KEYSTORE_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                             confirmation_prompt=True)
+    if path.exists():
+        raise fail(as_json, ShardexError(f"{path} exists; refusing to overwrite a key"))
+    account = Account.create()
+    path.write_text(json.dumps(Account.encrypt(account.key, password)), encoding="utf-8")
+    path.chmod(0o600)
+    emit(as_json, {"address": account.address, "keystore": str(path)}, f"{account.address} -> {path}")
 
 
 @app.command("demo")

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     registry: str | None = None
     deployment_block: int = 0
     private_key: SecretStr | None = None
+    #: An eth-account encrypted keystore file, unlocked with keystore_password.
+    keystore: Path | None = None
+    keystore_password: SecretStr | None = None
     #: Which Anvil dev key to use on a devnet when no private key is set.
     account_index: int = 0
     #: Embedded content store directory (default: <home>/store).
@@ -105,6 +108,15 @@ class Settings(BaseSettings):
     def account(self) -> LocalAccount:
         if self.private_key is not None:
             return Account.from_key(self.private_key.get_secret_value())
+        if self.keystore is not None:
+            if self.keystore_password is None:
+                raise ConfigError(f"keystore {self.keystore} needs SHARDEX_KEYSTORE_PASSWORD")
+            try:
+                encrypted = json.loads(Path(self.keystore).read_text(encoding="utf-8"))
+                key = Account.decrypt(encrypted, self.keystore_password.get_secret_value())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot unlock keystore {self.keystore}: {exc}") from None
+            return Account.from_key(key)
         # Dev keys are public: use them only against the dev chain they belong to.
         if self.on_devnet and self.chain_id == DEV_CHAIN_ID and self.dev_keys:
             if not 0 <= self.account_index < len(self.dev_keys):

@@ -1,0 +1,215 @@
+"""The requester's side of a job: submit, watch, assemble the verified result."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shardex import jobs
+from shardex.chain import ChainClient, JobParams, JobState
+from shardex.chain.models import (
+    EndpointAnnounced,
+    ReplicaResolved,
+    ResultCommitted,
+    ResultRevealed,
+    TaskClaimed,
+    TaskSettled,
+)
+from shardex.errors import ShardexError
+from shardex.storage import CID, EmbeddedStore, StoreError
+from shardex.storage.fetcher import Fetcher, HttpProvider
+
+
+class SubmitError(ShardexError):
+    """A job that cannot be submitted as asked; the message says why."""
+
+
+@dataclass
+class SubmitRequest:
+    program: str | None
+    program_file: Path | None
+    input: str  # a path or a CID
+    map_shards: int
+    reduce_shards: int
+    replication: int
+    quorum: int
+    reward: int
+    collateral: int
+    params: dict = field(default_factory=dict)
+    min_stake: int = 0
+    max_rounds: int = 3
+    lease_duration: int = 600
+    reveal_window: int = 120
+    job_timeout: int = 3600
+    timeout_s: float = 600.0
+    memory_mb: int = 2048
+    escrow: int | None = None  # override (for testing the contract's check); default is exact
+
+
+def _validate(req: SubmitRequest) -> None:
+    if (req.program is None) == (req.program_file is None):
+        raise SubmitError("give exactly one of --program NAME or --program-file PATH")
+    if not 1 <= req.map_shards <= 10_000:
+        raise SubmitError(f"--map-shards must be 1..10000, got {req.map_shards}")
+    if not 1 <= req.reduce_shards <= 1_000:
+        raise SubmitError(f"--reduce-shards must be 1..1000, got {req.reduce_shards}")
+    if not 1 <= req.quorum <= req.replication <= 16:
+        raise SubmitError(f"need 1 <= quorum <= replication <= 16, got r={req.replication} q={req.quorum}")
+
+
+async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | None = None) -> jobs.JobSpec:
+    """Split and store the input, plan partitions, store the spec. Nothing on chain yet."""
+    from shardex.programs import ProgramError, load_program, plan
+
+    _validate(req)
+    source = req.program_file.read_bytes() if req.program_file else None
+    try:
+        program = load_program(req.program, source)
+    except ProgramError as exc:
+        raise SubmitError(str(exc)) from None
+    path = Path(req.input)
+    tmp = None
+    if not path.exists():
+        try:
+            cid = CID.parse(req.input)
+        except StoreError:
+            raise SubmitError(f"--input {req.input!r} is neither an existing file nor a CID") from None
+        if fetcher is not None and not store.blocks.has(cid):
+            await fetcher.fetch(cid)
+        tmp = Path(tempfile.mkdtemp()) / "input"
+        await store.get(cid, tmp)  # BlockNotFound (typed, names the CID) if nobody has it
+        path = tmp
+    if path.is_dir():
+        raise SubmitError(f"--input {path} is a directory; give a file of records (lines)")
+    total = path.stat().st_size
+    with path.open("rb") as f:
+        shard_cids = []
+        for shard in jobs.split_records(f, total, req.map_shards):
+            shard_cids.append(str(await store.add_bytes(shard)))
+        sample = jobs.sample_input(f, total)
+    try:
+        params = plan(program, sample, req.reduce_shards, dict(req.params))
+    except ProgramError as exc:
+        raise SubmitError(str(exc)) from None
+    program_cid = str(await store.add_bytes(source)) if source is not None else None
+    spec = jobs.JobSpec(req.program, program_cid, params, shard_cids, req.reduce_shards, total,
+                        jobs.Resources(timeout_s=req.timeout_s, memory_mb=req.memory_mb))
+    await store.add_bytes(spec.to_bytes())
+    if tmp is not None:
+        tmp.unlink()
+    return spec
+
+
+async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
+    params = JobParams(spec_digest=spec.digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
+                       replication=req.replication, quorum=req.quorum, reward_per_replica=req.reward,
+                       collateral=req.collateral, min_stake=req.min_stake, max_rounds=req.max_rounds,
+                       lease_duration=req.lease_duration, reveal_window=req.reveal_window,
+                       job_timeout=req.job_timeout)
+    call = client.post_job(params)
+    if req.escrow is not None:
+        call.value = req.escrow
+    receipt = await call
+    return receipt.events_named("JobPosted")[0].job_id
+
+
+# ------------------------------------------------------------------ status
+
+@dataclass
+class TaskView:
+    task_id: int
+    kind: str
+    round: int
+    settled: bool
+    claimed: int
+    committed: int
+    revealed: int
+    workers: dict[str, str] = field(default_factory=dict)  # address -> last action
+    digest: str | None = None
+
+
+async def status(client: ChainClient, job_id: int) -> dict:
+    job = await client.job(job_id)
+    tasks = await asyncio.gather(*(client.task(job_id, t) for t in range(job.tasks)))
+    views = [TaskView(i, "map" if i < job.map_tasks else "reduce", t.round, t.settled, t.claimed, t.committed,
+                      t.revealed) for i, t in enumerate(tasks)]
+    slashes = payouts = 0
+    gas = 0
+    tx_seen: set[str] = set()
+    for e in await client.events():
+        if getattr(e, "job_id", None) != job_id:
+            continue
+        if isinstance(e, TaskClaimed):
+            views[e.task_id].workers[e.worker] = "claimed"
+        elif isinstance(e, ResultCommitted):
+            views[e.task_id].workers[e.worker] = "committed"
+        elif isinstance(e, ResultRevealed):
+            views[e.task_id].workers[e.worker] = "revealed"
+        elif isinstance(e, TaskSettled):
+            views[e.task_id].digest = "0x" + e.digest.hex()
+        elif isinstance(e, ReplicaResolved):
+            views[e.task_id].workers[e.worker] = e.outcome.name.lower()
+            slashes += e.outcome.name == "SLASHED"
+            payouts += e.outcome.name == "PAID"
+        if e.tx_hash not in tx_seen:
+            tx_seen.add(e.tx_hash)
+            receipt = await client.w3.eth.get_transaction_receipt(e.tx_hash)
+            gas += receipt["gasUsed"]
+    return {
+        "job_id": job_id, "state": job.state.name, "requester": job.requester,
+        "tasks_settled": job.settled_tasks, "tasks": job.tasks, "replication": job.replication,
+        "quorum": job.quorum, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
+        "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "gas_used_all_parties": gas,
+        "task_list": [v.__dict__ for v in views],
+    }
+
+
+# ------------------------------------------------------------------ result
+
+async def providers_from_chain(client: ChainClient) -> list[HttpProvider]:
+    urls = {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
+            if isinstance(e, EndpointAnnounced)}
+    return [HttpProvider(u, timeout=15) for u in dict.fromkeys(urls.values())]
+
+
+async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Path,
+                 progress: Callable[[str], Awaitable[None] | None] | None = None) -> dict:
+    """Fetch every reduce output, verified, and write them concatenated in partition order."""
+    job = await client.job(job_id)
+    if job.state != JobState.COMPLETED:
+        raise ShardexError(f"job {job_id} is {job.state.name}, not COMPLETED: no result to assemble")
+    settled = {e.task_id: e.digest for e in await client.events(names=["TaskSettled"])
+               if isinstance(e, TaskSettled) and e.job_id == job_id}
+    providers = await providers_from_chain(client)
+    fetcher = Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], store)
+    errors = []
+    parts: list[CID] = []
+    try:
+        for p in range(job.reduce_tasks):
+            manifest_cid = jobs.manifest_cid(settled[job.map_tasks + p])
+            await fetcher.fetch(manifest_cid)
+            manifest = jobs.parse_manifest(await store.cat_bytes(manifest_cid))
+            if manifest["kind"] == "error":
+                errors.append(f"partition {p}: {manifest['error']}")
+                continue
+            output = CID.parse(manifest["output"])
+            await fetcher.fetch(output)
+            parts.append(output)
+    finally:
+        for provider in providers:
+            await provider.aclose()
+    if errors:
+        raise ShardexError(f"job {job_id} completed with program errors: " + "; ".join(errors))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    size = 0
+    with tmp.open("wb") as f:
+        for cid in parts:
+            for piece in store.cat_sync(cid):
+                f.write(piece)
+                size += len(piece)
+    tmp.replace(out)
+    return {"job_id": job_id, "output": str(out), "bytes": size, "partitions": [str(c) for c in parts]}

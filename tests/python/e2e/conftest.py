@@ -1,0 +1,93 @@
+"""End-to-end fixtures: a devnet, real worker processes and the CLI, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.python.conftest import rpc
+
+REQUESTER = 9  # dev key index used by the requester; workers use 0..
+
+
+def real_text(limit: int) -> bytes:
+    """Real, varied English-and-code text every Python install has: the stdlib sources."""
+    out, size = [], 0
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        data = path.read_bytes()
+        out.append(data)
+        size += len(data)
+        if size >= limit:
+            break
+    return b"".join(out)[:limit].rsplit(b"\n", 1)[0] + b"\n"
+
+
+class Devnet:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "SHARDEX_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        self.workers: dict[int, subprocess.Popen] = {}
+        self.info: dict = {}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 180, account: int | None = REQUESTER
+            ) -> subprocess.CompletedProcess:
+        prefix = ["--account-index", str(account)] if account is not None else []
+        proc = subprocess.run([sys.executable, "-m", "shardex.cli", *prefix, *args], capture_output=True,
+                              env=self.env, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"shardex {' '.join(args)} exited {proc.returncode}:\n{proc.stderr.decode()[-3000:]}")
+        return proc
+
+    def json(self, *args: str, **kw) -> dict:
+        return json.loads(self.cli(*args, "--json", **kw).stdout)
+
+    def start_worker(self, index: int, *extra: str) -> subprocess.Popen:
+        log = open(self.home / f"worker-{index}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(index), "worker", "run",
+                                 "--data-dir", str(self.home / f"worker-{index}"), "--poll", "0.2", *extra],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.workers[index] = proc
+        return proc
+
+    def stop_worker(self, index: int, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        proc = self.workers.pop(index)
+        proc.send_signal(sig)
+        return proc.wait(timeout)
+
+    def log(self, index: int) -> str:
+        return (self.home / f"worker-{index}.log").read_text(errors="replace")
+
+    def warp(self, seconds: int) -> None:
+        rpc(self.info["rpc_url"], "evm_increaseTime", seconds)
+        rpc(self.info["rpc_url"], "evm_mine")
+
+    def wait_for(self, predicate, timeout: float = 120, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.3)
+        logs = "\n".join(f"--- worker {i}\n{self.log(i)[-2000:]}" for i in self.workers)
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.fixture
+def devnet(tmp_path: Path) -> Iterator[Devnet]:
+    net = Devnet(tmp_path / "home")
+    net.home.mkdir()
+    net.info = json.loads(net.cli("devnet", "up", "--json", account=None).stdout)
+    yield net
+    for index in list(net.workers):
+        proc = net.workers.pop(index)
+        proc.kill()
+        proc.wait(10)
+    net.cli("devnet", "down", account=None, check=False)

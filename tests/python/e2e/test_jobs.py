@@ -1,0 +1,183 @@
+"""The whole job loop with real worker processes, a real Anvil and the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.python.e2e.conftest import REQUESTER, Devnet, real_text
+
+pytestmark = pytest.mark.e2e
+
+
+def wordcount_reference(data: bytes) -> bytes:
+    counts: Counter = Counter()
+    for line in data.decode().split("\n"):
+        counts.update(re.findall(r"\w+", line.lower()))
+    return "".join(f"{w}\t{n}\n" for w, n in sorted(counts.items(), key=lambda kv: kv[0].encode())).encode()
+
+
+def submit(net: Devnet, *args: str, **kw) -> dict:
+    return net.json("job", "submit", "--wait", "--reveal-window", "5", *args, **kw)
+
+
+def test_wordcount_three_workers_r3_q2_is_correct_and_accounted_to_the_wei(devnet: Devnet, tmp_path: Path) -> None:
+    text = real_text(3_000_000)
+    src = tmp_path / "input.txt"
+    src.write_bytes(text)
+    for i in range(3):
+        devnet.start_worker(i)
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "4", "--reduce-shards",
+                 "3", "--replication", "3", "--quorum", "2", "--reward", "0.001", "--collateral", "0.01")
+    assert out["state"] == "COMPLETED"
+    job_id = out["job_id"]
+    result = tmp_path / "result.txt"
+    devnet.cli("job", "result", str(job_id), "-o", str(result))
+    assert result.read_bytes() == wordcount_reference(text)
+
+    # Every replica is collected (paid) by its worker; then the refund closes the books.
+    escrow = 3 * 7 * 10**15
+    devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["paid"] == escrow, what="all payouts collected")
+    status = devnet.json("job", "status", str(job_id))
+    assert status["payouts"] == 21 and status["slashes"] == 0
+    devnet.warp(60)
+    refund = devnet.cli("job", "refund", str(job_id), "--json", check=False)
+    assert json.loads(refund.stderr)["error"]["name"] == "JobMarketNothingToRefund"  # nothing was left unearned
+    job = devnet.json("job", "show", str(job_id))
+    assert job["escrow"] == job["paid"] == escrow and job["refunded"] == 0 and job["owed"] == 0
+    for i in range(3):
+        worker = devnet.json("stake", "show", account=i)
+        assert (worker["settled"], worker["slashed"], worker["locked"]) == (7, 0, 0)
+
+
+def test_sort_output_is_globally_sorted_and_a_permutation(devnet: Devnet, tmp_path: Path) -> None:
+    text = real_text(1_500_000)
+    src = tmp_path / "input.txt"
+    src.write_bytes(text)
+    devnet.start_worker(0)
+    devnet.start_worker(1)
+    out = submit(devnet, "--program", "sort", "--input", str(src), "--map-shards", "3", "--reduce-shards", "3")
+    result = tmp_path / "sorted.txt"
+    devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
+    lines = result.read_bytes().split(b"\n")[:-1]
+    assert lines == sorted(lines)
+    assert Counter(lines) == Counter(text.split(b"\n")[:-1])
+
+
+def test_dishonest_worker_is_outvoted_and_slashed(devnet: Devnet, tmp_path: Path) -> None:
+    text = real_text(800_000)
+    src = tmp_path / "input.txt"
+    src.write_bytes(text)
+    devnet.start_worker(0)
+    devnet.start_worker(1)
+    devnet.start_worker(2, "--test-corrupt-output")
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--reduce-shards",
+                 "1", "--replication", "3", "--quorum", "2", "--collateral", "0.05")
+    assert out["state"] == "COMPLETED"
+    result = tmp_path / "result.txt"
+    devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
+    assert result.read_bytes() == wordcount_reference(text)
+    devnet.wait_for(lambda: devnet.json("stake", "show", account=2)["slashed"] == 3, what="the liar slashed 3x")
+    liar = devnet.json("stake", "show", account=2)
+    assert liar["stake"] == 10**18 - 3 * 5 * 10**16 and liar["settled"] == 0
+    honest = devnet.json("stake", "show", account=0)
+    assert honest["settled"] == 3 and honest["slashed"] == 0
+    # The slashed collateral is credited to the requester.
+    assert devnet.json("account")["registry_credits"] == 3 * 5 * 10**16
+
+
+SLOW_MAP = '''
+import time
+def map(record):
+    time.sleep(0.002)
+    yield record[:1], 1
+def reduce(key, values):
+    yield key + "\\t" + str(sum(values))
+'''
+
+
+def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet: Devnet, tmp_path: Path) -> None:
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(60_000))
+    program = tmp_path / "slow.py"
+    program.write_text(SLOW_MAP)
+    victim = devnet.start_worker(0)
+    serve = devnet.home / "serve.out"
+    import subprocess
+    import sys
+    server = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(REQUESTER), "store",
+                               "serve"], env=devnet.env, stdout=open(serve, "wb"), stderr=subprocess.STDOUT)
+    try:
+        devnet.wait_for(lambda: serve.exists() and serve.read_text().startswith("http"), what="store serve")
+        posted = devnet.json("job", "submit", "--program-file", str(program), "--input", str(src), "--map-shards",
+                             "1", "--reduce-shards", "1", "--lease", "30", "--reveal-window", "5")
+        job_id = posted["job_id"]
+        devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["tasks"][0]["claimed"] == 1,
+                        what="the first worker's claim")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        devnet.workers.pop(0)
+        devnet.warp(31)  # the victim's lease runs out
+        devnet.start_worker(1)
+        devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED", timeout=120,
+                        what="the job to complete without the victim")
+        assert devnet.json("stake", "show", account=0)["slashed"] == 1  # no-show slashed by the other worker
+        # Restarted, the victim finds its claim in SQLite, sees it was lost, and carries on.
+        devnet.start_worker(0)
+        state_db = devnet.home / "worker-0" / "state.sqlite"
+        import sqlite3
+
+        def victim_reconciled() -> bool:
+            with sqlite3.connect(state_db) as db:
+                return db.execute("SELECT status FROM replicas WHERE job_id=? AND task_id=0",
+                                  (job_id,)).fetchone() == ("lost",)
+        devnet.wait_for(victim_reconciled, what="the victim to reconcile its claim")
+        assert devnet.workers[0].poll() is None  # still running
+        result = tmp_path / "out.txt"
+        devnet.cli("job", "result", str(job_id), "-o", str(result))
+        assert result.read_bytes()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_bad_jobs_fail_clearly_and_never_strand_funds(devnet: Devnet, tmp_path: Path) -> None:
+    missing = devnet.cli("job", "submit", "--program", "wordcount", "--input", str(tmp_path / "nope.txt"), "--wait",
+                         "--json", check=False)
+    assert missing.returncode == 1 and "nope.txt" in json.loads(missing.stderr)["error"]["message"]
+    unknown_cid = devnet.cli("job", "submit", "--program", "wordcount", "--input",
+                             "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "--wait", "--json",
+                             check=False)
+    assert json.loads(unknown_cid.stderr)["error"]["name"] == "BlockNotFound"
+
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(50_000))
+    cheap = devnet.cli("job", "submit", "--program", "wordcount", "--input", str(src), "--map-shards", "2",
+                       "--reward", "0.001", "--escrow", "0.0019", "--wait", "--json", check=False)
+    error = json.loads(cheap.stderr)["error"]
+    assert error == {"name": "JobMarketEscrowMismatch", "args": {"required": 3 * 10**15, "provided": 19 * 10**14}}
+    assert devnet.cli("job", "show", "1", check=False).returncode == 1  # nothing was posted
+
+    devnet.start_worker(0)
+    raising = tmp_path / "raising.py"
+    raising.write_text("def map(record):\n    raise ValueError('bad record')\n    yield\n"
+                       "def reduce(key, values):\n    yield key\n")
+    out = submit(devnet, "--program-file", str(raising), "--input", str(src), "--map-shards", "2")
+    assert out["state"] == "COMPLETED"  # the deterministic error settled: nobody is stuck, nobody slashed
+    failed = devnet.cli("job", "result", str(out["job_id"]), "-o", str(tmp_path / "x"), "--json", check=False)
+    assert "ValueError: bad record" in json.loads(failed.stderr)["error"]["message"]
+
+    endless = tmp_path / "endless.py"
+    endless.write_text("def map(record):\n    while True:\n        pass\n    yield\n"
+                       "def reduce(key, values):\n    yield key\n")
+    out = submit(devnet, "--program-file", str(endless), "--input", str(src), "--map-shards", "1",
+                 "--task-timeout", "2")
+    assert out["state"] == "COMPLETED"
+    failed = devnet.cli("job", "result", str(out["job_id"]), "-o", str(tmp_path / "y"), "--json", check=False)
+    assert "timeout" in json.loads(failed.stderr)["error"]["message"]
+    assert devnet.json("stake", "show", account=0)["slashed"] == 0

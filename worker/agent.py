@@ -1,0 +1,443 @@
+"""The worker agent: follows the chain, claims tasks that fit, computes them in
+sandboxed subprocesses, commits, reveals, collects and withdraws.
+
+State that matters after a crash (claims, digests, salts) is in SQLite before
+any transaction acts on it; on restart every open replica is reconciled with
+the chain and carried on. The chain is the source of truth: the local tables
+only remember what this worker intends and what it has already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from shardex import jobs
+from shardex.chain import ChainClient, Deployment, JobState, ReplicaState, commitment_of, new_salt
+from shardex.chain.errors import ChainError, ContractRevert
+from shardex.chain.models import (
+    EndpointAnnounced,
+    JobPosted,
+    ResultCommitted,
+    TaskClaimed,
+    TaskSettled,
+)
+from shardex.programs import BUILTIN
+from shardex.storage import EmbeddedStore, StoreError
+from shardex.storage.fetcher import Fetcher, HttpProvider
+from shardex.storage.gateway import gateway_app
+from worker.state import OPEN, State
+from worker.tasks import TaskInput, compute
+
+log = logging.getLogger("shardex.worker")
+
+
+@dataclass
+class WorkerOptions:
+    data_dir: Path
+    stake: int = 10**18
+    max_tasks: int = 2
+    claim_batch: int = 16
+    programs: frozenset[str] | None = None  # allow-list of built-ins; None = all
+    allow_user_programs: bool = True
+    memory_mb: int = 4096
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    poll_interval: float = 0.25
+    grace_s: float = 30.0
+    withdraw_every_s: float = 30.0
+    #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
+    corrupt_output: bool = False
+
+
+@dataclass
+class _Job:
+    spec: jobs.JobSpec
+    info: object  # shardex.chain.Job
+    tasks: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tasks = len(self.spec.map_shards) + self.spec.reduce_shards
+
+
+class Agent:
+    def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions) -> None:
+        self.opts = opts
+        self.chain = ChainClient(rpc_url, deployment, account)
+        self.state = State(opts.data_dir / "state.sqlite")
+        self.store = EmbeddedStore(opts.data_dir / "store")
+        self.address = account.address
+        self.stopping = asyncio.Event()
+        self.running: dict[tuple[int, int, int], asyncio.Task] = {}
+        self.jobs: dict[int, _Job] = {}
+        self.providers: dict[str, HttpProvider] = {}
+        self.others_claims: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
+        self.endpoint: str | None = None
+        self._server = None
+        self._last_withdraw = 0.0
+        self.stats = defaultdict(int)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        await self.chain.check_chain()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self._serve_outputs()
+        await self._ensure_stake()
+        log.info("worker %s serving %s", self.address, self.endpoint)
+        try:
+            while not self.stopping.is_set():
+                await self.tick()
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), self.opts.poll_interval)
+                except TimeoutError:
+                    pass
+            await self._drain()
+        finally:
+            for task in self.running.values():
+                task.cancel()
+            if self._server is not None:
+                self._server.should_exit = True
+                await self._server_task
+            for provider in self.providers.values():
+                await provider.aclose()
+            await self.chain.aclose()
+            self.state.close()
+
+    async def tick(self) -> None:
+        await self.sync()
+        now = await self.chain.timestamp()
+        await self._evaluate_jobs()
+        await self._reconcile(now)
+        if not self.stopping.is_set():
+            await self._claim()
+        self._start_computations()
+        await self._commit()
+        await self._reveal(now)
+        await self._collect(now)
+        await self._janitor(now)
+        await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
+
+    async def _drain(self) -> None:
+        """SIGTERM: no new claims; finish running tasks, commit, reveal and collect
+        what can be done within the grace period, withdraw, exit."""
+        log.info("stopping: finishing %d running tasks", len(self.running))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.opts.grace_s
+        while loop.time() < deadline:
+            if self.running:
+                await asyncio.wait(list(self.running.values()), timeout=max(0.0, deadline - loop.time()))
+            await self.tick()
+            if not self.running and not self.state.replicas("computed", "committing"):
+                break
+            await asyncio.sleep(self.opts.poll_interval)
+        await self._maybe_withdraw(loop_time=None)
+
+    async def _serve_outputs(self) -> None:
+        import uvicorn
+
+        # Port 0: the kernel picks a free port at bind time (no race with other processes).
+        config = uvicorn.Config(gateway_app(self.store), host=self.opts.host, port=self.opts.port,
+                                log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # the agent owns SIGTERM
+        self._server_task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._server_task.done():
+                await self._server_task
+            await asyncio.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.endpoint = self.opts.public_url or f"http://{self.opts.host}:{port}"
+
+    async def _ensure_stake(self) -> None:
+        info = await self.chain.worker()
+        if info.stake < self.opts.stake:
+            await self.chain.stake(self.opts.stake - info.stake)
+            log.info("staked %d wei", self.opts.stake - info.stake)
+        if self.state.get("endpoint") != self.endpoint:
+            await self.chain.announce(self.endpoint)
+            self.state.put("endpoint", self.endpoint)
+
+    # ------------------------------------------------------------ chain events
+
+    async def sync(self) -> None:
+        latest = await self.chain.block_number()
+        start = self.state.cursor + 1 if self.state.cursor >= 0 else self.chain.deployment.block
+        while start <= latest:
+            end = min(latest, start + 4999)
+            for event in await self.chain.events(from_block=start, to_block=end):
+                self._on_event(event)
+            self.state.cursor = end
+            start = end + 1
+
+    def _on_event(self, e) -> None:
+        if isinstance(e, JobPosted):
+            if self.state.job(e.job_id) is None:
+                self.state.set_job(e.job_id, "new")
+        elif isinstance(e, EndpointAnnounced):
+            self.state.set_endpoint(e.worker, e.endpoint)
+        elif isinstance(e, TaskSettled):
+            self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
+        elif isinstance(e, TaskClaimed) and e.worker != self.address:
+            self.others_claims[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
+        elif isinstance(e, ResultCommitted):
+            for key in [k for k in self.others_claims if k[:2] == (e.job_id, e.task_id)]:
+                self.others_claims[key].pop(e.worker, None)
+
+    # ------------------------------------------------------------ jobs
+
+    def fetcher(self, requester: str | None = None) -> Fetcher:
+        endpoints = self.state.endpoints()
+        order = sorted(endpoints, key=lambda a: a != (requester or "").lower())  # the requester's first
+        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint]
+        for url in urls:
+            if url not in self.providers:
+                self.providers[url] = HttpProvider(url, timeout=10)
+        return Fetcher([self.providers[u] for u in urls] or [HttpProvider("http://127.0.0.1:9")], self.store)
+
+    async def _evaluate_jobs(self) -> None:
+        for job_id in self.state.jobs_with_status("new"):
+            info = await self.chain.job(job_id)
+            if not info.state.active:
+                self.state.set_job(job_id, "done", reason=info.state.name)
+                continue
+            try:
+                cid = jobs.spec_cid(info.spec_digest)
+                await self.fetcher(info.requester).fetch(cid)
+                spec = jobs.JobSpec.from_bytes(await self.store.cat_bytes(cid))
+            except (StoreError, jobs.JobSpecError) as exc:
+                log.info("job %d: spec not available yet (%s)", job_id, exc)
+                continue
+            reason = self._refuse(spec, info)
+            self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
+            log.info("job %d %s%s", job_id, "rejected: " if reason else "accepted", reason or "")
+        for job_id in self.state.jobs_with_status("accepted"):
+            if job_id not in self.jobs:
+                _, spec_bytes = self.state.job(job_id)
+                self.jobs[job_id] = _Job(jobs.JobSpec.from_bytes(spec_bytes), await self.chain.job(job_id))
+            else:
+                self.jobs[job_id].info = await self.chain.job(job_id)
+
+    def _refuse(self, spec: jobs.JobSpec, info) -> str | None:
+        if spec.program_cid and not self.opts.allow_user_programs:
+            return "user programs not allowed"
+        if spec.program and spec.program not in BUILTIN:
+            return f"unknown program {spec.program!r}"
+        if spec.program and self.opts.programs is not None and spec.program not in self.opts.programs:
+            return f"program {spec.program!r} not in allow-list"
+        if spec.resources.gpus > 0:
+            return "needs GPUs; this worker has none"
+        if spec.resources.memory_mb > self.opts.memory_mb:
+            return f"needs {spec.resources.memory_mb} MB; this worker offers {self.opts.memory_mb} MB"
+        if len(spec.map_shards) != info.map_tasks or spec.reduce_shards != info.reduce_tasks:
+            return "spec does not match the job on chain"
+        if info.min_stake > self.opts.stake:
+            return "minimum stake above ours"
+        return None
+
+    # ------------------------------------------------------------ claims
+
+    async def _claim(self) -> None:
+        free = self.opts.max_tasks - len(self.running) - len(self.state.replicas("claimed"))
+        if free <= 0:
+            return
+        w = await self.chain.worker()
+        for job_id, job in self.jobs.items():
+            info = job.info
+            if not info.state.active or free <= 0:
+                continue
+            first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, job.tasks)
+            mine = {(r.task_id) for r in self.state.replicas(*OPEN, job_id=job_id)}
+            candidates = [t for t in range(first, last) if t not in mine]
+            random.shuffle(candidates)  # spread workers over tasks instead of racing for the same ones
+            picked: list[tuple[int, int]] = []
+            for task_id in candidates[: 4 * self.opts.claim_batch]:
+                task = await self.chain.task(job_id, task_id)
+                if task.settled or task.claimed >= info.replication:
+                    continue
+                rep = await self.chain.replica(job_id, task_id, self.address)
+                if rep.state != ReplicaState.NONE and not (rep.state == ReplicaState.SLASHED and rep.round < task.round):
+                    continue
+                picked.append((task_id, task.round))
+                if len(picked) >= min(free, self.opts.claim_batch):
+                    break
+            if not picked or (w.stake - w.locked) < info.collateral * len(picked):
+                continue
+            for task_id, rnd in picked:
+                self.state.upsert(job_id, task_id, rnd, "claiming")
+            try:
+                receipt = await self.chain.claim(job_id, [t for t, _ in picked])
+            except ContractRevert as exc:
+                log.info("job %d: claim of %s refused: %s", job_id, [t for t, _ in picked], exc)
+                for task_id, rnd in picked:
+                    self.state.db.execute("DELETE FROM replicas WHERE job_id=? AND task_id=? AND round=? "
+                                          "AND status='claiming'", (job_id, task_id, rnd))
+                continue
+            for e in receipt.events:
+                if isinstance(e, TaskClaimed):
+                    self.state.upsert(job_id, e.task_id, e.round, "claimed", lease_deadline=e.lease_deadline)
+            self.stats["claimed"] += len(picked)
+            free -= len(picked)
+
+    def _start_computations(self) -> None:
+        for row in self.state.replicas("claimed"):
+            key = (row.job_id, row.task_id, row.round)
+            if key in self.running or row.job_id not in self.jobs:
+                continue
+            job = self.jobs[row.job_id]
+            inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, self.state.settled(row.job_id))
+            task = asyncio.create_task(self._compute(inp))
+            self.running[key] = task
+            task.add_done_callback(lambda _t, key=key: self.running.pop(key, None))
+
+    async def _compute(self, inp: TaskInput) -> None:
+        fetcher = self.fetcher(str(self.jobs[inp.job_id].info.requester))
+        try:
+            manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch",
+                                     memory_mb=self.opts.memory_mb)
+        except (StoreError, RuntimeError, OSError) as exc:
+            # Not a deterministic result (inputs unreachable, local failure): do
+            # not commit; retry on a later tick while the lease lasts.
+            log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)
+            await asyncio.sleep(1.0)
+            return
+        cid = await self.store.add_bytes(manifest)
+        digest = cid.digest
+        if self.opts.corrupt_output:
+            digest = jobs.manifest_cid(digest).digest[::-1]  # a wrong, but well-formed, digest
+        # Written before the commit transaction exists: digest and salt survive any crash.
+        self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
+        self.stats["computed"] += 1
+
+    # ------------------------------------------------------------ commit, reveal, collect
+
+    async def _commit(self) -> None:
+        by_job = defaultdict(list)
+        for row in self.state.replicas("computed", "committing"):
+            by_job[row.job_id].append(row)
+        for job_id, rows in by_job.items():
+            for row in rows:
+                self.state.upsert(job_id, row.task_id, row.round, "committing")
+            commitments = [commitment_of(r.digest, r.salt, self.address, job_id, r.task_id) for r in rows]
+            try:
+                await self.chain.commit(job_id, [r.task_id for r in rows], commitments)
+            except ContractRevert as exc:
+                log.info("job %d: commit refused (%s); checking each replica", job_id, exc)
+                await self._settle_rows_individually(rows)
+                continue
+            for row in rows:
+                self.state.upsert(job_id, row.task_id, row.round, "committed")
+            self.stats["committed"] += len(rows)
+
+    async def _settle_rows_individually(self, rows) -> None:
+        """After a batch was refused: learn from the chain what each replica is."""
+        for row in rows:
+            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
+            if rep.state == ReplicaState.COMMITTED and rep.round == row.round:
+                self.state.upsert(row.job_id, row.task_id, row.round, "committed")
+            elif rep.state == ReplicaState.CLAIMED and rep.round == row.round:
+                try:
+                    await self.chain.commit(row.job_id, [row.task_id],
+                                            [commitment_of(row.digest, row.salt, self.address, row.job_id,
+                                                           row.task_id)])
+                    self.state.upsert(row.job_id, row.task_id, row.round, "committed")
+                except ContractRevert as exc:
+                    self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
+            else:
+                self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
+
+    async def _reveal(self, now: int) -> None:
+        by_job = defaultdict(list)
+        for row in self.state.replicas("committed"):
+            task = await self.chain.task(row.job_id, row.task_id)
+            if task.round == row.round and task.reveal_deadline and now <= task.reveal_deadline:
+                by_job[row.job_id].append(row)
+        for job_id, rows in by_job.items():
+            try:
+                await self.chain.reveal(job_id, [r.task_id for r in rows], [r.digest for r in rows],
+                                        [r.salt for r in rows])
+            except ContractRevert as exc:
+                log.info("job %d: reveal refused: %s", job_id, exc)
+                for row in rows:
+                    try:
+                        await self.chain.reveal(job_id, [row.task_id], [row.digest], [row.salt])
+                    except ContractRevert:
+                        continue
+                    self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                continue
+            for row in rows:
+                self.state.upsert(job_id, row.task_id, row.round, "revealed")
+            self.stats["revealed"] += len(rows)
+
+    async def _collect(self, now: int) -> None:
+        by_job = defaultdict(list)
+        for row in self.state.replicas("revealed", "committed"):
+            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
+            if rep.state == ReplicaState.NONE or rep.round != row.round:
+                self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
+                continue
+            task = await self.chain.task(row.job_id, row.task_id)
+            job = await self.chain.job(row.job_id)
+            ready = (task.round != row.round or not job.state.active
+                     or (task.settled and (rep.state == ReplicaState.REVEALED or now > task.reveal_deadline)))
+            if ready:
+                by_job[row.job_id].append(row)
+        for job_id, rows in by_job.items():
+            try:
+                receipt = await self.chain.collect(job_id, [r.task_id for r in rows])
+            except ContractRevert as exc:
+                log.info("job %d: collect refused: %s", job_id, exc)
+                continue
+            for row in rows:
+                self.state.upsert(job_id, row.task_id, row.round, "resolved")
+            for e in receipt.events:
+                if getattr(e, "name", "") == "ReplicaResolved":
+                    self.stats[f"outcome_{e.outcome.name.lower()}"] += 1
+
+    async def _reconcile(self, now: int) -> None:
+        """Claims whose transaction outcome is unknown (a crash between intent and
+        receipt), and claims that ran out of lease before committing."""
+        for row in self.state.replicas("claiming", "claimed"):
+            if (row.job_id, row.task_id, row.round) in self.running:
+                continue
+            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
+            if row.status == "claiming":
+                if rep.state == ReplicaState.CLAIMED and rep.round == row.round:
+                    self.state.upsert(row.job_id, row.task_id, row.round, "claimed", lease_deadline=rep.deadline)
+                else:
+                    self.state.db.execute("DELETE FROM replicas WHERE job_id=? AND task_id=? AND round=?",
+                                          (row.job_id, row.task_id, row.round))
+            elif row.lease_deadline and now > row.lease_deadline:
+                self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
+
+    async def _janitor(self, now: int) -> None:
+        """Slash no-shows whose lease expired, so their slots reopen (anyone may)."""
+        for (job_id, task_id, rnd), claims in list(self.others_claims.items()):
+            for worker, lease in list(claims.items()):
+                if now <= lease:
+                    continue
+                claims.pop(worker)
+                try:
+                    await self.chain.resolve(job_id, task_id, worker)
+                    log.info("job %d task %d: slashed no-show %s", job_id, task_id, worker)
+                except ChainError:
+                    pass
+            if not claims:
+                self.others_claims.pop((job_id, task_id, rnd), None)
+
+    async def _maybe_withdraw(self, loop_time: float | None) -> None:
+        if loop_time is not None and loop_time - self._last_withdraw < self.opts.withdraw_every_s:
+            return
+        self._last_withdraw = loop_time or 0.0
+        if await self.chain.credits() > 0:
+            await self.chain.withdraw()

@@ -1,0 +1,146 @@
+"""The worker's crash-safe memory: a local SQLite file.
+
+Every intent is written (and committed) *before* the transaction that acts
+on it is sent, so a worker killed at any instant and restarted knows what it
+may have done: which claims it holds, and the digest and salt of every
+commitment — without the salt it could never reveal, and would be slashed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY,
+    spec BLOB,                -- the job spec bytes, once fetched and accepted
+    status TEXT NOT NULL,     -- 'new' | 'accepted' | 'rejected' | 'done'
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    job_id INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    status TEXT NOT NULL,     -- claiming, claimed, computed, committing, committed, revealed, resolved, lost
+    lease_deadline INTEGER,
+    digest BLOB,              -- manifest digest (what we commit to)
+    salt BLOB,
+    error TEXT,
+    updated REAL NOT NULL,
+    PRIMARY KEY (job_id, task_id, round)
+);
+CREATE INDEX IF NOT EXISTS replicas_status ON replicas(status);
+CREATE TABLE IF NOT EXISTS endpoints (address TEXT PRIMARY KEY, url TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settled (
+    job_id INTEGER NOT NULL, task_id INTEGER NOT NULL, round INTEGER NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (job_id, task_id)
+);
+"""
+
+#: Statuses of a replica this worker still has to act on.
+OPEN = ("claiming", "claimed", "computed", "committing", "committed", "revealed")
+
+
+@dataclass
+class ReplicaRow:
+    job_id: int
+    task_id: int
+    round: int
+    status: str
+    lease_deadline: int | None
+    digest: bytes | None
+    salt: bytes | None
+    error: str | None
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit: each write is durable at once
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ meta
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def put(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (key, value))
+
+    @property
+    def cursor(self) -> int:
+        return int(self.get("cursor", "-1"))
+
+    @cursor.setter
+    def cursor(self, block: int) -> None:
+        self.put("cursor", str(block))
+
+    # ------------------------------------------------------------ jobs
+
+    def job(self, job_id: int) -> tuple[str, bytes | None] | None:
+        row = self.db.execute("SELECT status, spec FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_job(self, job_id: int, status: str, spec: bytes | None = None, reason: str | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO jobs(job_id, spec, status, reason) VALUES(?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+            "status = excluded.status, spec = COALESCE(excluded.spec, jobs.spec), reason = excluded.reason",
+            (job_id, spec, status, reason))
+
+    def jobs_with_status(self, status: str) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT job_id FROM jobs WHERE status = ?", (status,))]
+
+    # ------------------------------------------------------------ chain indexes
+
+    def set_endpoint(self, address: str, url: str) -> None:
+        self.db.execute("INSERT INTO endpoints(address, url) VALUES(?, ?) ON CONFLICT(address) DO UPDATE SET "
+                        "url = excluded.url", (address.lower(), url))
+
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT address, url FROM endpoints"))
+
+    def set_settled(self, job_id: int, task_id: int, rnd: int, digest: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO settled(job_id, task_id, round, digest) VALUES(?, ?, ?, ?)",
+                        (job_id, task_id, rnd, digest))
+
+    def settled(self, job_id: int) -> dict[int, bytes]:
+        return {t: d for t, d in self.db.execute("SELECT task_id, digest FROM settled WHERE job_id = ?", (job_id,))}
+
+    # ------------------------------------------------------------ replicas
+
+    def upsert(self, job_id: int, task_id: int, rnd: int, status: str, **fields: object) -> None:
+        columns = ["status", "updated", *fields]
+        values = [status, time.time(), *fields.values()]
+        self.db.execute(
+            f"INSERT INTO replicas(job_id, task_id, round, {', '.join(columns)}) VALUES(?, ?, ?, "
+            f"{', '.join('?' for _ in columns)}) ON CONFLICT(job_id, task_id, round) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns),
+            (job_id, task_id, rnd, *values))
+
+    def replicas(self, *statuses: str, job_id: int | None = None) -> list[ReplicaRow]:
+        query = "SELECT job_id, task_id, round, status, lease_deadline, digest, salt, error FROM replicas"
+        clauses, args = [], []
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            args += statuses
+        if job_id is not None:
+            clauses.append("job_id = ?")
+            args.append(job_id)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        return [ReplicaRow(*row) for row in self.db.execute(query + " ORDER BY job_id, task_id, round", args)]
+
+    def replica(self, job_id: int, task_id: int, rnd: int) -> ReplicaRow | None:
+        rows = [r for r in self.replicas(job_id=job_id) if r.task_id == task_id and r.round == rnd]
+        return rows[0] if rows else None

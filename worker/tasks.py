@@ -1,0 +1,74 @@
+"""Compute one task: fetch verified inputs, run the program, store the outputs,
+and return the canonical manifest whose digest the worker commits to."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from shardex import jobs
+from shardex.jobs import JobSpec
+from shardex.storage import CID, EmbeddedStore
+from shardex.storage.fetcher import Fetcher
+from worker.executor import run_program
+
+
+@dataclass
+class TaskInput:
+    job_id: int
+    task_id: int
+    round: int
+    spec: JobSpec
+    settled: dict[int, bytes]  # map task -> accepted manifest digest (reduce tasks need all of them)
+
+
+async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,
+                  memory_mb: int) -> bytes:
+    """The manifest bytes for this task (a map, reduce or deterministic error manifest)."""
+    spec = task.spec
+    m = len(spec.map_shards)
+    scratch = scratch_root / f"{task.job_id}-{task.task_id}-{task.round}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        params_file = scratch / "params.json"
+        params_file.write_bytes(jobs.canonical_json(spec.params))
+        program_file = None
+        if spec.program_cid:
+            await fetcher.fetch(spec.program_cid)
+            program_file = scratch / "program.py"
+            await store.get(spec.program_cid, program_file)
+        if task.task_id < m:
+            phase, index = "map", task.task_id
+            shard = CID.parse(spec.map_shards[index])
+            await fetcher.fetch(shard)
+            inputs = [scratch / "input"]
+            await store.get(shard, inputs[0])
+        else:
+            phase, index = "reduce", task.task_id - m
+            inputs = []
+            for map_task in range(m):
+                manifest_cid = jobs.manifest_cid(task.settled[map_task])
+                await fetcher.fetch(manifest_cid)
+                manifest = jobs.parse_manifest(await store.cat_bytes(manifest_cid))
+                if manifest["kind"] == "error":
+                    return jobs.error_manifest(f"map task {map_task} failed: {manifest['error']}")
+                part = CID.parse(manifest["partitions"][index])
+                await fetcher.fetch(part)
+                path = scratch / f"in-{map_task:05d}"
+                await store.get(part, path)
+                inputs.append(path)
+        result = await run_program(
+            phase=phase, program=spec.program, program_file=program_file, params_file=params_file, index=index,
+            map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch,
+            timeout_s=spec.resources.timeout_s, memory_mb=min(memory_mb, spec.resources.memory_mb))
+        if result.error is not None:
+            return jobs.error_manifest(result.error)
+        cids = [await store.add_path(path) for path in result.outputs]
+        if phase == "map":
+            return jobs.map_manifest(cids)
+        return jobs.reduce_manifest(cids[0], result.outputs[0].stat().st_size)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
