@@ -591,14 +591,17 @@ def worker_run(
                 child_args = args[:idx] + args[idx + 2:]
             children.append(subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
                                               str(base + i), *child_args]))
-        try:
+        import signal as signals
+
+        def forward(signum, _frame) -> None:
             for child in children:
-                child.wait()
-        except KeyboardInterrupt:
-            for child in children:
-                child.terminate()
-            for child in children:
-                child.wait()
+                if child.poll() is None:
+                    child.send_signal(signum)  # each worker drains, withdraws and exits on its own
+
+        signals.signal(signals.SIGTERM, forward)
+        signals.signal(signals.SIGINT, forward)
+        for child in children:
+            child.wait()
         return
 
     from worker.agent import Agent, WorkerOptions
@@ -637,11 +640,17 @@ def key_new(path: Annotated[Path, typer.Argument(help="Where to write the encryp
 
 
 @app.command("demo")
-def demo(as_json: JsonOpt = False) -> None:
-    """Start a private devnet and drive one job through its whole lifecycle."""
-    from shardex.demo import run_demo
+def demo(protocol: Annotated[bool, typer.Option("--protocol", help="Only the narrated on-chain lifecycle.")] = False,
+         as_json: JsonOpt = False) -> None:
+    """The product on one machine: devnet, 3 workers, a wordcount job, the money trail."""
+    if protocol:
+        from shardex.protocol_demo import run_demo as run_protocol
 
-    summary = asyncio.run(run_demo(quiet=as_json))
+        summary = asyncio.run(run_protocol(quiet=as_json))
+    else:
+        from shardex.demo import run_demo
+
+        summary = run_demo(quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary))
 
