@@ -1,0 +1,207 @@
+"""Word count end to end: Shardex vs multiprocessing.Pool vs dask.bag, one run.
+
+    python bench/e2e.py [--mb 200]
+
+Input: ``--mb`` MB of real text (the .py/.txt/.rst/.md files of this Python
+installation, concatenated; no file repeats). Every contender produces the
+same canonical output (``word\\tcount`` lines sorted by UTF-8 bytes), which is
+checked byte for byte.
+
+* baseline: ``multiprocessing.Pool(2)`` over line-aligned chunks, Counter per chunk, merged.
+* dask: ``dask.bag.read_text`` + per-partition Counter, processes scheduler, 2 workers.
+* Shardex r = 1: devnet, 2 worker processes, ``job submit``-equivalent from
+  input file to verified result file (split, store, post, claim, fetch,
+  compute, commit, reveal, settle, fetch result).
+* Shardex r = 3, q = 2: the same with 3 worker processes (replication needs
+  distinct workers), on the same 2 cores.
+
+Aims (the issue's): r = 1 within 1.25x of the baseline, r = 3 within 3.3x.
+Also: seconds from the job being posted to its first claim.
+Ends with one JSON line holding all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORD = re.compile(r"\w+")
+
+
+def build_corpus(path: Path, target: int) -> int:
+    roots = {Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
+    size = 0
+    with path.open("wb") as out:
+        for root in sorted(roots):
+            for f in sorted(root.rglob("*")):
+                if f.suffix not in (".py", ".txt", ".rst", ".md", ".html") or not f.is_file():
+                    continue
+                data = f.read_bytes()
+                try:
+                    data.decode()
+                except UnicodeDecodeError:
+                    continue
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+                out.write(data)
+                size += len(data)
+                if size >= target:
+                    return size
+    if size < target:
+        raise SystemExit(f"only {size} bytes of text found, need {target}")
+    return size
+
+
+def canonical(counts: Counter) -> bytes:
+    return "".join(f"{w}\t{c}\n" for w, c in sorted(counts.items(), key=lambda kv: kv[0].encode())).encode()
+
+
+def count_chunk(args: tuple[str, int, int]) -> Counter:
+    path, start, end = args
+    with open(path, "rb") as f:
+        f.seek(start)
+        return Counter(WORD.findall(f.read(end - start).decode().lower()))
+
+
+def chunks(path: Path, n: int) -> list[tuple[str, int, int]]:
+    size = path.stat().st_size
+    bounds = [0]
+    with path.open("rb") as f:
+        for i in range(1, n):
+            f.seek(i * size // n)
+            f.readline()
+            bounds.append(max(f.tell(), bounds[-1]))
+    bounds.append(size)
+    return [(str(path), a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def run_pool(path: Path) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        total: Counter = Counter()
+        for part in pool.imap_unordered(count_chunk, chunks(path, 16)):
+            total.update(part)
+    out = canonical(total)
+    return time.perf_counter() - start, out
+
+
+def _dask_partition(lines) -> list[Counter]:
+    c: Counter = Counter()
+    for line in lines:
+        c.update(WORD.findall(line.lower()))
+    return [c]
+
+
+def run_dask(path: Path) -> tuple[float, bytes]:
+    import dask
+    import dask.bag as db
+
+    start = time.perf_counter()
+    bag = db.read_text(str(path), blocksize="16MB", linedelimiter="\n")
+    with dask.config.set(scheduler="processes", num_workers=2):
+        parts = bag.map_partitions(_dask_partition).compute()
+    total: Counter = Counter()
+    for c in parts:
+        total.update(c)
+    out = canonical(total)
+    return time.perf_counter() - start, out
+
+
+async def run_shardex(path: Path, home: Path, workers: int, replication: int, quorum: int,
+                      map_shards: int) -> dict:
+    from shardex.chain import ChainClient
+    from shardex.config import Settings
+    from shardex.requester import SubmitRequest, post, prepare, result
+    from shardex.serving import serving
+    from shardex.storage import EmbeddedStore
+
+    env = {**os.environ, "SHARDEX_HOME": str(home)}
+    cli = [sys.executable, "-m", "shardex.cli"]
+    info = json.loads(subprocess.run([*cli, "devnet", "up", "--json"], env=env, check=True, capture_output=True,
+                                     text=True).stdout)
+    os.environ["SHARDEX_HOME"] = str(home)
+    log = open(home / "workers.log", "wb")  # noqa: SIM115
+    procs = subprocess.Popen([*cli, "worker", "run", "--count", str(workers), "--max-tasks", "1", "--poll", "0.1"],
+                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        settings = Settings(account_index=9)
+        store = EmbeddedStore(settings.content_dir)
+        async with ChainClient(info["rpc_url"], settings.deployment(), settings.account()) as c:
+            while len(await c.events(names=["EndpointAnnounced"])) < workers:  # workers up and staked
+                await asyncio.sleep(0.2)
+            req = SubmitRequest(program="wordcount", program_file=None, input=str(path), map_shards=map_shards,
+                                reduce_shards=2, replication=replication, quorum=quorum, reward=10**12,
+                                collateral=10**13, reveal_window=30)
+            start = time.perf_counter()
+            spec = await prepare(req, store)
+            async with serving(store) as url:
+                await c.announce(url)
+                job_id = await post(c, req, spec)
+                posted = time.perf_counter()
+                first_claim = None
+                while True:
+                    job = await c.job(job_id)
+                    if first_claim is None and job.has_claims:
+                        first_claim = time.perf_counter() - posted
+                    if not job.state.active:
+                        break
+                    await asyncio.sleep(0.05)
+                out = home / "result.txt"
+                await result(c, store, job_id, out)
+            elapsed = time.perf_counter() - start
+            return {"seconds": elapsed, "post_to_first_claim_s": first_claim, "output": out.read_bytes(),
+                    "state": job.state.name}
+    finally:
+        os.killpg(procs.pid, signal.SIGTERM)
+        procs.wait(120)
+        log.close()
+        subprocess.run([*cli, "devnet", "down"], env=env, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--map-shards", type=int, default=8)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="shardex-e2e-"))
+    corpus = work / "corpus.txt"
+    size = build_corpus(corpus, args.mb * 1024 * 1024)
+    print(f"corpus: {size / 1e6:.1f} MB of real text ({corpus})")
+    pool_s, reference = run_pool(corpus)
+    print(f"multiprocessing.Pool(2): {pool_s:6.2f} s")
+    dask_s, dask_out = run_dask(corpus)
+    assert dask_out == reference, "dask disagrees"
+    print(f"dask.bag (2 processes):  {dask_s:6.2f} s  ({dask_s / pool_s:.2f}x baseline)")
+    figures = {"corpus_mb": round(size / 1e6, 1), "pool_s": round(pool_s, 2), "dask_s": round(dask_s, 2),
+               "dask_vs_pool": round(dask_s / pool_s, 3)}
+    for r, q, workers, aim in ((1, 1, 2, 1.25), (3, 2, 3, 3.3)):
+        run = asyncio.run(run_shardex(corpus, work / f"home-r{r}", workers, r, q, args.map_shards))
+        assert run["state"] == "COMPLETED" and run["output"] == reference, f"shardex r={r} result differs"
+        ratio = run["seconds"] / pool_s
+        figures[f"shardex_r{r}_s"] = round(run["seconds"], 2)
+        figures[f"shardex_r{r}_vs_pool"] = round(ratio, 3)
+        figures[f"shardex_r{r}_vs_dask"] = round(run["seconds"] / dask_s, 3)
+        figures[f"shardex_r{r}_post_to_first_claim_s"] = round(run["post_to_first_claim_s"], 3)
+        print(f"shardex r={r} q={q}, {workers} workers: {run['seconds']:6.2f} s  ({ratio:.2f}x baseline, aim <= "
+              f"{aim}x; {run['seconds'] / dask_s:.2f}x dask); posted -> first claim "
+              f"{run['post_to_first_claim_s']:.2f} s")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
