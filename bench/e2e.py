@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 WORD = re.compile(r"\w+")
+MAX_TASKS = 2
 
 
 def build_corpus(path: Path, target: int) -> int:
@@ -136,7 +137,7 @@ async def run_shardex(path: Path, home: Path, workers: int, replication: int, qu
                                      text=True).stdout)
     os.environ["SHARDEX_HOME"] = str(home)
     log = open(home / "workers.log", "wb")  # noqa: SIM115
-    procs = subprocess.Popen([*cli, "worker", "run", "--count", str(workers), "--max-tasks", "1", "--poll", "0.1"],
+    procs = subprocess.Popen([*cli, "worker", "run", "--count", str(workers), "--max-tasks", str(MAX_TASKS), "--poll", "0.1"],
                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         settings = Settings(account_index=9)

@@ -48,7 +48,7 @@ def read(data: bytes) -> tuple[list[CID], list[tuple[CID, bytes]]]:
             if len(body) != section:
                 raise ValueError("truncated section")
             pos += section
-            cid, block = _split_section(body)
+            cid, block = split_section(body)
             if not cid.verify(block):
                 raise BlockCorrupted(cid, "in CAR stream")
             blocks.append((cid, block))
@@ -57,7 +57,7 @@ def read(data: bytes) -> tuple[list[CID], list[tuple[CID, bytes]]]:
     return roots, blocks
 
 
-def _split_section(body: bytes) -> tuple[CID, bytes]:
+def split_section(body: bytes) -> tuple[CID, bytes]:
     if body[:2] == b"\x12\x20":  # CIDv0: a bare multihash
         return CID.from_bytes(body[:34]), body[34:]
     _, pos = decode_varint(body, 0)  # version
