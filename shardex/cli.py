@@ -248,7 +248,7 @@ def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
 def job_submit(
     ctx: typer.Context,
     input: Annotated[str, typer.Option("--input", help="A file of records (lines) or a CID.")],
-    program: Annotated[str | None, typer.Option(help="Built-in: wordcount, grep, sort, inverted-index.")] = None,
+    program: Annotated[str | None, typer.Option(help="Built-in: wordcount, grep, sort, inverted-index, embed.")] = None,
     program_file: Annotated[Path | None, typer.Option(help="A Python file defining map(record) and reduce(key, values)."
                                                        )] = None,
     map_shards: Annotated[int, typer.Option("--map-shards")] = 4,

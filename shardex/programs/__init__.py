@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from shardex.programs.base import MapContext, Program, ProgramError, ReduceContext, check_reduce_shards
 from shardex.programs.builtin import BUILTIN
+from shardex.programs.embed import Embed
+
+BUILTIN[Embed.name] = Embed()  # light: torch loads only when a shard is embedded
 
 __all__ = ["BUILTIN", "MapContext", "Program", "ProgramError", "ReduceContext", "load_program", "plan"]
 

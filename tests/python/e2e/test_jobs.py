@@ -181,3 +181,24 @@ def test_bad_jobs_fail_clearly_and_never_strand_funds(devnet: Devnet, tmp_path: 
     failed = devnet.cli("job", "result", str(out["job_id"]), "-o", str(tmp_path / "y"), "--json", check=False)
     assert "timeout" in json.loads(failed.stderr)["error"]["message"]
     assert devnet.json("stake", "show", account=0)["slashed"] == 0
+
+
+def test_embed_job_end_to_end(devnet: Devnet, tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")  # the optional extra; `make test` installs it
+    lines = ["The cat sat on the mat.", "A kitten rested on the rug.", "Stock markets fell sharply today.",
+             "Quarterly earnings beat expectations.", "unicode: naïve café ☕"]
+    src = tmp_path / "sentences.txt"
+    src.write_text("\n".join(lines) + "\n")
+    devnet.start_worker(0)
+    out = submit(devnet, "--program", "embed", "--input", str(src), "--map-shards", "2", "--reduce-shards", "1")
+    assert out["state"] == "COMPLETED"
+    result = tmp_path / "vectors.jsonl"
+    devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
+    rows = [json.loads(line) for line in result.read_text().splitlines()]
+    assert len(rows) == len(lines) and all(len(vec) == 384 for _, vec in rows)
+
+    def cos(a, b):
+        return sum(x * y for x, y in zip(a, b, strict=True))  # vectors are unit length
+
+    vecs = [vec for _, vec in rows]
+    assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2])  # cat/kitten closer than cat/stocks

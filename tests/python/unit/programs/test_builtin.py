@@ -44,7 +44,7 @@ def check_range_partitions(outputs: list[bytes], points: list[str], key_of) -> N
 
 
 def test_the_builtins_are_named_and_are_programs() -> None:
-    assert set(BUILTIN) == {"wordcount", "grep", "sort", "inverted-index"}
+    assert set(BUILTIN) == {"wordcount", "grep", "sort", "inverted-index", "embed"}
     for name, program in BUILTIN.items():
         assert program.name == name
         assert isinstance(program, Program)
