@@ -263,6 +263,8 @@ def job_submit(
     timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
     memory_mb: Annotated[int, typer.Option(help="Memory a task may use.")] = 2048,
+    gpus: Annotated[int, typer.Option(help="GPUs each task needs (only fitting workers claim).")] = 0,
+    gpu_memory_mb: Annotated[int, typer.Option(help="GPU memory each task needs, across its GPUs.")] = 0,
     escrow: Annotated[str | None, typer.Option(hidden=True)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Serve the inputs and show progress until the job ends.")]
     = False,
@@ -278,7 +280,8 @@ def job_submit(
                         reward=amount_arg(reward), collateral=amount_arg(collateral),
                         params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
                         reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
-                        memory_mb=memory_mb, escrow=amount_arg(escrow) if escrow is not None else None)
+                        memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
+                        escrow=amount_arg(escrow) if escrow is not None else None)
 
     async def go() -> dict:
         s = settings(ctx)
@@ -569,6 +572,8 @@ def worker_run(
     memory_mb: Annotated[int, typer.Option(help="Memory cap per task.")] = 4096,
     port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
+    gpus: Annotated[str, typer.Option(help="auto (NVML), none, or a fake pool such as fake:2x80GB.")] = "auto",
+    gpu_policy: Annotated[str, typer.Option(help="binpack or spread.")] = "binpack",
     test_corrupt_output: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
@@ -613,7 +618,7 @@ def worker_run(
             data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, port=port, poll_interval=poll,
-            corrupt_output=test_corrupt_output)
+            gpus=gpus, gpu_policy=gpu_policy, corrupt_output=test_corrupt_output)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:
         raise fail(False, exc) from None

@@ -46,6 +46,8 @@ class SubmitRequest:
     job_timeout: int = 3600
     timeout_s: float = 600.0
     memory_mb: int = 2048
+    gpus: int = 0
+    gpu_memory_mb: int = 0
     escrow: int | None = None  # override (for testing the contract's check); default is exact
 
 
@@ -56,6 +58,8 @@ def _validate(req: SubmitRequest) -> None:
         raise SubmitError(f"--map-shards must be 1..10000, got {req.map_shards}")
     if not 1 <= req.reduce_shards <= 1_000:
         raise SubmitError(f"--reduce-shards must be 1..1000, got {req.reduce_shards}")
+    if req.gpus < 0 or req.gpu_memory_mb < 0 or (req.gpu_memory_mb and not req.gpus):
+        raise SubmitError("--gpu-memory-mb needs --gpus >= 1, and neither may be negative")
     if not 1 <= req.quorum <= req.replication <= 16:
         raise SubmitError(f"need 1 <= quorum <= replication <= 16, got r={req.replication} q={req.quorum}")
 
@@ -96,7 +100,8 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
         raise SubmitError(str(exc)) from None
     program_cid = str(await store.add_bytes(source)) if source is not None else None
     spec = jobs.JobSpec(req.program, program_cid, params, shard_cids, req.reduce_shards, total,
-                        jobs.Resources(timeout_s=req.timeout_s, memory_mb=req.memory_mb))
+                        jobs.Resources(timeout_s=req.timeout_s, memory_mb=req.memory_mb, gpus=req.gpus,
+                                       gpu_memory_mb=req.gpu_memory_mb))
     await store.add_bytes(spec.to_bytes())
     if tmp is not None:
         tmp.unlink()

@@ -33,6 +33,10 @@ from shardex.programs import BUILTIN
 from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher, HttpProvider
 from shardex.storage.gateway import gateway_app
+from worker.executor import kill_group
+from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
+from worker.gpu.watchdog import GpuWatchdog
+from worker.http import worker_app
 from worker.state import OPEN, State
 from worker.tasks import TaskInput, compute
 
@@ -54,6 +58,9 @@ class WorkerOptions:
     poll_interval: float = 0.25
     grace_s: float = 30.0
     withdraw_every_s: float = 30.0
+    #: "auto" (NVML if there is a GPU), "none", or a fake pool like "fake:2x80GB".
+    gpus: str = "auto"
+    gpu_policy: str = "binpack"
     #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
     corrupt_output: bool = False
 
@@ -66,6 +73,16 @@ class _Job:
 
     def __post_init__(self) -> None:
         self.tasks = len(self.spec.map_shards) + self.spec.reduce_shards
+
+
+def _gpu_backend(spec: str):
+    if spec == "none":
+        return None
+    if spec.startswith("fake:"):
+        return FakeBackend(spec, track_liveness=True)
+    if spec == "auto":
+        return detect_backend()  # None without a GPU: a CPU-only pool, not an error
+    raise ValueError(f"--gpus must be auto, none or fake:NxSIZE, not {spec!r}")
 
 
 def _embed_available() -> bool:
@@ -90,6 +107,8 @@ class Agent:
         self._server = None
         self._last_withdraw = 0.0
         self.stats = defaultdict(int)
+        self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
+        self.watchdog = GpuWatchdog(self.gpu_pool, kill_group)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -100,7 +119,8 @@ class Agent:
             loop.add_signal_handler(sig, self.stopping.set)
         await self._serve_outputs()
         await self._ensure_stake()
-        log.info("worker %s serving %s", self.address, self.endpoint)
+        watchdog = asyncio.create_task(self.watchdog.run())
+        log.info("worker %s serving %s; GPUs: %s", self.address, self.endpoint, self.gpu_pool.advertise())
         try:
             while not self.stopping.is_set():
                 await self.tick()
@@ -110,6 +130,7 @@ class Agent:
                     pass
             await self._drain()
         finally:
+            watchdog.cancel()
             for task in self.running.values():
                 task.cancel()
             if self._server is not None:
@@ -153,7 +174,7 @@ class Agent:
         import uvicorn
 
         # Port 0: the kernel picks a free port at bind time (no race with other processes).
-        config = uvicorn.Config(gateway_app(self.store), host=self.opts.host, port=self.opts.port,
+        config = uvicorn.Config(worker_app(self.store, self.describe), host=self.opts.host, port=self.opts.port,
                                 log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # the agent owns SIGTERM
@@ -164,6 +185,12 @@ class Agent:
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.endpoint = self.opts.public_url or f"http://{self.opts.host}:{port}"
+
+    def describe(self) -> dict:
+        """Published at /shardex/worker: what this worker offers."""
+        return {"address": self.address, "max_tasks": self.opts.max_tasks, "memory_mb": self.opts.memory_mb,
+                "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
+                "user_programs": self.opts.allow_user_programs, "gpus": self.gpu_pool.advertise()}
 
     async def _ensure_stake(self) -> None:
         info = await self.chain.worker()
@@ -244,7 +271,11 @@ class Agent:
         if spec.program == "embed" and not _embed_available():
             return "embed needs the optional extra: pip install 'shardex[embed]'"
         if spec.resources.gpus > 0:
-            return "needs GPUs; this worker has none"
+            pool = self.gpu_pool.advertise()
+            if spec.resources.gpus > pool["gpu_count"]:
+                return f"needs {spec.resources.gpus} GPUs; this worker has {pool['gpu_count']}"
+            if spec.resources.gpu_memory_mb > sum(pool["memory_mb"]):
+                return f"needs {spec.resources.gpu_memory_mb} MB of GPU memory; this worker has {sum(pool['memory_mb'])}"
         if spec.resources.memory_mb > self.opts.memory_mb:
             return f"needs {spec.resources.memory_mb} MB; this worker offers {self.opts.memory_mb} MB"
         if len(spec.map_shards) != info.map_tasks or spec.reduce_shards != info.reduce_tasks:
@@ -310,15 +341,37 @@ class Agent:
 
     async def _compute(self, inp: TaskInput) -> None:
         fetcher = self.fetcher(str(self.jobs[inp.job_id].info.requester))
+        lease, pids = None, []
+        res = inp.spec.resources
+        if res.gpus > 0:
+            try:
+                lease = self.gpu_pool.allocate(GpuRequest(gpus=res.gpus, memory_mb=max(res.gpu_memory_mb, 1)),
+                                               owner=f"{inp.job_id}:{inp.task_id}")
+            except GpuPoolError as exc:
+                log.warning("job %d task %d: cannot ever fit this worker's GPUs: %s", inp.job_id, inp.task_id, exc)
+                return
+            if lease is None:
+                return  # the GPUs are busy: try again next tick, the claim is kept
+
+        def spawned(pid: int) -> None:
+            pids.append(pid)
+            if lease is not None:
+                self.gpu_pool.attach(lease, [pid])
+
         try:
             manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch",
-                                     memory_mb=self.opts.memory_mb)
+                                     memory_mb=self.opts.memory_mb, extra_env=lease.env() if lease else None,
+                                     on_spawn=spawned)
         except (StoreError, RuntimeError, OSError) as exc:
             # Not a deterministic result (inputs unreachable, local failure): do
             # not commit; retry on a later tick while the lease lasts.
             log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)
             await asyncio.sleep(1.0)
             return
+        finally:
+            if lease is not None:
+                # Free again only once NVML shows these processes gone (the watchdog reaps).
+                self.gpu_pool.release(lease, pids)
         cid = await self.store.add_bytes(manifest)
         digest = cid.digest
         if self.opts.corrupt_output:

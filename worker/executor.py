@@ -15,6 +15,7 @@ import resource
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def clean_env(scratch: Path) -> dict[str, str]:
 
 async def run_program(*, phase: str, program: str | None, program_file: Path | None, params_file: Path,
                       index: int, map_shards: int, reduce_shards: int, inputs: list[Path], scratch: Path,
-                      timeout_s: float, memory_mb: int) -> RunResult:
+                      timeout_s: float, memory_mb: int, extra_env: dict[str, str] | None = None,
+                      on_spawn: Callable[[int], None] | None = None) -> RunResult:
     out = scratch / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -55,9 +57,12 @@ async def run_program(*, phase: str, program: str | None, program_file: Path | N
            "--out", str(out)]
     cmd += ["--program-file", str(program_file)] if program_file else ["--program", str(program)]
     cmd += [str(p) for p in inputs]
-    proc = await asyncio.create_subprocess_exec(*cmd, cwd=scratch, env=clean_env(scratch),
+    env = {**clean_env(scratch), **(extra_env or {})}  # e.g. a GPU lease: CUDA_VISIBLE_DEVICES, memory fraction
+    proc = await asyncio.create_subprocess_exec(*cmd, cwd=scratch, env=env,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                                                 preexec_fn=_limits(memory_mb))
+    if on_spawn is not None:
+        on_spawn(proc.pid)  # the process group id too (setsid): what a watchdog kills
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
@@ -75,10 +80,17 @@ async def run_program(*, phase: str, program: str | None, program_file: Path | N
     if proc.returncode == 3 and error_line:
         return RunResult([], error_line)
     if "MemoryError" in text or proc.returncode in (-signal.SIGKILL, -signal.SIGSEGV):
-        return RunResult([], f"memory: the program exceeded its {memory_mb} MB limit")
+        limit = f"{memory_mb} MB" + (" or its GPU memory lease" if extra_env and extra_env.get("CUDA_VISIBLE_DEVICES")
+                                      else "")
+        return RunResult([], f"memory: the program exceeded its {limit} limit")
     # Anything else (a bad install, a bug in the runner) is not the program's
     # deterministic outcome: the caller must not commit it.
     raise RuntimeError(f"program runner failed (exit {proc.returncode}): {text[-500:]}")
+
+
+def kill_group(pid: int) -> None:
+    """Kill a task's whole process group (it was started with setsid)."""
+    _kill_group(pid)
 
 
 def _kill_group(pid: int) -> None:

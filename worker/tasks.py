@@ -25,7 +25,7 @@ class TaskInput:
 
 
 async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,
-                  memory_mb: int) -> bytes:
+                  memory_mb: int, extra_env: dict[str, str] | None = None, on_spawn=None) -> bytes:
     """The manifest bytes for this task (a map, reduce or deterministic error manifest)."""
     spec = task.spec
     m = len(spec.map_shards)
@@ -63,7 +63,8 @@ async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scrat
         result = await run_program(
             phase=phase, program=spec.program, program_file=program_file, params_file=params_file, index=index,
             map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch,
-            timeout_s=spec.resources.timeout_s, memory_mb=min(memory_mb, spec.resources.memory_mb))
+            timeout_s=spec.resources.timeout_s, memory_mb=min(memory_mb, spec.resources.memory_mb),
+            extra_env=extra_env, on_spawn=on_spawn)
         if result.error is not None:
             return jobs.error_manifest(result.error)
         cids = [await store.add_path(path) for path in result.outputs]

@@ -60,7 +60,11 @@ class FakeBackend:
         *,
         topology: Sequence[Sequence[int]] | None = None,
         mig: Iterable[int] = (),
+        track_liveness: bool = False,
     ) -> None:
+        # With track_liveness a process that exits leaves every card, as the
+        # real driver frees a dead process's memory (used with real processes).
+        self.track_liveness = track_liveness
         mig_cards = set(mig)
         self._devices = [
             GpuDevice(d.index, d.uuid, d.name, d.memory_total_mb, mig_enabled=d.index in mig_cards)
@@ -83,18 +87,27 @@ class FakeBackend:
         return list(self._devices)
 
     def memory_used_mb(self, uuid: str) -> int:
-        return sum(self._card(uuid).values())
+        return sum(self._live(uuid).values())
 
     def utilization(self, uuid: str) -> int:
         self._card(uuid)
         return self._util[uuid]
 
     def processes(self, uuid: str) -> list[GpuProcess]:
-        return [GpuProcess(pid, mb) for pid, mb in sorted(self._card(uuid).items())]
+        return [GpuProcess(pid, mb) for pid, mb in sorted(self._live(uuid).items())]
 
     def topology(self, uuid_a: str, uuid_b: str) -> int:
         a, b = self._uuid_index(uuid_a), self._uuid_index(uuid_b)
         return TOPOLOGY_INTERNAL if a == b else self._topology[a][b]
+
+    def _live(self, uuid: str) -> dict[int, int]:
+        card = self._card(uuid)
+        if self.track_liveness:
+            from shardex.devnet import pid_alive
+
+            for pid in [p for p in card if not pid_alive(p)]:
+                del card[pid]
+        return card
 
     # -- what tests simulate
 

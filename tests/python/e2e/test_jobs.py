@@ -202,3 +202,24 @@ def test_embed_job_end_to_end(devnet: Devnet, tmp_path: Path) -> None:
 
     vecs = [vec for _, vec in rows]
     assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2])  # cat/kitten closer than cat/stocks
+
+
+def test_only_workers_with_fitting_gpus_take_a_gpu_job(devnet: Devnet, tmp_path: Path) -> None:
+    import httpx
+
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(200_000))
+    devnet.start_worker(0, "--gpus", "none")
+    devnet.start_worker(1, "--gpus", "fake:1x16GB")
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "3", "--gpus", "1",
+                 "--gpu-memory-mb", "8000")
+    assert out["state"] == "COMPLETED"
+    status = devnet.json("job", "status", str(out["job_id"]))
+    workers = {w for t in status["task_list"] for w in t["workers"]}
+    gpu_worker = devnet.json("stake", "show", account=1)["address"]
+    assert workers == {gpu_worker}
+    assert "needs 1 GPUs; this worker has 0" in devnet.log(0)
+    # The GPU worker describes its pool at /shardex/worker (the URL it logs and announces).
+    url = next(line.split("serving ")[1].split(";")[0] for line in devnet.log(1).splitlines() if "serving http" in line)
+    described = httpx.get(f"{url}/shardex/worker").json()
+    assert described["gpus"]["gpu_count"] == 1 and described["gpus"]["memory_mb"] == [16 * 1024]
