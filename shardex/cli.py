@@ -574,6 +574,10 @@ def worker_run(
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
     gpus: Annotated[str, typer.Option(help="auto (NVML), none, or a fake pool such as fake:2x80GB.")] = "auto",
     gpu_policy: Annotated[str, typer.Option(help="binpack or spread.")] = "binpack",
+    online_slo_ms: Annotated[float | None, typer.Option(help="Also serve online /embed with this p99 SLO; offline "
+                                                        "tasks yield to it.")] = None,
+    online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
+    online_standin: Annotated[bool, typer.Option(hidden=True)] = False,
     test_corrupt_output: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
@@ -618,7 +622,8 @@ def worker_run(
             data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, port=port, poll_interval=poll,
-            gpus=gpus, gpu_policy=gpu_policy, corrupt_output=test_corrupt_output)
+            gpus=gpus, gpu_policy=gpu_policy, online_slo_ms=online_slo_ms, online_port=online_port,
+            online_standin=online_standin, corrupt_output=test_corrupt_output)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:
         raise fail(False, exc) from None

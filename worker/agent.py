@@ -61,6 +61,10 @@ class WorkerOptions:
     #: "auto" (NVML if there is a GPU), "none", or a fake pool like "fake:2x80GB".
     gpus: str = "auto"
     gpu_policy: str = "binpack"
+    #: Serve online embed requests beside offline tasks, with this p99 SLO (ms); None: offline only.
+    online_slo_ms: float | None = None
+    online_port: int = 0
+    online_standin: bool = False  # test only: a CPU-bound stand-in instead of the model
     #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
     corrupt_output: bool = False
 
@@ -108,6 +112,13 @@ class Agent:
         self._last_withdraw = 0.0
         self.stats = defaultdict(int)
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
+        self.colocation = None
+        self.online_url: str | None = None
+        self._preempted: set[tuple[int, int, int]] = set()
+        if opts.online_slo_ms is not None:
+            from worker.colocation.controller import ColocationController
+
+            self.colocation = ColocationController(opts.online_slo_ms)
         self.watchdog = GpuWatchdog(self.gpu_pool, kill_group)
 
     # ------------------------------------------------------------ lifecycle
@@ -120,6 +131,8 @@ class Agent:
         await self._serve_outputs()
         await self._ensure_stake()
         watchdog = asyncio.create_task(self.watchdog.run())
+        if self.colocation is not None:
+            await self._serve_online()
         log.info("worker %s serving %s; GPUs: %s", self.address, self.endpoint, self.gpu_pool.advertise())
         try:
             while not self.stopping.is_set():
@@ -131,6 +144,10 @@ class Agent:
             await self._drain()
         finally:
             watchdog.cancel()
+            if self.colocation is not None:
+                self._controller_task.cancel()
+                self.colocation.release_all()
+                self._online_server.should_exit = True
             for task in self.running.values():
                 task.cancel()
             if self._server is not None:
@@ -190,7 +207,31 @@ class Agent:
         """Published at /shardex/worker: what this worker offers."""
         return {"address": self.address, "max_tasks": self.opts.max_tasks, "memory_mb": self.opts.memory_mb,
                 "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
-                "user_programs": self.opts.allow_user_programs, "gpus": self.gpu_pool.advertise()}
+                "user_programs": self.opts.allow_user_programs, "gpus": self.gpu_pool.advertise(),
+                "online": None if self.colocation is None else {"url": self.online_url,
+                                                                "slo_p99_ms": self.opts.online_slo_ms,
+                                                                "metrics": self.colocation.metrics()}}
+
+    async def _serve_online(self) -> None:
+        """The online embed service and the controller that keeps offline work out of its way."""
+        import uvicorn
+
+        from worker.colocation.online import create_app, standin_embed_fn
+
+        app = create_app(self.colocation, standin_embed_fn() if self.opts.online_standin else None)
+        server = uvicorn.Server(uvicorn.Config(app, host=self.opts.host, port=self.opts.online_port,
+                                               log_level="warning", lifespan="off"))
+        server.install_signal_handlers = lambda: None
+        self._online_task = asyncio.create_task(server.serve())
+        while not server.started:
+            if self._online_task.done():
+                await self._online_task
+            await asyncio.sleep(0.01)
+        self._online_server = server
+        self._controller_task = asyncio.create_task(self.colocation.run())
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.online_url = f"http://{self.opts.host}:{port}"
+        log.info("online embed service at %s/embed, p99 SLO %g ms", self.online_url, self.opts.online_slo_ms)
 
     async def _ensure_stake(self) -> None:
         info = await self.chain.worker()
@@ -286,7 +327,13 @@ class Agent:
 
     # ------------------------------------------------------------ claims
 
+    def _admitting(self) -> bool:
+        """Online work first: no new offline work while the controller says so."""
+        return self.colocation is None or self.colocation.admit()
+
     async def _claim(self) -> None:
+        if not self._admitting():
+            return
         free = self.opts.max_tasks - len(self.running) - len(self.state.replicas("claimed"))
         if free <= 0:
             return
@@ -329,6 +376,8 @@ class Agent:
             free -= len(picked)
 
     def _start_computations(self) -> None:
+        if not self._admitting():
+            return
         for row in self.state.replicas("claimed"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or row.job_id not in self.jobs:
@@ -353,10 +402,15 @@ class Agent:
             if lease is None:
                 return  # the GPUs are busy: try again next tick, the claim is kept
 
+        key = (inp.job_id, inp.task_id, inp.round)
+
         def spawned(pid: int) -> None:
             pids.append(pid)
             if lease is not None:
                 self.gpu_pool.attach(lease, [pid])
+            if self.colocation is not None:
+                # Killed by the controller for online work: recompute later (tasks are idempotent).
+                self.colocation.register(pid, requeue=lambda: self._preempted.add(key))
 
         try:
             manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch",
@@ -372,6 +426,13 @@ class Agent:
             if lease is not None:
                 # Free again only once NVML shows these processes gone (the watchdog reaps).
                 self.gpu_pool.release(lease, pids)
+            if self.colocation is not None:
+                for pid in pids:
+                    self.colocation.unregister(pid)
+        if key in self._preempted:
+            self._preempted.discard(key)
+            log.info("job %d task %d: preempted for online work; will run again", inp.job_id, inp.task_id)
+            return  # not the program's outcome: commit nothing, the claim stays open
         cid = await self.store.add_bytes(manifest)
         digest = cid.digest
         if self.opts.corrupt_output:

