@@ -32,7 +32,6 @@ from shardex.chain.models import (
 from shardex.programs import BUILTIN
 from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher, HttpProvider
-from shardex.storage.gateway import gateway_app
 from worker.executor import kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
 from worker.gpu.watchdog import GpuWatchdog

@@ -1,0 +1,3 @@
+from shardex.cli import app
+
+app()

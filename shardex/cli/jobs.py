@@ -1,0 +1,211 @@
+"""Requester commands: submit a job, follow it, inspect it, get its result."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shardex.chain import ChainClient
+from shardex.chain.models import Job
+from shardex.errors import ShardexError
+from shardex.units import AmountError, format_eth
+
+from shardex.cli.base import (
+    JsonOpt,
+    amount_arg,
+    emit,
+    fail,
+    job_app,
+    run,
+    settings,
+)
+
+
+# ------------------------------------------------------------------ jobs
+
+def job_json(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    data["state"] = job.state.name
+    data["open_escrow"] = job.open_escrow
+    return data
+
+
+@job_app.command("show")
+def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """A job's phase, money and every task's state."""
+    async def body(c: ChainClient):
+        job = await c.job(job_id)
+        tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
+        data = job_json(job)
+        data["tasks"] = [{"task_id": i, "round": t.round, "claimed": t.claimed, "committed": t.committed,
+                          "revealed": t.revealed, "settled": t.settled, "reveal_deadline": t.reveal_deadline}
+                         for i, t in enumerate(tasks)]
+        lines = [f"job {job_id}: {job.state.name}  tasks {job.settled_tasks}/{job.tasks} settled  "
+                 f"r={job.replication} q={job.quorum}",
+                 f"  escrow {format_eth(job.escrow)}  paid {format_eth(job.paid)}  owed {format_eth(job.owed)}  "
+                 f"refunded {format_eth(job.refunded)}"]
+        for t in data["tasks"]:
+            kind = "map" if t["task_id"] < job.map_tasks else "reduce"
+            state = "settled" if t["settled"] else f"claimed {t['claimed']} committed {t['committed']}"
+            lines.append(f"  task {t['task_id']:>3} {kind:<6} round {t['round']}  {state}")
+        return data, "\n".join(lines)
+    run(ctx, as_json, body, need_account=False)
+
+
+@job_app.command("submit")
+def job_submit(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Option("--input", help="A file of records (lines) or a CID.")],
+    program: Annotated[str | None, typer.Option(help="Built-in: wordcount, grep, sort, inverted-index, embed.")] = None,
+    program_file: Annotated[Path | None, typer.Option(help="A Python file defining map(record) and reduce(key, values)."
+                                                       )] = None,
+    map_shards: Annotated[int, typer.Option("--map-shards")] = 4,
+    reduce_shards: Annotated[int, typer.Option("--reduce-shards")] = 1,
+    replication: Annotated[int, typer.Option("--replication")] = 1,
+    quorum: Annotated[int, typer.Option("--quorum")] = 1,
+    reward: Annotated[str, typer.Option(help="Per replica, e.g. 0.001 or 1000gwei.")] = "0.001",
+    collateral: Annotated[str, typer.Option(help="Stake a worker risks per claim.")] = "0.01",
+    pattern: Annotated[str | None, typer.Option(help="Regex for grep.")] = None,
+    lease: Annotated[int, typer.Option(help="Seconds a claim has to commit.")] = 600,
+    reveal_window: Annotated[int, typer.Option(help="Seconds to reveal once all replicas committed.")] = 120,
+    timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
+    task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory a task may use.")] = 2048,
+    gpus: Annotated[int, typer.Option(help="GPUs each task needs (only fitting workers claim).")] = 0,
+    gpu_memory_mb: Annotated[int, typer.Option(help="GPU memory each task needs, across its GPUs.")] = 0,
+    escrow: Annotated[str | None, typer.Option(hidden=True)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Serve the inputs and show progress until the job ends.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split and store the input, post the job with its escrow; --wait follows it to the end."""
+    from shardex.requester import SubmitRequest, post, prepare
+    from shardex.serving import announced_endpoint, serves, serving
+    from shardex.storage import EmbeddedStore
+
+    req = SubmitRequest(program=program, program_file=program_file, input=input, map_shards=map_shards,
+                        reduce_shards=reduce_shards, replication=replication, quorum=quorum,
+                        reward=amount_arg(reward), collateral=amount_arg(collateral),
+                        params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
+                        reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
+                        memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
+                        escrow=amount_arg(escrow) if escrow is not None else None)
+
+    async def go() -> dict:
+        s = settings(ctx)
+        store = EmbeddedStore(s.content_dir)
+        async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
+            spec = await prepare(req, store)
+            spec_cid = str(__import__("shardex.jobs", fromlist=["spec_cid"]).spec_cid(spec.digest))
+            if not wait:
+                url = await announced_endpoint(c, c.address)
+                if url is None or not await serves(url, spec_cid):
+                    raise ShardexError("nobody serves this job's inputs: run `shardex store serve` in another "
+                                       "terminal (it announces your endpoint), or submit with --wait")
+                job_id = await post(c, req, spec)
+                return {"job_id": job_id, "spec_cid": spec_cid, "map_shards": spec.map_shards}
+            async with serving(store) as url:
+                await c.announce(url)
+                job_id = await post(c, req, spec)
+                if not as_json:
+                    typer.echo(f"posted job {job_id} (spec {spec_cid}); serving inputs at {url}")
+                final = await follow(c, job_id, quiet=as_json)
+            return {"job_id": job_id, "spec_cid": spec_cid, "state": final}
+
+    try:
+        data = asyncio.run(go())
+    except (ShardexError, AmountError) as exc:
+        raise fail(as_json, exc) from None
+    emit(as_json, data, f"job {data['job_id']}" + (f" {data['state']}" if "state" in data else " posted"))
+
+
+async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
+    """Progress bars per phase until the job ends; returns the final state name."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    job = await c.job(job_id)
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), disable=quiet,
+                  transient=False) as bars:
+        phases = {"map": (0, job.map_tasks), "reduce": (job.map_tasks, job.tasks)}
+        rows = {}
+        for name, (lo, hi) in phases.items():
+            total = (hi - lo) * job.replication
+            rows[name] = (bars.add_task(f"{name}: claimed", total=total), bars.add_task(f"{name}: committed",
+                          total=total), bars.add_task(f"{name}: settled tasks", total=hi - lo))
+        while True:
+            job = await c.job(job_id)
+            tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
+            for name, (lo, hi) in phases.items():
+                claimed_row, committed_row, settled_row = rows[name]
+                part = tasks[lo:hi]
+                bars.update(claimed_row, completed=sum(t.claimed if not t.settled else job.replication for t in part))
+                bars.update(committed_row,
+                            completed=sum(t.committed if not t.settled else job.replication for t in part))
+                bars.update(settled_row, completed=sum(t.settled for t in part))
+            if not job.state.active:
+                return job.state.name
+            await asyncio.sleep(0.5)
+
+
+@job_app.command("status")
+def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Phase, every task's state, who did what, money and gas."""
+    from shardex.requester import status
+
+    async def body(c: ChainClient):
+        data = await status(c, job_id)
+        lines = [f"job {job_id}: {data['state']}  {data['tasks_settled']}/{data['tasks']} tasks settled  "
+                 f"r={data['replication']} q={data['quorum']}",
+                 f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
+                 f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
+                 f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}"]
+        for t in data["task_list"]:
+            who = ", ".join(f"{w[:10]}…:{a}" for w, a in t["workers"].items()) or "-"
+            state = "settled" if t["settled"] else f"round {t['round']} claimed {t['claimed']}"
+            lines.append(f"  task {t['task_id']:>4} {t['kind']:<6} {state:<26} {who}")
+        return data, "\n".join(lines)
+    run(ctx, as_json, body, need_account=False)
+
+
+@job_app.command("result")
+def job_result(ctx: typer.Context, job_id: int,
+               output: Annotated[Path, typer.Option("-o", "--output", help="File to write the result to.")],
+               as_json: JsonOpt = False) -> None:
+    """Fetch, verify and assemble the reduce outputs (in partition order) into OUTPUT."""
+    from shardex.requester import result
+    from shardex.storage import EmbeddedStore
+
+    async def body(c: ChainClient):
+        store = EmbeddedStore(settings(ctx).content_dir)
+        data = await result(c, store, job_id, output)
+        return data, f"wrote {data['bytes']:,} verified bytes to {output}"
+    run(ctx, as_json, body, need_account=False)
+
+
+def _simple_tx(ctx: typer.Context, as_json: bool, make, verb: str) -> None:
+    async def body(c: ChainClient):
+        receipt = await make(c)
+        return {"tx": receipt.tx_hash, "gas_used": receipt.gas_used}, f"{verb} (tx {receipt.tx_hash})"
+    run(ctx, as_json, body)
+
+
+@job_app.command("cancel")
+def job_cancel(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Cancel your job before any claim; the escrow is credited back."""
+    _simple_tx(ctx, as_json, lambda c: c.cancel_job(job_id), f"cancelled job {job_id}")
+
+
+@job_app.command("expire")
+def job_expire(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Mark a job past its deadline as expired."""
+    _simple_tx(ctx, as_json, lambda c: c.expire_job(job_id), f"expired job {job_id}")
+
+
+@job_app.command("refund")
+def job_refund(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
+    """Credit the requester what a finished job did not spend."""
+    _simple_tx(ctx, as_json, lambda c: c.refund(job_id), f"refunded job {job_id}")

@@ -1,0 +1,131 @@
+"""Worker, key and demo commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shardex.errors import ShardexError
+
+from shardex.cli.base import (
+    JsonOpt,
+    amount_arg,
+    app,
+    emit,
+    fail,
+    key_app,
+    settings,
+    worker_app,
+)
+
+
+# ------------------------------------------------------------------ worker
+
+@worker_app.command("run")
+def worker_run(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(help="Run N independent workers (devnet: consecutive dev keys).")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="State, store and scratch (default: <home>/worker-<address>).")]
+    = None,
+    stake: Annotated[str, typer.Option(help="Keep at least this much staked.")] = "1",
+    max_tasks: Annotated[int, typer.Option(help="Tasks computed at once.")] = 2,
+    programs: Annotated[str | None, typer.Option(help="Allow-list of built-in programs, comma separated.")] = None,
+    user_programs: Annotated[bool, typer.Option(help="Accept jobs with user-supplied programs.")] = True,
+    memory_mb: Annotated[int, typer.Option(help="Memory cap per task.")] = 4096,
+    port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
+    poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
+    gpus: Annotated[str, typer.Option(help="auto (NVML), none, or a fake pool such as fake:2x80GB.")] = "auto",
+    gpu_policy: Annotated[str, typer.Option(help="binpack or spread.")] = "binpack",
+    online_slo_ms: Annotated[float | None, typer.Option(help="Also serve online /embed with this p99 SLO; offline "
+                                                        "tasks yield to it.")] = None,
+    online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
+    online_standin: Annotated[bool, typer.Option(hidden=True)] = False,
+    test_corrupt_output: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
+    import logging
+    import subprocess
+    import sys
+
+    s = settings(ctx)
+    if count > 1:
+        if s.private_key or s.keystore or not s.on_devnet:
+            raise fail(False, ShardexError("--count > 1 uses consecutive devnet dev keys; elsewhere start one "
+                                           "process per key"))
+        base = s.account_index
+        args = [a for a in sys.argv[1:]]
+        children = []
+        for i in range(count):
+            child_args = [a for a in args if not a.startswith("--count")]
+            if "--count" in args:
+                idx = args.index("--count")
+                child_args = args[:idx] + args[idx + 2:]
+            children.append(subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
+                                              str(base + i), *child_args]))
+        import signal as signals
+
+        def forward(signum, _frame) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)  # each worker drains, withdraws and exits on its own
+
+        signals.signal(signals.SIGTERM, forward)
+        signals.signal(signals.SIGINT, forward)
+        for child in children:
+            child.wait()
+        return
+
+    from worker.agent import Agent, WorkerOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        account = s.account()
+        opts = WorkerOptions(
+            data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
+            max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
+            allow_user_programs=user_programs, memory_mb=memory_mb, port=port, poll_interval=poll,
+            gpus=gpus, gpu_policy=gpu_policy, online_slo_ms=online_slo_ms, online_port=online_port,
+            online_standin=online_standin, corrupt_output=test_corrupt_output)
+        asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
+    except ShardexError as exc:
+        raise fail(False, exc) from None
+
+
+# ------------------------------------------------------------------ keys
+
+@key_app.command("new")
+def key_new(path: Annotated[Path, typer.Argument(help="Where to write the encrypted keystore.")],
+            as_json: JsonOpt = False) -> None:
+    """Create a new key in an encrypted keystore (password: SHARDEX_KEYSTORE_PASSWORD or prompt)."""
+    import os
+
+    from eth_account import Account
+
+    password = os.environ.get("SHARDEX_KEYSTORE_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                             confirmation_prompt=True)
+    if path.exists():
+        raise fail(as_json, ShardexError(f"{path} exists; refusing to overwrite a key"))
+    account = Account.create()
+    path.write_text(json.dumps(Account.encrypt(account.key, password)), encoding="utf-8")
+    path.chmod(0o600)
+    emit(as_json, {"address": account.address, "keystore": str(path)}, f"{account.address} -> {path}")
+
+
+@app.command("demo")
+def demo(protocol: Annotated[bool, typer.Option("--protocol", help="Only the narrated on-chain lifecycle.")] = False,
+         as_json: JsonOpt = False) -> None:
+    """The product on one machine: devnet, 3 workers, a wordcount job, the money trail."""
+    if protocol:
+        from shardex.protocol_demo import run_demo as run_protocol
+
+        summary = asyncio.run(run_protocol(quiet=as_json))
+    else:
+        from shardex.demo import run_demo
+
+        summary = run_demo(quiet=as_json)
+    if as_json:
+        typer.echo(json.dumps(summary))
