@@ -156,7 +156,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                                                   "wait_each_receipt_tasks_per_s": round(waited, 2),
                                                   "pipelined_tasks_per_s": round(piped, 2),
                                                   "speedup": round(piped / waited, 1)}
-        print(f"Settled tasks/s on Anvil with 1 s blocks (r=1):")
+        print("Settled tasks/s on Anvil with 1 s blocks (r=1):")
         print(f"  waiting for each receipt: {waited:8.2f} tasks/s ({n} tasks)")
         print(f"  pipelined nonces:         {piped:8.2f} tasks/s ({piped_n} tasks, {piped / waited:.0f}x)")
         for c in (requester, *workers):
