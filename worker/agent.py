@@ -333,7 +333,9 @@ class Agent:
     async def _claim(self) -> None:
         if not self._admitting():
             return
-        free = self.opts.max_tasks - len(self.running) - len(self.state.replicas("claimed"))
+        # A claim occupies a slot from the claim until its result is computed
+        # (running tasks are among these rows: do not count them twice).
+        free = self.opts.max_tasks - len(self.state.replicas("claiming", "claimed"))
         if free <= 0:
             return
         w = await self.chain.worker()
@@ -509,8 +511,11 @@ class Agent:
                 continue
             task = await self.chain.task(row.job_id, row.task_id)
             job = await self.chain.job(row.job_id)
-            ready = (task.round != row.round or not job.state.active
-                     or (task.settled and (rep.state == ReplicaState.REVEALED or now > task.reveal_deadline)))
+            window_over = bool(task.reveal_deadline) and now > task.reveal_deadline
+            # A round whose window closed without quorum is closed by the collect
+            # itself (the contract advances it), which releases our collateral.
+            ready = (task.round != row.round or not job.state.active or window_over
+                     or (task.settled and rep.state == ReplicaState.REVEALED))
             if ready:
                 by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():

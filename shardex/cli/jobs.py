@@ -71,6 +71,8 @@ def job_submit(
     collateral: Annotated[str, typer.Option(help="Stake a worker risks per claim.")] = "0.01",
     pattern: Annotated[str | None, typer.Option(help="Regex for grep.")] = None,
     lease: Annotated[int, typer.Option(help="Seconds a claim has to commit.")] = 600,
+    max_rounds: Annotated[int, typer.Option(help="Rounds a task may take to reach quorum before the job fails.")]
+    = 3,
     reveal_window: Annotated[int, typer.Option(help="Seconds to reveal once all replicas committed.")] = 120,
     timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
@@ -91,6 +93,7 @@ def job_submit(
                         reduce_shards=reduce_shards, replication=replication, quorum=quorum,
                         reward=amount_arg(reward), collateral=amount_arg(collateral),
                         params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
+                        max_rounds=max_rounds,
                         reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
                         memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
                         escrow=amount_arg(escrow) if escrow is not None else None)

@@ -240,3 +240,21 @@ def test_worker_serves_online_embed_beside_offline_tasks(devnet: Devnet, tmp_pat
     assert out["state"] == "COMPLETED"
     metrics = httpx.get(f"{url}/shardex/worker").json()["online"]["metrics"]
     assert metrics["online_requests"] >= 1 and metrics["offline_admitted"] >= 1
+
+
+def test_a_task_that_never_reaches_quorum_fails_the_job_and_refunds_everything(devnet: Devnet, tmp_path: Path) -> None:
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(100_000))
+    devnet.start_worker(0)
+    devnet.start_worker(1, "--test-corrupt-output")
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "1", "--replication", "2",
+                 "--quorum", "2", "--max-rounds", "2", "--reward", "0.001", "--collateral", "0.01")
+    assert out["state"] == "FAILED"  # two rounds, two different digests each time
+    job_id = str(out["job_id"])
+    for i in (0, 1):  # nobody can be blamed: both are released, not slashed
+        devnet.wait_for(lambda i=i: devnet.json("stake", "show", account=i)["locked"] == 0, what=f"worker {i} released")
+        assert devnet.json("stake", "show", account=i)["slashed"] == 0
+    devnet.warp(30)
+    devnet.cli("job", "refund", job_id)
+    job = devnet.json("job", "show", job_id)
+    assert job["paid"] == 0 and job["refunded"] == job["escrow"] == 2 * 2 * 10**15
