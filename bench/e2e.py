@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 WORD = re.compile(r"\w+")
-MAX_TASKS = 2
+MAX_TASKS = 1
 
 
 def build_corpus(path: Path, target: int) -> int:
