@@ -1,0 +1,271 @@
+"""Chain-event indexer: copies both contracts' events into the database and
+derives ``jobs``/``tasks`` rows from them.
+
+Every chunk of blocks is written in ONE database transaction (events, the
+derived rows of the jobs it touches, and the cursor), so a crash at any point
+leaves the database exactly as it was after some whole chunk.
+
+Reorgs: before indexing, the stored cursor hash is compared with the chain's
+hash at that height. On a mismatch the indexer walks back over the blocks it
+stored events for (newest first, at most ``max_reorg_depth`` blocks below the
+cursor) to the newest one whose hash still matches, deletes every event above
+it, recomputes the affected jobs' derived rows from the remaining events and
+moves the cursor there -- all in one transaction -- then indexes forward.
+
+The database calls are synchronous SQLAlchemy Core (short transactions); the
+chain calls are async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from backend import db
+from shardex.chain import ChainClient
+from shardex.chain.models import Event, JobState, Outcome
+
+log = logging.getLogger(__name__)
+
+CHUNK_BLOCKS = 2000
+
+_REGISTRY_EVENTS = {"Staked", "UnbondRequested", "Unbonded", "CollateralLocked", "CollateralReleased", "Slashed",
+                    "EndpointAnnounced"}
+
+
+class ReorgTooDeep(RuntimeError):
+    """No stored block within the bound matches the chain: run ``rebuild()``."""
+
+
+def _hex(b: bytes | Any) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def _contract_of(e: Event) -> str:
+    contract = getattr(e, "contract", "")
+    if contract:
+        return contract
+    return "WorkerRegistry" if e.name in _REGISTRY_EVENTS else "JobMarket"
+
+
+def event_row(e: Event, block_hash: str) -> dict[str, Any]:
+    args = e.to_json()
+    for key in ("block_number", "tx_hash", "log_index", "event"):
+        args.pop(key, None)
+    account = getattr(e, "worker", None) or getattr(e, "account", None)
+    return {
+        "block_number": e.block_number, "block_hash": block_hash, "log_index": e.log_index, "tx_hash": e.tx_hash,
+        "contract": _contract_of(e), "name": e.name, "job_id": getattr(e, "job_id", None),
+        "task_id": getattr(e, "task_id", None), "account": account, "args_json": args,
+    }
+
+
+def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, int], dict]]:
+    """Jobs and tasks rows computed from events (rows of ``db.events``) in chain order."""
+    jobs: dict[int, dict] = {}
+    tasks: dict[tuple[int, int], dict] = {}
+    replicas: dict[tuple[int, int, str], str] = {}  # last known replica state, to mirror slashed no-shows
+
+    def task(job_id: int, task_id: int) -> dict:
+        return tasks.setdefault((job_id, task_id), {
+            "job_id": job_id, "task_id": task_id, "round": 0, "settled": False, "digest": None,
+            "claimed": 0, "committed": 0, "revealed": 0})
+
+    for ev in job_events:
+        name, a, job_id = ev.name, ev.args_json, ev.job_id
+        if name == "JobPosted":
+            jobs[job_id] = {
+                "job_id": job_id, "requester": a["requester"], "state": int(JobState.MAP),
+                "map_tasks": a["map_tasks"], "reduce_tasks": a["reduce_tasks"], "replication": a["replication"],
+                "quorum": a["quorum"], "escrow": str(a["escrow"]), "settled_tasks": 0,
+                "posted_block": ev.block_number, "updated_block": ev.block_number}
+            continue
+        job = jobs.get(job_id)
+        if job is None:  # an event of a job posted before the indexed range: nothing to derive
+            continue
+        job["updated_block"] = ev.block_number
+        if name == "JobStateChanged":
+            job["state"] = int(JobState[a["state"]])
+        elif name == "TaskClaimed":
+            t = task(job_id, ev.task_id)
+            t["claimed"] += 1
+            replicas[(job_id, ev.task_id, a["worker"])] = "claimed"
+        elif name == "ResultCommitted":
+            task(job_id, ev.task_id)["committed"] += 1
+            replicas[(job_id, ev.task_id, a["worker"])] = "committed"
+        elif name == "ResultRevealed":
+            task(job_id, ev.task_id)["revealed"] += 1
+            replicas[(job_id, ev.task_id, a["worker"])] = "revealed"
+        elif name == "TaskSettled":
+            t = task(job_id, ev.task_id)
+            t.update(settled=True, digest=a["digest"], round=a["round"])
+            job["settled_tasks"] += 1
+        elif name == "TaskReopened":
+            task(job_id, ev.task_id).update(round=a["round"], settled=False, digest=None, claimed=0, committed=0,
+                                            revealed=0)
+        elif name == "ReplicaResolved":
+            state = replicas.pop((job_id, ev.task_id, a["worker"]), None)
+            if state == "claimed" and a["outcome"] == Outcome.SLASHED.name:
+                task(job_id, ev.task_id)["claimed"] -= 1  # a no-show frees its slot
+    return jobs, tasks
+
+
+def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
+    """Replace the derived rows of ``job_ids`` with ones computed from the events table."""
+    ids = sorted(set(job_ids))
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        conn.execute(delete(db.tasks).where(db.tasks.c.job_id.in_(part)))
+        conn.execute(delete(db.jobs).where(db.jobs.c.job_id.in_(part)))
+        rows = conn.execute(
+            select(db.events.c.block_number, db.events.c.name, db.events.c.job_id, db.events.c.task_id,
+                   db.events.c.args_json)
+            .where(db.events.c.job_id.in_(part))
+            .order_by(db.events.c.block_number, db.events.c.log_index))
+        jobs, tasks = derive(rows)
+        if jobs:
+            conn.execute(insert(db.jobs), list(jobs.values()))
+        tasks_rows = [t for t in tasks.values() if t["job_id"] in jobs]
+        if tasks_rows:
+            conn.execute(insert(db.tasks), tasks_rows)
+
+
+def _set_cursor(conn: Connection, number: int, block_hash: str) -> None:
+    done = conn.execute(update(db.cursor).where(db.cursor.c.id == 1)
+                        .values(block_number=number, block_hash=block_hash)).rowcount
+    if not done:
+        conn.execute(insert(db.cursor).values(id=1, block_number=number, block_hash=block_hash))
+
+
+class Indexer:
+    def __init__(self, engine: Engine, client: ChainClient, confirmations: int = 0, *,
+                 chunk_blocks: int = CHUNK_BLOCKS, max_reorg_depth: int = 1000) -> None:
+        if not 1 <= chunk_blocks <= CHUNK_BLOCKS:
+            raise ValueError(f"chunk_blocks must be in 1..{CHUNK_BLOCKS}")
+        self.engine = engine
+        self.client = client
+        self.confirmations = confirmations
+        self.chunk_blocks = chunk_blocks
+        self.max_reorg_depth = max_reorg_depth
+        db.metadata.create_all(engine)
+
+    # ------------------------------------------------------------ chain
+
+    async def _hash(self, number: int) -> str | None:
+        """The chain's hash at ``number``, or None when the chain is not that long."""
+        try:
+            block = await self.client.w3.eth.get_block(number)
+        except Exception as exc:  # web3 raises BlockNotFound (its type depends on the web3 version)
+            if "not found" in str(exc).lower() or type(exc).__name__ == "BlockNotFound":
+                return None
+            raise
+        return _hex(block["hash"])
+
+    # ------------------------------------------------------------ state
+
+    def cursor(self) -> tuple[int, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.cursor.c.block_number, db.cursor.c.block_hash)
+                               .where(db.cursor.c.id == 1)).first()
+        return None if row is None else (row.block_number, row.block_hash)
+
+    # ------------------------------------------------------------ reorgs
+
+    async def _check_reorg(self) -> None:
+        cur = self.cursor()
+        if cur is None:
+            return
+        number, stored = cur
+        if await self._hash(number) == stored:
+            return
+        log.warning("reorg: block %d hash changed, walking back", number)
+        floor = number - self.max_reorg_depth
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(db.events.c.block_number, db.events.c.block_hash).distinct()
+                .where(db.events.c.block_number < number, db.events.c.block_number >= floor)
+                .order_by(db.events.c.block_number.desc())).all()
+            older = conn.execute(select(db.events.c.block_number)
+                                 .where(db.events.c.block_number < floor).limit(1)).first()
+        fork: tuple[int, str] | None = None
+        for block_number, block_hash in candidates:
+            if await self._hash(block_number) == block_hash:
+                fork = (block_number, block_hash)
+                break
+        if fork is None and older is not None:
+            raise ReorgTooDeep(f"no stored block within {self.max_reorg_depth} of {number} matches the chain")
+        with self.engine.begin() as conn:
+            keep = fork[0] if fork else -1
+            affected = [r.job_id for r in conn.execute(
+                select(db.events.c.job_id).distinct()
+                .where(db.events.c.block_number > keep, db.events.c.job_id.is_not(None)))]
+            conn.execute(delete(db.events).where(db.events.c.block_number > keep))
+            recompute(conn, affected)
+            if fork is None:
+                conn.execute(delete(db.cursor))
+            else:
+                _set_cursor(conn, *fork)
+        log.warning("reorg: rolled back to block %s, %d jobs recomputed", keep if fork else "start", len(affected))
+
+    # ------------------------------------------------------------ indexing
+
+    async def sync_once(self) -> int:
+        """Index every confirmed block after the cursor; returns how many events were stored."""
+        await self._check_reorg()
+        cur = self.cursor()
+        start = self.client.deployment.block if cur is None else cur[0] + 1
+        target = await self.client.block_number() - self.confirmations
+        stored = 0
+        for lo in range(start, target + 1, self.chunk_blocks):
+            hi = min(lo + self.chunk_blocks - 1, target)
+            n = await self._index_chunk(lo, hi)
+            if n is None:  # the chain changed under us; the next sync handles it
+                break
+            stored += n
+        return stored
+
+    async def _index_chunk(self, lo: int, hi: int) -> int | None:
+        hi_hash = await self._hash(hi)
+        if hi_hash is None:
+            return None
+        evs = await self.client.events(lo, hi)
+        hashes = {hi: hi_hash}
+        for b in sorted({e.block_number for e in evs} - {hi}):
+            h = await self._hash(b)
+            if h is None:
+                return None
+            hashes[b] = h
+        if await self._hash(hi) != hi_hash:  # a reorg between the reads: don't store a mix
+            return None
+        rows = [event_row(e, hashes[e.block_number]) for e in evs]
+        with self.engine.begin() as conn:
+            self._write_chunk(conn, rows, hi, hi_hash)
+        return len(rows)
+
+    def _write_chunk(self, conn: Connection, rows: list[dict], hi: int, hi_hash: str) -> None:
+        if rows:
+            conn.execute(insert(db.events), rows)
+            recompute(conn, [r["job_id"] for r in rows if r["job_id"] is not None])
+        _set_cursor(conn, hi, hi_hash)
+
+    async def run(self, poll_s: float = 2.0) -> None:
+        """Sync forever; errors are logged and retried on the next poll."""
+        while True:
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("indexer sync failed; retrying")
+            await asyncio.sleep(poll_s)
+
+    async def rebuild(self) -> int:
+        """Forget everything and re-index from the deployment block."""
+        with self.engine.begin() as conn:
+            for table in (*db.DERIVED, db.events, db.cursor):
+                conn.execute(delete(table))
+        return await self.sync_once()
