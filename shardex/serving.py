@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -14,27 +16,46 @@ from shardex.chain.models import EndpointAnnounced
 from shardex.storage import EmbeddedStore
 
 
-@asynccontextmanager
-async def serving(store: EmbeddedStore, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+@dataclass
+class RunningServer:
+    """An ASGI app served by uvicorn inside the current event loop."""
+
+    server: Any
+    task: asyncio.Task
+    url: str
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Serve ``app`` until ``stop()``. Port 0: the kernel picks a free port at
+    bind time (no race with other processes); the URL has the real one. The
+    caller keeps its own signal handling."""
     import uvicorn
 
-    from shardex.storage.gateway import gateway_app
-
-    # Port 0: the kernel picks a free port at bind time (no race with other processes).
-    server = uvicorn.Server(uvicorn.Config(gateway_app(store), host=host, port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     server.install_signal_handlers = lambda: None
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
-            await task
+            await task  # raises why it could not start (e.g. the port is taken)
         await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return RunningServer(server, task, f"http://{host}:{bound}")
+
+
+@asynccontextmanager
+async def serving(store: EmbeddedStore, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """The store's trustless gateway, for the duration of the block."""
+    from shardex.storage.gateway import gateway_app
+
+    running = await start_server(gateway_app(store), host, port)
     try:
-        yield f"http://{host}:{port}"
+        yield running.url
     finally:
-        server.should_exit = True
-        await task
+        await running.stop()
 
 
 async def announced_endpoint(client: ChainClient, address: str) -> str | None:

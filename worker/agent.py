@@ -32,6 +32,7 @@ from shardex.chain.models import (
 from shardex.programs import BUILTIN
 from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher, HttpProvider
+from shardex.serving import start_server
 from worker.executor import kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
@@ -107,7 +108,6 @@ class Agent:
         self.providers: dict[str, HttpProvider] = {}
         self.others_claims: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         self.endpoint: str | None = None
-        self._server = None
         self._last_withdraw = 0.0
         self.stats = defaultdict(int)
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
@@ -146,12 +146,10 @@ class Agent:
             if self.colocation is not None:
                 self._controller_task.cancel()
                 self.colocation.release_all()
-                self._online_server.should_exit = True
+                await self._online_server.stop()
             for task in self.running.values():
                 task.cancel()
-            if self._server is not None:
-                self._server.should_exit = True
-                await self._server_task
+            await self._outputs_server.stop()
             for provider in self.providers.values():
                 await provider.aclose()
             await self.chain.aclose()
@@ -187,20 +185,9 @@ class Agent:
         await self._maybe_withdraw(loop_time=None)
 
     async def _serve_outputs(self) -> None:
-        import uvicorn
-
-        # Port 0: the kernel picks a free port at bind time (no race with other processes).
-        config = uvicorn.Config(worker_app(self.store, self.describe), host=self.opts.host, port=self.opts.port,
-                                log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # the agent owns SIGTERM
-        self._server_task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._server_task.done():
-                await self._server_task
-            await asyncio.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.endpoint = self.opts.public_url or f"http://{self.opts.host}:{port}"
+        self._outputs_server = await start_server(worker_app(self.store, self.describe), self.opts.host,
+                                                  self.opts.port)
+        self.endpoint = self.opts.public_url or self._outputs_server.url
 
     def describe(self) -> dict:
         """Published at /shardex/worker: what this worker offers."""
@@ -213,23 +200,12 @@ class Agent:
 
     async def _serve_online(self) -> None:
         """The online embed service and the controller that keeps offline work out of its way."""
-        import uvicorn
-
         from worker.colocation.online import create_app, standin_embed_fn
 
         app = create_app(self.colocation, standin_embed_fn() if self.opts.online_standin else None)
-        server = uvicorn.Server(uvicorn.Config(app, host=self.opts.host, port=self.opts.online_port,
-                                               log_level="warning", lifespan="off"))
-        server.install_signal_handlers = lambda: None
-        self._online_task = asyncio.create_task(server.serve())
-        while not server.started:
-            if self._online_task.done():
-                await self._online_task
-            await asyncio.sleep(0.01)
-        self._online_server = server
+        self._online_server = await start_server(app, self.opts.host, self.opts.online_port)
         self._controller_task = asyncio.create_task(self.colocation.run())
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.online_url = f"http://{self.opts.host}:{port}"
+        self.online_url = self._online_server.url
         log.info("online embed service at %s/embed, p99 SLO %g ms", self.online_url, self.opts.online_slo_ms)
 
     async def _ensure_stake(self) -> None:

@@ -66,11 +66,11 @@ async def run_program(*, phase: str, program: str | None, program_file: Path | N
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         return RunResult([], f"timeout: the program ran longer than {timeout_s:g}s")
     except asyncio.CancelledError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         raise
     text = stderr.decode(errors="replace")
     if proc.returncode == 0:
@@ -90,10 +90,6 @@ async def run_program(*, phase: str, program: str | None, program_file: Path | N
 
 def kill_group(pid: int) -> None:
     """Kill a task's whole process group (it was started with setsid)."""
-    _kill_group(pid)
-
-
-def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

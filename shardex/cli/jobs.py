@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shardex import jobs
 from shardex.chain import ChainClient
 from shardex.chain.models import Job
 from shardex.errors import ShardexError
@@ -103,7 +104,7 @@ def job_submit(
         store = EmbeddedStore(s.content_dir)
         async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
             spec = await prepare(req, store)
-            spec_cid = str(__import__("shardex.jobs", fromlist=["spec_cid"]).spec_cid(spec.digest))
+            spec_cid = str(jobs.spec_cid(spec.digest))
             if not wait:
                 url = await announced_endpoint(c, c.address)
                 if url is None or not await serves(url, spec_cid):
