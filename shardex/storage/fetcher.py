@@ -110,32 +110,39 @@ class Fetcher:
             return data
         raise FetchFailed(cid, attempts)
 
-    async def _try_car(self, root: CID) -> None:
+    async def _try_car(self, root: CID) -> bool:
         """Fast path: the whole DAG in one streamed CAR from the first provider
-        that can send one. Every block is verified; anything missing or wrong
-        is left to the block-by-block walk that follows."""
+        that can send one. Every block is verified as it arrives. True when the
+        CAR carried the complete DAG (every link of every block it held); else
+        the block-by-block walk fills in what is missing."""
         if self.store.blocks.has(root):
-            return
+            return False
         for provider in self.providers:
             get_dag = getattr(provider, "get_dag", None)
             if get_dag is None:
                 continue
+            missing, received = {root}, set()
             try:
                 async for cid, block in get_dag(root):
-                    if cid.verify(block):
-                        await asyncio.to_thread(self.store.blocks.put, cid, block, verified=True)
-                    else:
+                    if not cid.verify(block):
                         break  # a lying provider: stop reading it
+                    await asyncio.to_thread(self.store.blocks.put, cid, block, verified=True)
+                    received.add(cid)
+                    missing.discard(cid)
+                    missing.update(c for c in reader.children(cid, block) if c not in received)
             except StoreError:
                 continue
+            if not missing:
+                return True
             if self.store.blocks.has(root):
-                return
+                return False
+        return False
 
     async def fetch(self, cid: CID | str, *, pin: bool = True) -> CID:
         """Fetch the whole DAG under ``cid`` into the local store."""
         root = CID.parse(cid)
-        await self._try_car(root)
-        pending = [root]
+        # A complete, verified CAR needs no second pass over the blocks it wrote.
+        pending = [] if await self._try_car(root) else [root]
         while pending:
             batch, pending = pending[:self.concurrency], pending[self.concurrency:]
             blocks = await asyncio.gather(*(self.block(c) for c in batch))
