@@ -48,6 +48,15 @@ def find_anvil() -> Path:
     raise DevnetError("anvil not found: run `make install` (npm ci installs it) or set SHARDEX_ANVIL")
 
 
+def rpc_call(url: str, method: str, *params: object, timeout: float = 10.0) -> object:
+    """One JSON-RPC call (devnet plumbing: Anvil's evm_* methods, readiness probes)."""
+    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=timeout)
+    body = r.json()
+    if "error" in body:
+        raise DevnetError(f"{method}: {body['error']}")
+    return body["result"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,11 +101,9 @@ class Anvil:
             if self.process.poll() is not None:
                 raise DevnetError(f"anvil exited with code {self.process.returncode}; see {self.log_path}")
             try:
-                r = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
-                               timeout=1.0)
-                if r.status_code == 200:
-                    return
-            except httpx.HTTPError:
+                rpc_call(self.rpc_url, "eth_chainId", timeout=1.0)
+                return
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.05)
         self.stop()
@@ -223,7 +230,5 @@ def _restored_deployment(rpc_url: str, state_file: Path | None) -> Deployment | 
     if state_file is None or not _deployment_sidecar(state_file).exists():
         return None
     deployment = Deployment.from_json(json.loads(_deployment_sidecar(state_file).read_text(encoding="utf-8")))
-    r = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getCode",
-                                  "params": [deployment.market, "latest"]}, timeout=5.0)
-    code = r.json().get("result", "0x")
+    code = rpc_call(rpc_url, "eth_getCode", deployment.market, "latest", timeout=5.0)
     return deployment if code not in ("0x", "0x0", None) else None

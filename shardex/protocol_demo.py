@@ -14,12 +14,11 @@ import hashlib
 import re
 from collections import Counter
 
-import httpx
 
 from deploy.deploy import deploy
 from shardex.chain import ChainClient, JobParams, commitment_of, new_salt
 from shardex.chain.errors import ChainError
-from shardex.devnet import Anvil, dev_accounts
+from shardex.devnet import Anvil, dev_accounts, rpc_call
 from shardex.units import format_eth
 
 GWEI = 10**9
@@ -94,9 +93,8 @@ async def run_demo(quiet: bool = False) -> dict:
 
 
 async def _fast_forward(rpc_url: str, seconds: int) -> None:
-    async with httpx.AsyncClient() as http:
-        for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
-            await http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    await asyncio.to_thread(rpc_call, rpc_url, "evm_increaseTime", seconds)
+    await asyncio.to_thread(rpc_call, rpc_url, "evm_mine")
 
 
 async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from hypothesis import settings
 
@@ -21,7 +20,7 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 from shardex.chain import ChainClient, Deployment
-from shardex.devnet import Anvil, dev_accounts
+from shardex.devnet import Anvil, dev_accounts, rpc_call
 
 
 @pytest.fixture(autouse=True)
@@ -41,12 +40,7 @@ def anvil() -> Iterator[Anvil]:
     node.stop()
 
 
-def rpc(url: str, method: str, *params: object) -> object:
-    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10)
-    body = r.json()
-    if "error" in body:
-        raise RuntimeError(f"{method}: {body['error']}")
-    return body["result"]
+rpc = rpc_call  # tests drive Anvil's evm_* methods with the devnet's own helper
 
 
 @pytest.fixture(scope="session")
