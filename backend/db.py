@@ -23,11 +23,25 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    event,
+    insert,
+    inspect,
+    select,
 )
 
 DEFAULT_URL = "sqlite:///shardex-gateway.db"
 
+# Bump when a table changes: an index with another version is dropped and
+# rebuilt from the chain (everything here is derived from it).
+SCHEMA_VERSION = 2
+
 metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
 
 # One row (id = 1): the last indexed block and its hash, for reorg detection.
 cursor = Table(
@@ -43,6 +57,7 @@ events = Table(
     Column("block_number", BigInteger, primary_key=True, autoincrement=False),
     Column("block_hash", String(66), nullable=False),
     Column("log_index", Integer, primary_key=True, autoincrement=False),
+    Column("block_time", BigInteger, nullable=False),  # the block's timestamp (unix seconds)
     Column("tx_hash", String(66), nullable=False),
     Column("contract", String(32), nullable=False),
     Column("name", String(64), nullable=False),
@@ -52,12 +67,15 @@ events = Table(
     Column("args_json", JSON, nullable=False),
     Index("ix_events_job", "job_id", "block_number", "log_index"),
     Index("ix_events_account", "account"),
+    Index("ix_events_name", "name", "block_time"),
 )
 
 jobs = Table(
     "jobs", metadata,
     Column("job_id", BigInteger, primary_key=True, autoincrement=False),
     Column("requester", String(42), nullable=False),
+    Column("spec_digest", String(66), nullable=False),
+    Column("reward_per_replica", String(78), nullable=False),  # wei, decimal
     Column("state", Integer, nullable=False),  # shardex.chain.JobState value
     Column("map_tasks", Integer, nullable=False),
     Column("reduce_tasks", Integer, nullable=False),
@@ -66,7 +84,10 @@ jobs = Table(
     Column("escrow", String(78), nullable=False),  # wei, decimal
     Column("settled_tasks", Integer, nullable=False),
     Column("posted_block", BigInteger, nullable=False),
+    Column("posted_time", BigInteger, nullable=False),
     Column("updated_block", BigInteger, nullable=False),
+    Index("ix_jobs_state", "state", "job_id"),
+    Index("ix_jobs_requester", "requester", "job_id"),
 )
 
 tasks = Table(
@@ -87,5 +108,29 @@ DERIVED = (jobs, tasks)
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> Engine:
     """An engine with the schema created (idempotent)."""
     engine = create_engine(url, **kwargs)
-    metadata.create_all(engine)
+    if engine.dialect.name == "sqlite":
+        # WAL: API readers never wait for the indexer's write transaction.
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    ensure_schema(engine)
     return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables; an index written by another schema version is dropped
+    first (the indexer then rebuilds it from the chain)."""
+    with engine.begin() as conn:
+        if inspect(conn).has_table("meta"):
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            if row is None or row.value != str(SCHEMA_VERSION):
+                metadata.drop_all(conn)
+        elif inspect(conn).has_table("events"):  # version 1 had no meta table
+            metadata.drop_all(conn)
+        metadata.create_all(conn)
+        if conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
+            conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -52,13 +52,14 @@ def _contract_of(e: Event) -> str:
     return "WorkerRegistry" if e.name in _REGISTRY_EVENTS else "JobMarket"
 
 
-def event_row(e: Event, block_hash: str) -> dict[str, Any]:
+def event_row(e: Event, block_hash: str, block_time: int) -> dict[str, Any]:
     args = e.to_json()
     for key in ("block_number", "tx_hash", "log_index", "event"):
         args.pop(key, None)
     account = getattr(e, "worker", None) or getattr(e, "account", None)
     return {
-        "block_number": e.block_number, "block_hash": block_hash, "log_index": e.log_index, "tx_hash": e.tx_hash,
+        "block_number": e.block_number, "block_hash": block_hash, "block_time": block_time,
+        "log_index": e.log_index, "tx_hash": e.tx_hash,
         "contract": _contract_of(e), "name": e.name, "job_id": getattr(e, "job_id", None),
         "task_id": getattr(e, "task_id", None), "account": account, "args_json": args,
     }
@@ -79,10 +80,11 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
         name, a, job_id = ev.name, ev.args_json, ev.job_id
         if name == "JobPosted":
             jobs[job_id] = {
-                "job_id": job_id, "requester": a["requester"], "state": int(JobState.MAP),
+                "job_id": job_id, "requester": a["requester"], "spec_digest": a["spec_digest"],
+                "reward_per_replica": str(a["reward_per_replica"]), "state": int(JobState.MAP),
                 "map_tasks": a["map_tasks"], "reduce_tasks": a["reduce_tasks"], "replication": a["replication"],
                 "quorum": a["quorum"], "escrow": str(a["escrow"]), "settled_tasks": 0,
-                "posted_block": ev.block_number, "updated_block": ev.block_number}
+                "posted_block": ev.block_number, "posted_time": ev.block_time, "updated_block": ev.block_number}
             continue
         job = jobs.get(job_id)
         if job is None:  # an event of a job posted before the indexed range: nothing to derive
@@ -122,8 +124,8 @@ def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
         conn.execute(delete(db.tasks).where(db.tasks.c.job_id.in_(part)))
         conn.execute(delete(db.jobs).where(db.jobs.c.job_id.in_(part)))
         rows = conn.execute(
-            select(db.events.c.block_number, db.events.c.name, db.events.c.job_id, db.events.c.task_id,
-                   db.events.c.args_json)
+            select(db.events.c.block_number, db.events.c.block_time, db.events.c.name, db.events.c.job_id,
+                   db.events.c.task_id, db.events.c.args_json)
             .where(db.events.c.job_id.in_(part))
             .order_by(db.events.c.block_number, db.events.c.log_index))
         jobs, tasks = derive(rows)
@@ -142,8 +144,13 @@ def _set_cursor(conn: Connection, number: int, block_hash: str) -> None:
 
 
 class Indexer:
+    """``on_commit(rows, rolled_back_to)`` is called after every committed chunk
+    (the new event rows) and every reorg rollback (``rows == []`` and the block
+    kept, -1 for none): the gateway's live event stream hangs off it."""
+
     def __init__(self, engine: Engine, client: ChainClient, confirmations: int = 0, *,
-                 chunk_blocks: int = CHUNK_BLOCKS, max_reorg_depth: int = 1000) -> None:
+                 chunk_blocks: int = CHUNK_BLOCKS, max_reorg_depth: int = 1000,
+                 on_commit: Callable[[list[dict], int | None], None] | None = None) -> None:
         if not 1 <= chunk_blocks <= CHUNK_BLOCKS:
             raise ValueError(f"chunk_blocks must be in 1..{CHUNK_BLOCKS}")
         self.engine = engine
@@ -151,19 +158,26 @@ class Indexer:
         self.confirmations = confirmations
         self.chunk_blocks = chunk_blocks
         self.max_reorg_depth = max_reorg_depth
-        db.metadata.create_all(engine)
+        self.on_commit = on_commit
+        self.head: int | None = None  # the chain's latest block when last asked
+        self.last_error: str | None = None
+        db.ensure_schema(engine)
 
     # ------------------------------------------------------------ chain
 
-    async def _hash(self, number: int) -> str | None:
-        """The chain's hash at ``number``, or None when the chain is not that long."""
+    async def _block(self, number: int) -> tuple[str, int] | None:
+        """The chain's (hash, timestamp) at ``number``, or None when the chain is not that long."""
         try:
             block = await self.client.w3.eth.get_block(number)
         except Exception as exc:  # web3 raises BlockNotFound (its type depends on the web3 version)
             if "not found" in str(exc).lower() or type(exc).__name__ == "BlockNotFound":
                 return None
             raise
-        return _hex(block["hash"])
+        return _hex(block["hash"]), int(block["timestamp"])
+
+    async def _hash(self, number: int) -> str | None:
+        block = await self._block(number)
+        return None if block is None else block[0]
 
     # ------------------------------------------------------------ state
 
@@ -209,6 +223,8 @@ class Indexer:
                 conn.execute(delete(db.cursor))
             else:
                 _set_cursor(conn, *fork)
+        if self.on_commit is not None:
+            self.on_commit([], keep)
         log.warning("reorg: rolled back to block %s, %d jobs recomputed", keep if fork else "start", len(affected))
 
     # ------------------------------------------------------------ indexing
@@ -218,7 +234,8 @@ class Indexer:
         await self._check_reorg()
         cur = self.cursor()
         start = self.client.deployment.block if cur is None else cur[0] + 1
-        target = await self.client.block_number() - self.confirmations
+        self.head = await self.client.block_number()
+        target = self.head - self.confirmations
         stored = 0
         for lo in range(start, target + 1, self.chunk_blocks):
             hi = min(lo + self.chunk_blocks - 1, target)
@@ -229,21 +246,24 @@ class Indexer:
         return stored
 
     async def _index_chunk(self, lo: int, hi: int) -> int | None:
-        hi_hash = await self._hash(hi)
-        if hi_hash is None:
+        top = await self._block(hi)
+        if top is None:
             return None
+        hi_hash = top[0]
         evs = await self.client.events(lo, hi)
-        hashes = {hi: hi_hash}
+        blocks = {hi: top}
         for b in sorted({e.block_number for e in evs} - {hi}):
-            h = await self._hash(b)
-            if h is None:
+            block = await self._block(b)
+            if block is None:
                 return None
-            hashes[b] = h
+            blocks[b] = block
         if await self._hash(hi) != hi_hash:  # a reorg between the reads: don't store a mix
             return None
-        rows = [event_row(e, hashes[e.block_number]) for e in evs]
+        rows = [event_row(e, *blocks[e.block_number]) for e in evs]
         with self.engine.begin() as conn:
             self._write_chunk(conn, rows, hi, hi_hash)
+        if self.on_commit is not None and rows:
+            self.on_commit(rows, None)
         return len(rows)
 
     def _write_chunk(self, conn: Connection, rows: list[dict], hi: int, hi_hash: str) -> None:
@@ -257,9 +277,11 @@ class Indexer:
         while True:
             try:
                 await self.sync_once()
+                self.last_error = None
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("indexer sync failed; retrying")
             await asyncio.sleep(poll_s)
 

@@ -108,13 +108,16 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
     return spec
 
 
-async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
-    params = JobParams(spec_digest=spec.digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
+def job_params(req: SubmitRequest, spec: jobs.JobSpec) -> JobParams:
+    return JobParams(spec_digest=spec.digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
                        replication=req.replication, quorum=req.quorum, reward_per_replica=req.reward,
                        collateral=req.collateral, min_stake=req.min_stake, max_rounds=req.max_rounds,
                        lease_duration=req.lease_duration, reveal_window=req.reveal_window,
                        job_timeout=req.job_timeout)
-    call = client.post_job(params)
+
+
+async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
+    call = client.post_job(job_params(req, spec))
     if req.escrow is not None:
         call.value = req.escrow
     receipt = await call
@@ -189,25 +192,12 @@ async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Pa
     settled = {e.task_id: e.digest for e in await client.events(names=["TaskSettled"])
                if isinstance(e, TaskSettled) and e.job_id == job_id}
     providers = await providers_from_chain(client)
-    fetcher = Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], store)
-    errors = []
-    parts: list[CID] = []
     try:
-        for p in range(job.reduce_tasks):
-            manifest_cid = jobs.manifest_cid(settled[job.map_tasks + p])
-            await fetcher.fetch(manifest_cid)
-            manifest = jobs.parse_manifest(await store.cat_bytes(manifest_cid))
-            if manifest["kind"] == "error":
-                errors.append(f"partition {p}: {manifest['error']}")
-                continue
-            output = CID.parse(manifest["output"])
-            await fetcher.fetch(output)
-            parts.append(output)
+        parts = await result_parts(store, Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], store),
+                                   job_id, [settled[job.map_tasks + p] for p in range(job.reduce_tasks)])
     finally:
         for provider in providers:
             await provider.aclose()
-    if errors:
-        raise ShardexError(f"job {job_id} completed with program errors: " + "; ".join(errors))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     size = 0
@@ -218,3 +208,31 @@ async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Pa
                 size += len(piece)
     tmp.replace(out)
     return {"job_id": job_id, "output": str(out), "bytes": size, "partitions": [str(c) for c in parts]}
+
+
+class ProgramFailed(ShardexError):
+    """The job completed, but its program raised on some partitions (replicas agreed on the error)."""
+
+    def __init__(self, job_id: int, errors: list[str]) -> None:
+        self.job_id, self.errors = job_id, errors
+        super().__init__(f"job {job_id} completed with program errors: " + "; ".join(errors))
+
+
+async def result_parts(store: EmbeddedStore, fetcher: Fetcher, job_id: int, reduce_digests: list[bytes]) -> list[CID]:
+    """Fetch (verified) every reduce partition's output into ``store``, in
+    partition order, given the digests their tasks settled on."""
+    errors = []
+    parts: list[CID] = []
+    for p, digest in enumerate(reduce_digests):
+        manifest_cid = jobs.manifest_cid(digest)
+        await fetcher.fetch(manifest_cid)
+        manifest = jobs.parse_manifest(await store.cat_bytes(manifest_cid))
+        if manifest["kind"] == "error":
+            errors.append(f"partition {p}: {manifest['error']}")
+            continue
+        output = CID.parse(manifest["output"])
+        await fetcher.fetch(output)
+        parts.append(output)
+    if errors:
+        raise ProgramFailed(job_id, errors)
+    return parts

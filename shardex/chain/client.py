@@ -266,14 +266,41 @@ class ChainClient:
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
 
+    def _tx_of(self, call: Call, sender: str) -> dict[str, Any]:
+        contract_name = self._names_by_address[call.contract.address.lower()]
+        data = "0x" + codec.encode_call(contract_name, call.fn, call.args).hex()
+        return {"from": sender, "to": call.contract.address, "data": data, "value": call.value,
+                "chainId": self.deployment.chain_id}
+
+    async def unsigned_tx(self, call: Call, sender: str, nonce_offset: int = 0,
+                          estimate: bool = True) -> dict[str, Any]:
+        """``call`` as an EIP-1559 transaction for ``sender`` to sign elsewhere
+        (a wallet): gas estimated (which dry-runs it, so a revert is raised here,
+        decoded), fees and the sender's next nonce (+ ``nonce_offset``) filled in.
+        ``estimate=False`` when an earlier transaction of the same batch must be
+        mined first for this one to succeed; a fixed generous gas is used then."""
+        tx = self._tx_of(call, to_checksum_address(sender))
+        gas = await self._estimate(tx) if estimate else 1_000_000
+        max_fee, tip = await self._fee()
+        nonce = await self.w3.eth.get_transaction_count(tx["from"], "pending")
+        tx.update({"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2,
+                   "nonce": nonce + nonce_offset})
+        return tx
+
+    async def send_raw(self, raw: bytes, tx: dict[str, Any], label: str = "transaction") -> PendingTx:
+        """Broadcast a transaction someone else signed; ``tx`` is its decoded
+        form (from, to, data, value), kept to replay a failure for its error."""
+        try:
+            tx_hash = await self.w3.eth.send_raw_transaction(raw)
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data) from None
+        return PendingTx(self, "0x" + bytes(tx_hash).hex(), tx, label)
+
     async def send_call(self, call: Call, gas: int | None) -> PendingTx:
         account = self.account
         if account is None:
             raise ChainError("this client has no account: pass a private key or keystore to send transactions")
-        contract_name = self._names_by_address[call.contract.address.lower()]
-        data = "0x" + codec.encode_call(contract_name, call.fn, call.args).hex()
-        tx: dict[str, Any] = {"from": account.address, "to": call.contract.address, "data": data,
-                              "value": call.value, "chainId": self.deployment.chain_id}
+        tx = self._tx_of(call, account.address)
         if gas is None:
             # Estimation also dry-runs the call: a revert is raised here, decoded,
             # before a nonce is spent or gas is paid.

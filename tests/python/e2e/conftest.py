@@ -91,3 +91,60 @@ def devnet(tmp_path: Path) -> Iterator[Devnet]:
         proc.kill()
         proc.wait(10)
     net.cli("devnet", "down", account=None, check=False)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """``shardex gateway`` as an operator runs it, in its own process."""
+
+    def __init__(self, net: Devnet, *extra: str, account: int = 5) -> None:
+        self.net = net
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = net.home / f"gateway-{self.port}.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(account), "gateway",
+                                      "--port", str(self.port), "--poll", "0.2", *extra],
+                                     env=net.env, stdout=log, stderr=subprocess.STDOUT)
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"gateway did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def gateway(devnet: Devnet) -> Iterator[Gateway]:
+    gw = Gateway(devnet, "--dev-sign")
+    yield gw
+    gw.stop()
+
+
+def dev_key(net: Devnet, index: int) -> str:
+    return net.info["dev_keys"][index]
