@@ -8,9 +8,15 @@ NODE_BIN := $(CURDIR)/node_modules/.bin
 export PATH := $(NODE_BIN):$(PATH)
 export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
 
-.PHONY: install demo test test-contracts test-python check-artifacts hardhat-compile artifacts bench clean
+.PHONY: system-deps install demo test test-contracts test-python check-artifacts hardhat-compile artifacts bench clean
 
-install: node_modules/.installed $(VENV)/.installed
+install: node_modules/.installed $(VENV)/.installed system-deps
+
+## Debian packages the tests and benchmarks drive: chromium (dashboard test), wrk (bench/gateway.py).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v chromium >/dev/null && command -v wrk >/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
