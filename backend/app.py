@@ -44,6 +44,7 @@ from shardex.chain.models import JobState
 from shardex.devnet import DEV_CHAIN_ID
 from shardex.requester import SubmitRequest, job_params, prepare, result_parts
 from shardex.storage import CID, EmbeddedStore
+from shardex.storage.errors import BlockNotFound, FetchFailed
 from shardex.storage.fetcher import Fetcher, HttpProvider
 from shardex.storage.gateway import gateway_app
 
@@ -131,7 +132,6 @@ def create_app(config: GatewayConfig) -> FastAPI:
             except asyncio.CancelledError:
                 pass
             await client.aclose()
-            store.close()
             engine.dispose()
 
     app = FastAPI(title="Shardex gateway", version="1.0.0", lifespan=lifespan,
@@ -177,7 +177,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return {"nonce": nonce, "expires_at": expires, "domain": request.headers.get("host", ""),
                 "chain_id": s.config.deployment.chain_id, "statement": siwe.STATEMENT}
 
-    @app.post("/v1/auth/siwe", response_model=S.SessionInfo, responses=responses(401, 422), tags=["auth"])
+    @app.post("/v1/auth/siwe", response_model=S.SessionInfo, responses=responses(400, 401, 413, 422), tags=["auth"])
     def auth_siwe(body: S.SiweLogin, request: Request, s: Gw) -> Any:
         """Exchange a signed EIP-4361 message for a bearer token acting as its address."""
         token, sess = s.sessions.sign_in(body.message, body.signature, request.headers.get("host", ""))
@@ -187,7 +187,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     def auth_me(who: Authed) -> Any:
         return {"address": who.address, "expires_at": who.expires_at}
 
-    @app.post("/v1/auth/logout", status_code=204, responses=responses(401), tags=["auth"])
+    @app.post("/v1/auth/logout", status_code=204, responses=responses(400, 401, 413), tags=["auth"])
     def auth_logout(who: Authed, s: Gw, authorization: Annotated[str | None, Header()] = None) -> Response:
         s.sessions.sign_out((authorization or "").removeprefix("Bearer ").strip())
         return Response(status_code=204)
@@ -249,7 +249,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
               responses={200: {"model": S.JobPrepared,
                                "description": "Non-custodial: the transactions to sign and send to POST /v1/tx."},
                          201: {"model": S.JobPostedOut, "description": "Dev mode: the job is posted."},
-                         **responses(401, 409, 413, 422, 502)})
+                         **responses(400, 401, 409, 413, 422, 502)})
     async def submit_job(
         who: Authed, s: Gw, response: Response,
         program: Annotated[str | None, Form(max_length=64, description="Built-in program name.")] = None,
@@ -306,7 +306,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                 memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb)
             params_probe = job_params(req, _EMPTY_SPEC)
             await check_funds(s.client, requester, params_probe)  # before any work is stored
-            spec = await prepare(req, s.store, _fetcher(s) if input is None else None)
+            try:
+                spec = await prepare(req, s.store, _fetcher(s) if input is None else None)
+            except (FetchFailed, BlockNotFound) as exc:
+                raise ApiProblem(422, "input-unavailable", f"input_cid {input_cid}: no provider serves it ({exc})"
+                                 ) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         params = job_params(req, spec)
@@ -325,7 +329,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         txs = await unsigned_transactions(s.client, requester, params, announce)
         return {**info, "map_shards": list(spec.map_shards), "transactions": txs}
 
-    @app.post("/v1/tx", response_model=S.TxResult, responses=responses(409, 422, 502), tags=["jobs"])
+    @app.post("/v1/tx", response_model=S.TxResult, responses=responses(400, 409, 413, 422, 502), tags=["jobs"])
     async def send_tx(body: S.SignedTx, s: Gw,
                       wait_s: Annotated[float, Query(ge=0, le=120, description="How long to wait to be mined.")]
                       = 60) -> Any:

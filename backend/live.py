@@ -50,7 +50,7 @@ def _stringify_big(args: dict[str, Any]) -> dict[str, Any]:
             for k, v in args.items()}
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: subscribers live in a set
 class Subscriber:
     matches: Callable[[dict], bool]
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shardex.chain.errors import ChainError, ContractRevert
+from shardex.chain.errors import ChainError, ContractRevert, TransactionRejected
 from shardex.errors import ShardexError
 from shardex.requester import ProgramFailed, SubmitError
 from shardex.siwe import SiweError
@@ -147,6 +147,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError):
         return problem(request, 500, "store-error", str(exc))
+
+    @app.exception_handler(TransactionRejected)
+    async def _rejected(request: Request, exc: TransactionRejected):
+        return problem(request, 422, "transaction-rejected", str(exc))
 
     @app.exception_handler(ChainError)
     async def _chain(request: Request, exc: ChainError):

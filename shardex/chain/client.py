@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from shardex.chain import codec, models
 from shardex.chain.artifacts import abi
-from shardex.chain.errors import ChainError, TransactionFailed, decode_revert
+from shardex.chain.errors import ChainError, TransactionFailed, TransactionRejected, decode_revert
 from shardex.chain.models import Event, Job, JobParams, Outcome, Replica, Task, WorkerInfo
 
 
@@ -294,6 +294,8 @@ class ChainClient:
             tx_hash = await self.w3.eth.send_raw_transaction(raw)
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
+        except Web3RPCError as exc:
+            raise TransactionRejected(f"{label} rejected by the node: {_rpc_message(exc)}") from None
         return PendingTx(self, "0x" + bytes(tx_hash).hex(), tx, label)
 
     async def send_call(self, call: Call, gas: int | None) -> PendingTx:
@@ -328,6 +330,8 @@ class ChainClient:
             estimate = await self.w3.eth.estimate_gas(tx)
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
+        except Web3RPCError as exc:  # not a revert: e.g. the sender cannot pay value + gas
+            raise TransactionRejected(f"{tx['from']} cannot send this transaction: {_rpc_message(exc)}") from None
         # Headroom: gas used can differ from the estimate when state moves
         # between estimate and inclusion (e.g. another claim on the same task).
         return estimate * 5 // 4 + 10_000
@@ -372,6 +376,12 @@ class ChainClient:
         except Web3RPCError as exc:
             return TransactionFailed(f"{pending.label} {pending.tx_hash} failed: {exc}")
         return TransactionFailed(f"{pending.label} {pending.tx_hash} failed (out of gas or state changed)")
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    message = getattr(exc, "rpc_response", None) or {}
+    error = message.get("error") if isinstance(message, dict) else None
+    return error.get("message", str(exc)) if isinstance(error, dict) else str(exc)
 
 
 def outcome_of(receipt: Receipt) -> list[Outcome]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from shardex.chain.artifacts import abi
 from shardex.errors import ShardexError
@@ -54,6 +54,10 @@ class PanicError(ChainError):
 
 class UnknownRevert(ChainError):
     """Revert data that matches no known error (e.g. a call to the wrong address)."""
+
+
+class TransactionRejected(ChainError):
+    """The node refused a transaction before mining it (e.g. insufficient funds, nonce too low)."""
 
 
 class TransactionFailed(ChainError):
@@ -118,7 +122,9 @@ def decode_revert(data: bytes | str | None) -> ChainError:
     selector, payload = data[:4], data[4:]
     if selector in _BY_SELECTOR:
         cls, types = _BY_SELECTOR[selector]
-        return cls(*decode(types, payload))
+        values = decode(types, payload)
+        # Addresses as users see them everywhere else: EIP-55 checksummed.
+        return cls(*(to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True)))
     if selector == _ERROR_STRING:
         return RevertedWithReason(decode(["string"], payload)[0])
     if selector == _PANIC:

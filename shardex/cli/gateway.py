@@ -51,5 +51,6 @@ def gateway(
     except (ShardexError, ValueError) as exc:
         raise fail(False, exc) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider fetch is noise here
     typer.echo(f"Shardex gateway on http://{host}:{port}  (dashboard /dashboard/, API docs /docs)", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")
