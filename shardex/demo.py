@@ -1,9 +1,12 @@
 """``make demo``: the real product on one machine.
 
-A devnet, three independent worker processes renting out this machine, and a
-requester who submits a word count over Python's own documentation (nothing is
-downloaded), watches it with progress bars, gets a verified result and sees
-where every wei went.
+A devnet, the gateway with its live dashboard, three independent worker
+processes renting out this machine, and a requester who signs in to the
+gateway with their key (SIWE), submits a word count over Python's own
+documentation (nothing is downloaded) and signs the transactions it returns,
+watches it with progress bars (or in the dashboard), gets the verified result
+from the gateway and sees where every wei went. The gateway stays up until
+Ctrl-C so the dashboard can be browsed afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,12 +23,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import httpx
+
 from shardex.chain import ChainClient
 from shardex.chain.models import ReplicaResolved
 from shardex.config import Settings
-from shardex.requester import SubmitRequest, post, prepare, result
-from shardex.serving import serving
-from shardex.storage import EmbeddedStore
+from shardex.gateway_client import GatewayClient
 from shardex.units import format_eth
 
 REQUESTER = 9
@@ -50,7 +54,31 @@ def show(text: str) -> None:
     print(text, file=_out, flush=True)
 
 
-def run_demo(quiet: bool = False) -> dict:
+def _port(preferred: int) -> int:
+    """``preferred`` if it is free, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the gateway did not start; see {log}")
+
+
+def run_demo(quiet: bool = False, keep: bool = False, port: int = 8080) -> dict:
     global _out
     _out = sys.stderr if quiet else sys.stdout
     home = Path(tempfile.mkdtemp(prefix="shardex-demo-"))
@@ -59,44 +87,77 @@ def run_demo(quiet: bool = False) -> dict:
     info = json.loads(subprocess.run([*cli, "devnet", "up", "--json"], env=env, check=True, capture_output=True,
                                      text=True).stdout)
     say(f"devnet up: Anvil at {info['rpc_url']}, JobMarket {info['market']}")
-    log = open(home / "workers.log", "wb")  # noqa: SIM115 - handed to the children
-    workers = subprocess.Popen([*cli, "worker", "run", "--count", str(WORKERS)], env=env, stdout=log,
+    gw_log = open(home / "gateway.log", "wb")  # noqa: SIM115 - handed to the child
+    gw_port = _port(port)
+    gateway = subprocess.Popen([*cli, "gateway", "--port", str(gw_port), "--poll", "0.25"], env=env, stdout=gw_log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-    say(f"{WORKERS} worker agents started (dev keys 0-{WORKERS - 1}), each staking 1 ETH; log: {home / 'workers.log'}")
+    url = f"http://127.0.0.1:{gw_port}"
+    log = open(home / "workers.log", "wb")  # noqa: SIM115 - handed to the children
+    workers = None
     try:
+        _wait_http(f"{url}/healthz", gateway, home / "gateway.log")
+        say(f"gateway up: dashboard {url}/dashboard/  API docs {url}/docs  metrics {url}/metrics")
+        workers = subprocess.Popen([*cli, "worker", "run", "--count", str(WORKERS)], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        say(f"{WORKERS} worker agents started (dev keys 0-{WORKERS - 1}), each staking 1 ETH; "
+            f"log: {home / 'workers.log'}")
         os.environ["SHARDEX_HOME"] = str(home)  # this process is the requester of the demo
-        return asyncio.run(_requester(home, info, workers))
+        summary = asyncio.run(_requester(home, info, workers, url))
+        summary["dashboard"] = f"{url}/dashboard/"
+        if keep:
+            say(f"dashboard: {url}/dashboard/#/jobs/{summary['job_id']}  (Ctrl-C to stop)")
+            try:
+                gateway.wait()
+            except KeyboardInterrupt:
+                pass
+        return summary
     finally:
-        if workers.poll() is None:
+        if workers is not None and workers.poll() is None:
             os.killpg(workers.pid, signal.SIGTERM)
             workers.wait(60)
+        if gateway.poll() is None:
+            os.killpg(gateway.pid, signal.SIGINT)
+            try:
+                gateway.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(gateway.pid, signal.SIGKILL)
         log.close()
+        gw_log.close()
         subprocess.run([*cli, "devnet", "down"], env=env, capture_output=True)
         say(f"devnet down; everything this run wrote is in {home}")
 
 
-async def _requester(home: Path, info: dict, workers: subprocess.Popen) -> dict:
+async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str) -> dict:
     settings = Settings(account_index=REQUESTER)
     text = home / "pydoc.txt"
     size = corpus(text)
-    store = EmbeddedStore(settings.content_dir)
-    req = SubmitRequest(program="wordcount", program_file=None, input=str(text), map_shards=6, reduce_shards=2,
-                        replication=3, quorum=2, reward=10**15, collateral=10**16, reveal_window=10)
+    reward, replication, tasks = 10**15, 3, 8
     async with ChainClient(info["rpc_url"], settings.deployment(), settings.account()) as c:
         addresses = info["dev_addresses"][:WORKERS] + [c.address]
         before = {a: await c.balance(a) for a in addresses}
-        spec = await prepare(req, store)
-        async with serving(store) as url:
-            await c.announce(url)
-            job_id = await post(c, req, spec)
-            say(f"job {job_id} posted: wordcount over {size:,} bytes of Python's docs, 6 map + 2 reduce tasks, "
-                f"replication 3, quorum 2; escrow {format_eth(req.reward * 3 * 8)} held by the contract")
+        gateway = GatewayClient(url, settings.account().key.hex())
+        try:
+            await asyncio.to_thread(gateway.sign_in)
+            say(f"signed in to the gateway as {c.address} (Sign-In with Ethereum)")
+            posted = await asyncio.to_thread(
+                gateway.submit, text, program="wordcount", map_shards=6, reduce_shards=2, replication=replication,
+                quorum=2, reward_wei=reward, collateral_wei=10**16, reveal_window_s=10)
+            job_id = posted["job_id"]
+            say(f"job {job_id} posted through the gateway (signed {len(posted['transactions'])} transactions "
+                f"locally): wordcount over {size:,} bytes of Python's docs, 6 map + 2 reduce tasks, replication 3, "
+                f"quorum 2; escrow {format_eth(reward * replication * tasks)} held by the contract")
+            say(f"watch it live: {url}/dashboard/#/jobs/{job_id}")
             from shardex.cli import follow
 
             state = await follow(c, job_id, quiet=_out is sys.stderr)
             say(f"job {job_id} {state}")
             out = home / "wordcount.txt"
-            await result(c, store, job_id, out)
+            response = await asyncio.to_thread(gateway.http.get, f"/v1/jobs/{job_id}/result")
+            if response.status_code != 200:
+                raise SystemExit(f"result: {response.status_code} {response.text[:500]}")
+            out.write_bytes(response.content)
+        finally:
+            gateway.close()
         counts = [line.split("\t") for line in out.read_text().splitlines()]
         top = sorted(counts, key=lambda wc: -int(wc[1]))[:10]
         say(f"verified result: {len(counts):,} distinct words; top ten:")

@@ -117,8 +117,12 @@ def key_new(path: Annotated[Path, typer.Argument(help="Where to write the encryp
 
 @app.command("demo")
 def demo(protocol: Annotated[bool, typer.Option("--protocol", help="Only the narrated on-chain lifecycle.")] = False,
+         keep: Annotated[bool | None, typer.Option(
+             "--keep/--no-keep", help="Keep the gateway and its dashboard up until Ctrl-C (default: yes, "
+                                      "unless --json).")] = None,
+         port: Annotated[int, typer.Option(help="Gateway port (0: any free port).")] = 8080,
          as_json: JsonOpt = False) -> None:
-    """The product on one machine: devnet, 3 workers, a wordcount job, the money trail."""
+    """The product on one machine: devnet, gateway and dashboard, 3 workers, a wordcount job, the money trail."""
     if protocol:
         from shardex.protocol_demo import run_demo as run_protocol
 
@@ -126,6 +130,6 @@ def demo(protocol: Annotated[bool, typer.Option("--protocol", help="Only the nar
     else:
         from shardex.demo import run_demo
 
-        summary = run_demo(quiet=as_json)
+        summary = run_demo(quiet=as_json, keep=(not as_json) if keep is None else keep, port=port)
     if as_json:
         typer.echo(json.dumps(summary))

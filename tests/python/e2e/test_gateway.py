@@ -338,6 +338,6 @@ def test_openapi_contract_holds_under_fuzzing(quiet_net, tmp_path: Path) -> None
          "--exclude-path", "/v1/events", "--exclude-path", "/v1/auth/logout",
          "-H", f"Authorization: Bearer {token}", "--max-examples", "40", "--seed", "7", "--request-timeout", "60",
          "--no-color", "--report", "junit", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=1200)
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert re.search(r"(\d+) generated, \1 passed", proc.stdout), proc.stdout[-3000:]
