@@ -104,9 +104,9 @@ def free_port() -> int:
 class Gateway:
     """``shardex gateway`` as an operator runs it, in its own process."""
 
-    def __init__(self, net: Devnet, *extra: str, account: int = 5) -> None:
+    def __init__(self, net: Devnet, *extra: str, account: int = 5, port: int | None = None) -> None:
         self.net = net
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = net.home / f"gateway-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child

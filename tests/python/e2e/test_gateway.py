@@ -3,11 +3,14 @@ process over a real Anvil, real worker processes, real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -341,3 +344,57 @@ def test_openapi_contract_holds_under_fuzzing(quiet_net, tmp_path: Path) -> None
         capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert re.search(r"(\d+) generated, \1 passed", proc.stdout), proc.stdout[-3000:]
+
+
+# ------------------------------------------------------------------ the indexer survives kill -9
+
+def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(devnet: Devnet, tmp_path: Path) -> None:
+    from backend import db
+    from backend.indexer import Indexer
+    from shardex.chain import ChainClient, Deployment
+
+    src = tmp_path / "in.txt"
+    src.write_bytes(real_text(400_000))
+    gw = Gateway(devnet, "--dev-sign")
+    port = gw.port
+    try:
+        with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
+            client.sign_in()
+            job_ids = [client.submit(src, program="wordcount", map_shards=4, reduce_shards=2)["job_id"]
+                       for _ in range(2)]
+        devnet.start_worker(0)
+        devnet.start_worker(1)
+        # SIGKILL the gateway at arbitrary points while the workers settle tasks, restart it on the same
+        # port (it is the requester's announced input server) over the same database.
+        for delay in (0.4, 0.9, 0.2, 1.3):
+            time.sleep(delay)
+            gw.proc.send_signal(signal.SIGKILL)
+            gw.proc.wait(10)
+            gw = Gateway(devnet, "--dev-sign", port=port)
+        with GatewayClient(gw.url) as reader:
+            devnet.wait_for(lambda: all(reader.get(f"/v1/jobs/{j}")["state"] == "COMPLETED" for j in job_ids),
+                            timeout=240, what="both jobs completed")
+            for index in list(devnet.workers):
+                devnet.stop_worker(index)  # they collect and withdraw on the way out; then the chain is idle
+            head = int(httpx.post(devnet.info["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber",
+                                                                "params": []}).json()["result"], 16)
+            devnet.wait_for(lambda: reader.get("/healthz")["indexed_block"] == head, what="indexer caught up")
+    finally:
+        gw.stop()
+
+    def dump(engine) -> dict:
+        from sqlalchemy import select
+
+        with engine.connect() as conn:
+            return {t.name: sorted(tuple(repr(v) for v in r) for r in conn.execute(select(t)))
+                    for t in (db.cursor, db.events, db.jobs, db.tasks)}
+
+    async def rebuild() -> dict:
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+        deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
+        async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
+            await Indexer(engine, chain).rebuild()
+        return dump(engine)
+
+    survived = dump(db.make_engine(f"sqlite:///{devnet.home / 'gateway.db'}"))
+    assert survived["events"] and survived == asyncio.run(rebuild())
