@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from backend import db, live, queries
 from backend import schemas as S
 from backend.auth import Session, Sessions
+from backend.cache import JobDetailCache
 from backend.indexer import Indexer
 from backend.limits import BodyLimit
 from backend.metrics import Metrics
@@ -115,7 +116,13 @@ def create_app(config: GatewayConfig) -> FastAPI:
     store = EmbeddedStore(config.store_dir)
     client = ChainClient(config.rpc_url, config.deployment, config.dev_account)
     hub = live.Hub()
-    indexer = Indexer(engine, client, config.confirmations, on_commit=hub.publish)
+    job_cache = JobDetailCache(engine, queries.job_detail)
+
+    def on_commit(rows: list[dict], rolled_back_to: int | None) -> None:
+        job_cache.on_commit(rows, rolled_back_to)
+        hub.publish(rows, rolled_back_to)
+
+    indexer = Indexer(engine, client, config.confirmations, on_commit=on_commit)
     st = GatewayState(config, engine, store, client, indexer, hub, Sessions(config.deployment.chain_id,
                       config.siwe_domains), config.deployment.block)
     metrics = Metrics(st)
@@ -203,17 +210,31 @@ def create_app(config: GatewayConfig) -> FastAPI:
         """Newest first; follow `next_before` for older pages."""
         return queries.list_jobs(s.engine, state=state, requester=requester, before=before, limit=limit)
 
-    def _job_or_404(s: GatewayState, job_id: int) -> dict:
-        job = queries.job_detail(s.engine, job_id)
-        if job is None:
-            raise ApiProblem(404, "job-not-found", f"no job {job_id} indexed (yet): the indexer is at block "
-                             f"{(s.indexer.cursor() or (None,))[0]}")
-        return job
+    def _not_found(s: GatewayState, job_id: int) -> ApiProblem:
+        return ApiProblem(404, "job-not-found", f"no job {job_id} indexed (yet): the indexer is at block "
+                          f"{(s.indexer.cursor() or (None,))[0]}")
 
-    @app.get("/v1/jobs/{job_id}", response_model=S.JobDetail, responses=responses(404, 422), tags=["jobs"])
-    def get_job(s: Gw, job_id: Annotated[int, JobIdPath]) -> Any:
-        """Phase, every task with its replicas and reveals, payouts, slashes and costs."""
-        return _job_or_404(s, job_id)
+    def _job_or_404(s: GatewayState, job_id: int) -> dict:
+        found = job_cache.get(job_id)
+        if found is None:
+            raise _not_found(s, job_id)
+        return json.loads(found[1])
+
+    @app.get("/v1/jobs/{job_id}", response_model=S.JobDetail, tags=["jobs"],
+             responses={304: {"description": "Not modified since the ETag sent in If-None-Match."},
+                        **responses(404, 422)})
+    def get_job(s: Gw, job_id: Annotated[int, JobIdPath],
+                if_none_match: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+        """Phase, every task with its replicas and reveals, payouts, slashes and costs. Carries an ETag:
+        send it back as If-None-Match to get a 304 while the job has not changed."""
+        found = job_cache.get(job_id)
+        if found is None:
+            raise _not_found(s, job_id)
+        tag, body = found
+        headers = {"etag": tag, "cache-control": "no-cache"}
+        if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     @app.get("/v1/jobs/{job_id}/events", response_model=S.EventList, responses=responses(404, 422), tags=["jobs"])
     def get_job_events(s: Gw, job_id: Annotated[int, JobIdPath],

@@ -250,6 +250,10 @@ def test_contract_reverts_reach_the_user_by_name(quiet_net, signed_in: GatewayCl
     posted = signed_in.submit(src, signing="gateway", program="wordcount", map_shards=2)
     job_id = posted["job_id"]
     assert signed_in.get(f"/v1/jobs/{job_id}")["requester"] == posted["requester"]
+    first = httpx.get(f"{gw.url}/v1/jobs/{job_id}")
+    tag = first.headers["etag"]
+    unchanged = httpx.get(f"{gw.url}/v1/jobs/{job_id}", headers={"If-None-Match": tag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
 
     # Someone who is not the requester tries to cancel it: relayed, mined, reverted, decoded.
     stranger = Account.from_key(dev_key(net, 7))
@@ -283,7 +287,9 @@ def test_contract_reverts_reach_the_user_by_name(quiet_net, signed_in: GatewayCl
     mine = "0x" + bytes(requester.sign_transaction(tx | {"nonce": int(nonce, 16)}).raw_transaction).hex()
     done = httpx.post(f"{gw.url}/v1/tx", json={"raw": mine}, timeout=60)
     assert done.status_code == 200 and [e["event"] for e in done.json()["events"]] == ["JobStateChanged", "Refunded"]
-    assert signed_in.get(f"/v1/jobs/{job_id}")["state"] == "CANCELLED"
+    changed = httpx.get(f"{gw.url}/v1/jobs/{job_id}", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.json()["state"] == "CANCELLED" and changed.headers["etag"] != tag
+    assert changed.json()["costs"]["refunded_wei"] == changed.json()["escrow_wei"]
     _problem(httpx.get(f"{gw.url}/v1/jobs/{job_id}/result"), 409, "job-not-completed")
 
 
