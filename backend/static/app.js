@@ -383,11 +383,15 @@
 
   let source = null;
   let eventsSeen = 0;
+  // Diagnostics for tests and curious operators: how the event stream has fared.
+  const liveStats = { opens: 0, errors: 0, events: 0, reorgs: 0, last_event_id: null };
+  window.__shardexLive = liveStats;
 
   function connectEvents() {
     const pill = document.getElementById("live-pill");
     source = new EventSource("/v1/events");
     source.addEventListener("open", () => {
+      liveStats.opens += 1;
       setPill(pill, "ok", "Live", "Receiving chain events from /v1/events");
       scheduleRefresh(); // catch up on anything that happened while (re)connecting
     });
@@ -399,14 +403,18 @@
         return;
       }
       eventsSeen += 1;
+      liveStats.events += 1;
+      liveStats.last_event_id = msg.lastEventId || null;
       pill.title = `Receiving chain events (${eventsSeen} so far; last: ${ev.event} in block ${ev.block_number})`;
       onChainEvent(ev);
     });
     source.addEventListener("reorg", () => {
+      liveStats.reorgs += 1;
       scheduleRefresh();
       scheduleHealth();
     });
     source.addEventListener("error", () => {
+      liveStats.errors += 1;
       if (source.readyState === EventSource.CLOSED) {
         setPill(pill, "bad", "Live: offline", "The event stream closed; retrying in 5 s");
         setTimeout(connectEvents, 5000);
@@ -485,11 +493,20 @@
     },
   };
 
-  function niceCeil(v) {
-    if (v <= 5) return 5;
-    const p = 10 ** Math.floor(Math.log10(v));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  /** Integer y-axis ticks: a 1/2/5 x 10^k step giving at most 5 intervals. */
+  function yTicks(peak) {
+    let step = 1;
+    for (let k = 1; ; k *= 10) {
+      const found = [1, 2, 5].map((m) => m * k).find((st) => Math.ceil(Math.max(peak, 1) / st) <= 5);
+      if (found) {
+        step = found;
+        break;
+      }
+    }
+    const top = Math.max(step, Math.ceil(peak / step) * step);
+    const ticks = [];
+    for (let v = 0; v <= top; v += step) ticks.push(v);
+    return { top, ticks };
   }
 
   function throughputCard(t) {
@@ -499,15 +516,12 @@
     const lastMin = counts.slice(-Math.max(1, Math.round(60 / t.bucket_s))).reduce((a, b) => a + b, 0);
     const W = 1180, H = 190, L = 40, R = 8, T = 12, B = 26;
     const iw = W - L - R, ih = H - T - B;
-    const top = niceCeil(peak);
+    const { top, ticks } = yTicks(peak);
     const bw = iw / counts.length;
     const y = (v) => T + ih - (v / top) * ih;
-    const grid = [0, 0.25, 0.5, 0.75, 1].map((f) => {
-      const v = top * f;
-      return svg("g", { class: "grid" },
-        svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-        svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, Number.isInteger(v) ? v : v.toFixed(1)));
-    });
+    const grid = ticks.map((v) => svg("g", { class: "grid" },
+      svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+      svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, String(v))));
     const bars = t.buckets.map((b, i) => {
       const bh = (b.settled / top) * ih;
       return svg("rect", { class: b.settled ? "bar" : "bar zero", x: L + i * bw + 1, y: T + ih - Math.max(bh, 1),
@@ -517,7 +531,7 @@
     const every = Math.max(1, Math.round(counts.length / 6));
     const labels = t.buckets.map((b, i) => (i % every === 0 || i === counts.length - 1
       ? svg("text", { class: "xlabel", x: L + i * bw + bw / 2, y: H - 8, "text-anchor": "middle" },
-        i === counts.length - 1 ? "now" : fmtClock(b.start_time)) : null));
+        fmtClock(i === counts.length - 1 ? t.end_time : b.start_time)) : null));
     const windowMin = Math.round((t.bucket_s * t.buckets.length) / 60);
     const chart = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-label": `Tasks settled per ${t.bucket_s} seconds over the last ${windowMin} minutes: ${total} in total, `
@@ -541,7 +555,7 @@
 
   const jobPage = {
     title: (r) => `Job #${r.id}`,
-    affectedBy: (r, ev) => ev.job_id === r.id || ev.job_id === null || ev.job_id === undefined,
+    affectedBy: (r, ev) => ev.job_id === r.id,
     async fetch(r) {
       try {
         const [job, events] = await Promise.all([api(`/v1/jobs/${r.id}`), api(`/v1/jobs/${r.id}/events?limit=40`)]);
@@ -580,8 +594,11 @@
     const result = job.result_available
       ? h("a", { class: "btn primary", href: `/v1/jobs/${job.job_id}/result`, download: `job-${job.job_id}-result`,
         "data-testid": "result-link" }, "⬇ Download result")
-      : h("span", { class: "btn disabled", "aria-disabled": "true", title: "Available once the job completes" },
-        "Result pending");
+      : ["FAILED", "EXPIRED", "CANCELLED"].includes(job.state)
+        ? h("span", { class: "btn disabled", "aria-disabled": "true", title: "The job ended without a result" },
+          "No result")
+        : h("span", { class: "btn disabled", "aria-disabled": "true", title: "Available once the job completes" },
+          "Result pending");
     return h("section", { class: "card job-head", "aria-label": `Job ${job.job_id} status` },
       h("div", { class: "job-title" },
         h("h1", {}, `Job #${job.job_id}`),
@@ -615,10 +632,10 @@
   function summaryCards(job) {
     return h("div", { class: "stats-row" },
       stat("Requester", addr(job.requester), null),
-      stat("Tasks", `${job.map_tasks} map + ${job.reduce_tasks} reduce`, `${job.tasks} total`),
-      stat("Replication / quorum", `${job.replication} / ${job.quorum}`, "replicas per task / agreeing"),
+      stat("Tasks", `${job.map_tasks} + ${job.reduce_tasks}`, `map + reduce · ${job.tasks} total`),
+      stat("Replication / quorum", `${job.replication} / ${job.quorum}`, `${job.quorum} of ${job.replication} must agree`),
       stat("Reward per replica", eth(job.reward_per_replica_wei), null),
-      stat("Escrow", eth(job.escrow_wei), null),
+      stat("Escrow", eth(job.escrow_wei), null, { "data-testid": "escrow" }),
       stat("Posted", timeEl(job.posted_time), `block #${fmtInt(job.posted_block)}`),
       stat("Spec digest", hex(job.spec_digest, 12), `updated in block #${fmtInt(job.updated_block)}`));
   }
@@ -753,7 +770,8 @@
     return card("Slashes", [h("div", { class: "table-wrap" }, h("table", { class: "table compact", "data-testid": "slashes" },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Worker"), h("th", { scope: "col", class: "num" }, "Task / round"),
         h("th", { scope: "col", class: "num" }, "Collateral"), h("th", { scope: "col" }, "Tx"))),
-      h("tbody", {}, rows.length ? rows : emptyRow(4, "No slashes: every replica agreed."))))],
+      h("tbody", {}, rows.length ? rows : emptyRow(4, job.state === "COMPLETED" ? "No slashes: every replica agreed."
+        : "No slashes."))))],
     { id: "slashes", flush: true });
   }
 

@@ -84,10 +84,20 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     assert page.locator('[data-testid="task-group-map"] [data-testid="task-cell"]').count() == MAP_SHARDS
     assert page.locator('[data-testid="task-group-reduce"] [data-testid="task-cell"]').count() == REDUCE_SHARDS
     expect(page.get_by_test_id("result-link")).to_have_count(0)
-    expect(page.get_by_test_id("live")).to_have_class("pill ok", timeout=LONG_MS)  # the event stream is open
+    escrow = page.get_by_test_id("escrow").locator(".eth")  # wei strings shown as ETH, exactly (BigInt)
+    assert int(posted["escrow_wei"]) == 2 * TASKS * 10**15
+    expect(escrow).to_have_text("0.01 ETH")
+    expect(escrow).to_have_attribute("title", f"{posted['escrow_wei']} wei")
+    try:  # the event stream is open
+        page.wait_for_function("window.__shardexLive && window.__shardexLive.opens > 0", timeout=LONG_MS)
+    except playwright_sync.Error as exc:
+        raise AssertionError(f"event stream never opened: {page.evaluate('window.__shardexLive')}\n"
+                             f"{gateway.log()[-3000:]}") from exc
     assert page.evaluate("window.__shardexLoads") == 1
     renders_before = page.evaluate("window.__shardexRenders")
     page.evaluate("window.__testMarker = 'same document'")  # gone if anything reloads the page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-job-open.png"), full_page=True)
 
     # --- workers start: the page follows the job to COMPLETED through live events alone
     devnet.start_worker(0)
@@ -105,6 +115,7 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     assert page.evaluate("window.__shardexLoads") == 1
     assert page.evaluate("window.__testMarker") == "same document"
     assert page.evaluate("window.__shardexRenders") > renders_before > 0
+    assert page.evaluate("window.__shardexLive.events") > 0  # the updates came through /v1/events
 
     # Each settled task shows its two replicas, with reveals.
     page.locator('[data-testid="task-cell"][data-task-id="0"]').click()
@@ -118,7 +129,6 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     assert result.status_code == 200, result.text[:500]
     assert result.content == wordcount_reference(text)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "dashboard-job.png"), full_page=True)
 
     # --- workers page (a hash navigation, still the same document)
