@@ -238,10 +238,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}/events", response_model=S.EventList, responses=responses(404, 422), tags=["jobs"])
     def get_job_events(s: Gw, job_id: Annotated[int, JobIdPath],
-                       limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> Any:
-        """The job's contract events in chain order (the newest `limit`)."""
+                       limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+                       after: Annotated[str | None, Query(max_length=40, pattern=r"^\d+-\d+$",
+                                                          description="Only events after this event id.")] = None
+                       ) -> Any:
+        """The job's contract events in chain order (the newest `limit`, optionally only those after `after`)."""
         _job_or_404(s, job_id)
-        return {"events": queries.job_events(s.engine, job_id, limit)}
+        since = live.parse_event_id(after) if after else None
+        return {"events": queries.job_events(s.engine, job_id, limit, since)}
 
     @app.get("/v1/jobs/{job_id}/result", response_class=StreamingResponse, tags=["jobs"],
              responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
@@ -382,6 +386,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
                         "claims": w["claims"], "endpoint": w["endpoint"], "online": desc is not None,
                         "resources": desc})
         return {"workers": out}
+
+    @app.get("/v1/stats/jobs", response_model=S.JobStats, tags=["stats"])
+    def stats_jobs(s: Gw) -> Any:
+        """How many jobs are in each phase, and how many tasks have settled, as indexed."""
+        phases = queries.phase_counts(s.engine)
+        return {"phases": phases, "total": sum(phases.values()), "tasks_settled": queries.settled_total(s.engine)}
 
     @app.get("/v1/stats/throughput", response_model=S.Throughput, responses=responses(422), tags=["stats"])
     def stats_throughput(s: Gw, bucket_s: Annotated[int, Query(ge=1, le=86400)] = 10,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from backend import db
 from backend.live import public_event
@@ -139,10 +139,14 @@ def settled_digests(engine: Engine, job_id: int) -> dict[int, str]:
             .where(db.tasks.c.job_id == job_id, db.tasks.c.settled.is_(True)))}
 
 
-def job_events(engine: Engine, job_id: int, limit: int = 1000) -> list[dict]:
+def job_events(engine: Engine, job_id: int, limit: int = 1000, after: tuple[int, int] | None = None) -> list[dict]:
+    """The job's newest ``limit`` events (only those after the event id ``after``), in chain order."""
+    q = select(db.events).where(db.events.c.job_id == job_id)
+    if after is not None:
+        q = q.where(or_(db.events.c.block_number > after[0],
+                        and_(db.events.c.block_number == after[0], db.events.c.log_index > after[1])))
     with engine.connect() as conn:
-        rows = conn.execute(select(db.events).where(db.events.c.job_id == job_id)
-                            .order_by(db.events.c.block_number.desc(), db.events.c.log_index.desc())
+        rows = conn.execute(q.order_by(db.events.c.block_number.desc(), db.events.c.log_index.desc())
                             .limit(limit)).all()
     return [public_event(r) for r in reversed(rows)]
 

@@ -128,6 +128,12 @@ class WorkerList(BaseModel):
     workers: list[WorkerView]
 
 
+class JobStats(BaseModel):
+    phases: dict[str, int] = Field(description="Jobs per phase (MAP, REDUCE, COMPLETED, FAILED, EXPIRED, CANCELLED).")
+    total: int
+    tasks_settled: int
+
+
 class ThroughputBucket(BaseModel):
     start_time: int
     settled: int

@@ -191,7 +191,8 @@
   }
 
   async function api(path) {
-    const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-store" });
+    // no-cache: revalidate every time; job details answer 304 to the ETag while unchanged.
+    const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-cache" });
     let body = null;
     try {
       body = await res.json();
@@ -448,18 +449,20 @@
       const q = new URLSearchParams({ limit: "25" });
       if (r.state) q.set("state", r.state);
       if (r.before) q.set("before", r.before);
-      const [page, throughput] = await Promise.all([
+      const [page, throughput, stats] = await Promise.all([
         api(`/v1/jobs?${q}`),
         api(`/v1/stats/throughput?bucket_s=${THROUGHPUT.bucket_s}&buckets=${THROUGHPUT.buckets}`),
+        api("/v1/stats/jobs"),
       ]);
-      return { page, throughput };
+      return { page, throughput, stats };
     },
-    render(r, { page, throughput }) {
+    render(r, { page, throughput, stats }) {
       const filter = h("label", { class: "field" }, h("span", {}, "State"),
         h("select", { "data-focus-key": "state-filter", "aria-label": "Filter jobs by state",
           onchange: (e) => { location.hash = jobsHash(e.target.value, null); } },
-        h("option", { value: "" }, "All states"),
-        PHASES.map((p) => h("option", { value: p, selected: r.state === p }, PHASE_LABEL[p]))));
+        h("option", { value: "" }, `All states (${stats.total})`),
+        PHASES.map((p) => h("option", { value: p, selected: r.state === p },
+          `${PHASE_LABEL[p]} (${stats.phases[p] ?? 0})`))));
       const pager = h("div", { class: "pager" },
         r.before ? h("a", { class: "btn", href: jobsHash(r.state, null) }, "↺ Newest") : null,
         page.next_before !== null && page.next_before !== undefined

@@ -111,6 +111,11 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         streamed = [d for kind, d in stream if kind == "event"]
         assert [e["id"] for e in streamed] == [e["id"] for e in history[:len(streamed)]]
         assert sum(e["event"] == "TaskSettled" for e in streamed) == 5
+        middle = history[len(history) // 2]["id"]
+        tail = client.get(f"/v1/jobs/{job_id}/events", after=middle)["events"]
+        assert [e["id"] for e in tail] == [e["id"] for e in history[len(history) // 2 + 1:]]
+        stats = client.get("/v1/stats/jobs")
+        assert stats["phases"]["COMPLETED"] == 1 and stats["total"] == 1 and stats["tasks_settled"] == 5
 
         workers = {w["address"]: w for w in client.get("/v1/workers")["workers"]}
         earned = sum(int(w["earned_wei"]) for w in workers.values())
