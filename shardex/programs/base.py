@@ -29,6 +29,12 @@ class MapContext:
     reduce_shards: int
     params: dict
 
+    @property
+    def order_partition(self) -> int:
+        """The partition an order-preserving program (grep, embed) writes this
+        shard's output to: shards map to partitions in input order."""
+        return self.shard_index * self.reduce_shards // self.map_shards
+
 
 @dataclass(frozen=True)
 class ReduceContext:
@@ -73,6 +79,19 @@ def split_text_lines(text: str) -> list[str]:
     if not lines[-1]:
         lines.pop()
     return lines
+
+
+def check_partition(part: bytes) -> bytes:
+    """An intermediate partition as written by a map task: empty or whole lines."""
+    if part and not part.endswith(b"\n"):
+        raise ProgramError("malformed intermediate partition: it does not end with a newline")
+    return part
+
+
+def concat_partitions(parts: list[bytes]) -> bytes:
+    """Reduce of an order-preserving program: the parts arrive in map-task order
+    and each holds its shard's lines in order, so concatenation is the output."""
+    return b"".join(check_partition(p) for p in parts)
 
 
 def decode(data: bytes) -> str:

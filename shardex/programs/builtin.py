@@ -32,7 +32,9 @@ from shardex.programs.base import (
     MapContext,
     ProgramError,
     ReduceContext,
+    check_partition,
     check_reduce_shards,
+    concat_partitions,
     decode,
     encode,
     quantiles,
@@ -54,9 +56,7 @@ def _check_map(ctx: MapContext) -> None:
 
 def _text_records(part: bytes) -> list[str]:
     """Lines of an intermediate partition written by our own map (strict UTF-8)."""
-    if part and not part.endswith(b"\n"):
-        raise ProgramError("malformed intermediate partition: it does not end with a newline")
-    return split_text_lines(part.decode("utf-8"))
+    return split_text_lines(check_partition(part).decode("utf-8"))
 
 
 def _split_record(line: str) -> tuple[str, str]:
@@ -125,15 +125,11 @@ class Grep:
         parts = [b""] * ctx.reduce_shards
         if matched:
             matched.append("")
-            parts[ctx.shard_index * ctx.reduce_shards // ctx.map_shards] = encode("\n".join(matched))
+            parts[ctx.order_partition] = encode("\n".join(matched))
         return parts
 
     def reduce_partition(self, parts: list[bytes], ctx: ReduceContext) -> bytes:
-        # Parts come in map-task order and each holds its shard's matches in line order.
-        for part in parts:
-            if part and not part.endswith(b"\n"):
-                raise ProgramError("malformed intermediate partition: it does not end with a newline")
-        return b"".join(parts)
+        return concat_partitions(parts)
 
 
 def _join_lines(lines: list[bytes]) -> bytes:
@@ -157,9 +153,7 @@ class Sort:
     def reduce_partition(self, parts: list[bytes], ctx: ReduceContext) -> bytes:
         lines: list[bytes] = []
         for part in parts:
-            if part and not part.endswith(b"\n"):
-                raise ProgramError("malformed intermediate partition: it does not end with a newline")
-            lines += split_lines(part)
+            lines += split_lines(check_partition(part))
         lines.sort()  # sorted runs: timsort merges them in about linear time
         return _join_lines(lines)
 

@@ -42,7 +42,14 @@ import math
 import os
 import threading
 
-from shardex.programs.base import MapContext, ProgramError, ReduceContext, check_reduce_shards, split_lines
+from shardex.programs.base import (
+    MapContext,
+    ProgramError,
+    ReduceContext,
+    check_reduce_shards,
+    concat_partitions,
+    split_lines,
+)
 
 MISSING_EXTRA = "embed needs the optional extra: pip install 'shardex[embed]'"
 DIMENSIONS = 384
@@ -142,12 +149,8 @@ class Embed:
                 record = [f"{ctx.shard_index}:{start + offset}", [_canonical(x, digits) for x in vector]]
                 out.append(json.dumps(record, separators=(",", ":")))
         out.append("")
-        parts[ctx.shard_index * ctx.reduce_shards // ctx.map_shards] = "\n".join(out).encode("utf-8")
+        parts[ctx.order_partition] = "\n".join(out).encode("utf-8")
         return parts
 
     def reduce_partition(self, parts: list[bytes], ctx: ReduceContext) -> bytes:
-        # Parts come in map-task order and each holds its shard's lines in order.
-        for part in parts:
-            if part and not part.endswith(b"\n"):
-                raise ProgramError("malformed intermediate partition: it does not end with a newline")
-        return b"".join(parts)
+        return concat_partitions(parts)

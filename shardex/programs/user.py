@@ -33,6 +33,7 @@ from shardex.programs.base import (
     MapContext,
     ProgramError,
     ReduceContext,
+    check_partition,
     check_reduce_shards,
     decode,
     encode,
@@ -100,9 +101,7 @@ class UserProgram:
     def reduce_partition(self, parts: list[bytes], ctx: ReduceContext) -> bytes:
         groups: dict[str, tuple[object, list]] = {}
         for part in parts:
-            if part and not part.endswith(b"\n"):
-                raise ProgramError("malformed intermediate partition: it does not end with a newline")
-            for line in split_lines(part):
+            for line in split_lines(check_partition(part)):
                 try:
                     record = _loads(decode(line))
                 except ValueError:
