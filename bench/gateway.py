@@ -66,7 +66,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx
 
+from shardex.devnet import free_port
 from shardex.gateway_client import GatewayClient
+from shardex.serving import wait_http
 
 WORKERS = (0, 1)  # dev key indices
 GATEWAY_KEY = 5
@@ -233,24 +235,13 @@ class Cluster:
         self.info = json.loads(out.stdout)
 
     def start_gateway(self) -> str:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.gateway = self._spawn(["--account-index", str(GATEWAY_KEY), "gateway", "--port", str(port),
                                     "--poll", "0.2", "--dev-sign"], "gateway.log")
         self.gateway_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.gateway_url}/healthz", timeout=2).status_code == 200:
-                    return self.gateway_url
-            except httpx.HTTPError:
-                pass
-            if self.gateway.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start:\n{self.tail('gateway.log')}")
-            time.sleep(0.1)
+        if not wait_http(f"{self.gateway_url}/healthz", self.gateway, timeout=90):
+            raise RuntimeError(f"gateway did not start:\n{self.tail('gateway.log')}")
+        return self.gateway_url
 
     def start_workers(self) -> None:
         for i in WORKERS:

@@ -23,12 +23,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
-
 from shardex.chain import ChainClient
 from shardex.chain.models import ReplicaResolved
 from shardex.config import Settings
+from shardex.devnet import free_port
 from shardex.gateway_client import GatewayClient
+from shardex.serving import wait_http
 from shardex.units import format_eth
 
 REQUESTER = 9
@@ -60,22 +60,8 @@ def _port(preferred: int) -> int:
         try:
             s.bind(("127.0.0.1", preferred))
         except OSError:
-            s.bind(("127.0.0.1", 0))
+            return free_port()
         return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the gateway did not start; see {log}")
 
 
 def run_demo(quiet: bool = False, keep: bool = False, port: int = 8080) -> dict:
@@ -95,7 +81,8 @@ def run_demo(quiet: bool = False, keep: bool = False, port: int = 8080) -> dict:
     log = open(home / "workers.log", "wb")  # noqa: SIM115 - handed to the children
     workers = None
     try:
-        _wait_http(f"{url}/healthz", gateway, home / "gateway.log")
+        if not wait_http(f"{url}/healthz", gateway):
+            raise SystemExit(f"the gateway did not start; see {home / 'gateway.log'}")
         say(f"gateway up: dashboard {url}/dashboard/  API docs {url}/docs  metrics {url}/metrics")
         workers = subprocess.Popen([*cli, "worker", "run", "--count", str(WORKERS)], env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -131,7 +118,6 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
     settings = Settings(account_index=REQUESTER)
     text = home / "pydoc.txt"
     size = corpus(text)
-    reward, replication, tasks = 10**15, 3, 8
     async with ChainClient(info["rpc_url"], settings.deployment(), settings.account()) as c:
         addresses = info["dev_addresses"][:WORKERS] + [c.address]
         before = {a: await c.balance(a) for a in addresses}
@@ -140,12 +126,12 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
             await asyncio.to_thread(gateway.sign_in)
             say(f"signed in to the gateway as {c.address} (Sign-In with Ethereum)")
             posted = await asyncio.to_thread(
-                gateway.submit, text, program="wordcount", map_shards=6, reduce_shards=2, replication=replication,
-                quorum=2, reward_wei=reward, collateral_wei=10**16, reveal_window_s=10)
+                gateway.submit, text, program="wordcount", map_shards=6, reduce_shards=2, replication=3,
+                quorum=2, reward_wei=10**15, collateral_wei=10**16, reveal_window_s=10)
             job_id = posted["job_id"]
             say(f"job {job_id} posted through the gateway (signed {len(posted['transactions'])} transactions "
                 f"locally): wordcount over {size:,} bytes of Python's docs, 6 map + 2 reduce tasks, replication 3, "
-                f"quorum 2; escrow {format_eth(reward * replication * tasks)} held by the contract")
+                f"quorum 2; escrow {format_eth(int(posted['escrow_wei']))} held by the contract")
             say(f"watch it live: {url}/dashboard/#/jobs/{job_id}")
             from shardex.cli import follow
 

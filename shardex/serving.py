@@ -4,6 +4,8 @@ so workers can fetch a requester's inputs and each other's outputs."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,3 +75,19 @@ async def serves(url: str, cid: str) -> bool:
         return r.status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> bool:
+    """Block until ``GET url`` answers 200 (e.g. a just-started gateway's
+    /healthz). False if ``proc`` exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from shardex.devnet import free_port
+from shardex.serving import wait_http
 from tests.python.conftest import rpc
 
 REQUESTER = 9  # dev key index used by the requester; workers use 0..
@@ -93,14 +95,6 @@ def devnet(tmp_path: Path) -> Iterator[Devnet]:
     net.cli("devnet", "down", account=None, check=False)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Gateway:
     """``shardex gateway`` as an operator runs it, in its own process."""
 
@@ -113,18 +107,8 @@ class Gateway:
         self.proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(account), "gateway",
                                       "--port", str(self.port), "--poll", "0.2", *extra],
                                      env=net.env, stdout=log, stderr=subprocess.STDOUT)
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"gateway did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
+        if not wait_http(f"{self.url}/healthz", self.proc):
+            raise AssertionError(f"gateway did not start:\n{self.log()[-3000:]}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

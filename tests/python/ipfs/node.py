@@ -29,13 +29,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from shardex.devnet import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 JSIPFS = REPO_ROOT / "node_modules" / ".bin" / "jsipfs"
@@ -44,12 +45,6 @@ POLYFILL = Path(__file__).resolve().parent / "promise_polyfill.cjs"
 
 class IpfsNodeError(RuntimeError):
     """The js-ipfs node could not be initialised or started."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -132,10 +127,10 @@ class JsIpfsNode:
 
         last_error: IpfsNodeError | None = None
         for attempt in range(attempts):
-            api_port = _free_port()
-            gateway_port = _free_port() if gateway else None
+            api_port = free_port()
+            gateway_port = free_port() if gateway else None
             while gateway_port == api_port:
-                gateway_port = _free_port()
+                gateway_port = free_port()
             config = _offline_config(json.loads(json.dumps(base_config)), api_port, gateway_port)
             config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
             (repo / "api").unlink(missing_ok=True)
