@@ -35,7 +35,7 @@ from backend.auth import Session, Sessions
 from backend.cache import JobDetailCache
 from backend.indexer import Indexer
 from backend.limits import BodyLimit
-from backend.metrics import Metrics
+from backend.metrics import Metrics, TimedRequests
 from backend.problems import ApiProblem, responses
 from backend.problems import install as install_problems
 from backend.submit import check_funds, decode_signed, parse_wei, save_upload, unsigned_transactions
@@ -79,7 +79,6 @@ class GatewayState:
     indexer: Indexer
     hub: live.Hub
     sessions: Sessions
-    deployment_block: int
     worker_cache: dict[str, tuple[float, dict | None]] = field(default_factory=dict)
     announce_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -124,7 +123,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
     indexer = Indexer(engine, client, config.confirmations, on_commit=on_commit)
     st = GatewayState(config, engine, store, client, indexer, hub, Sessions(config.deployment.chain_id,
-                      config.siwe_domains), config.deployment.block)
+                      config.siwe_domains))
     metrics = Metrics(st)
 
     @asynccontextmanager
@@ -162,7 +161,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         body = {"status": "degraded" if s.indexer.last_error else "ok", "chain_id": s.config.deployment.chain_id,
                 "market": s.config.deployment.market, "registry": s.config.deployment.registry,
                 "head_block": head, "indexed_block": cursor[0] if cursor else None,
-                "lag_blocks": None if head is None else max(0, head - (cursor[0] if cursor else s.deployment_block - 1)),
+                "lag_blocks": s.indexer.lag_blocks(),
                 "indexer_error": s.indexer.last_error,
                 "dev_signer": s.config.dev_account.address if s.config.dev_account else None}
         if s.indexer.last_error:
@@ -259,7 +258,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise ApiProblem(409, "job-not-completed", f"job {job_id} is {job['state']}: no result to serve")
         digests = await asyncio.to_thread(queries.settled_digests, s.engine, job_id)
         reduce_digests = [bytes.fromhex(digests[job["map_tasks"] + p][2:]) for p in range(job["reduce_tasks"])]
-        parts = await result_parts(s.store, _fetcher(s), job_id, reduce_digests)
+        parts = await result_parts(s.store, await _fetcher(s), job_id, reduce_digests)
 
         def body():
             for cid in parts:
@@ -329,16 +328,16 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                 min_stake=min_stake, max_rounds=max_rounds, lease_duration=lease_s,
                                 reveal_window=reveal_window_s, job_timeout=job_timeout_s, timeout_s=task_timeout_s,
                                 memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb)
-            params_probe = job_params(req, _EMPTY_SPEC)
-            await check_funds(s.client, requester, params_probe)  # before any work is stored
+            # Before any work is stored: the escrow does not depend on the spec's digest.
+            await check_funds(s.client, requester, job_params(req, bytes(32)).escrow)
             try:
-                spec = await prepare(req, s.store, _fetcher(s) if input is None else None)
+                spec = await prepare(req, s.store, await _fetcher(s) if input is None else None)
             except (FetchFailed, BlockNotFound) as exc:
                 raise ApiProblem(422, "input-unavailable", f"input_cid {input_cid}: no provider serves it ({exc})"
                                  ) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        params = job_params(req, spec)
+        params = job_params(req, spec.digest)
         info = {"spec_cid": str(jobs.spec_cid(spec.digest)), "spec_digest": "0x" + spec.digest.hex(),
                 "input_bytes": spec.input_bytes, "escrow_wei": str(params.escrow), "requester": requester}
         announce = await _announce_needed(s, requester)
@@ -426,24 +425,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
 
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + (4 << 20))
-    app.add_middleware(_Timed, metrics=metrics)
+    app.add_middleware(TimedRequests, metrics=metrics)
     return app
 
-
-class _Timed:
-    def __init__(self, app, metrics: Metrics) -> None:
-        self.wrapped = metrics.middleware(app)
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.wrapped(scope, receive, send)
-
-
-
-class _EmptySpec:
-    digest = b"\0" * 32
-
-
-_EMPTY_SPEC: Any = _EmptySpec()
 
 
 def _mkdir(path: Path) -> Path:
@@ -451,10 +435,9 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _fetcher(s: GatewayState) -> Fetcher:
-    urls = {w.get("endpoint") for w in queries.worker_activity(s.engine).values()}
-    urls |= set(queries.announced_endpoints(s.engine))
-    urls.discard(None)
+async def _fetcher(s: GatewayState) -> Fetcher:
+    """Every announced endpoint (workers and requesters alike) but our own, as providers."""
+    urls = set((await asyncio.to_thread(queries.announced_endpoints, s.engine)).values())
     urls.discard(s.config.public_url)
     providers = [HttpProvider(u, timeout=15) for u in sorted(urls)]
     return Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], s.store)
@@ -477,7 +460,7 @@ async def _announce_needed(s: GatewayState, requester: str) -> str | None:
     """The gateway's URL, unless the requester's latest announcement already names it."""
     if s.config.public_url is None:
         return None
-    current = await asyncio.to_thread(queries.announced_endpoints, s.engine)
+    current = await asyncio.to_thread(queries.announced_endpoints, s.engine, requester)
     return None if current.get(requester) == s.config.public_url else s.config.public_url
 
 
@@ -494,7 +477,8 @@ async def _describe(s: GatewayState, endpoint: str | None) -> dict | None:
         async with httpx.AsyncClient(timeout=1.0) as http:
             r = await http.get(f"{endpoint}/shardex/worker")
         if r.status_code == 200 and len(r.content) < 1 << 20:
-            desc = r.json() if isinstance(r.json(), dict) else None
+            body = r.json()
+            desc = body if isinstance(body, dict) else None
     except (httpx.HTTPError, json.JSONDecodeError, ValueError):
         desc = None
     s.worker_cache[endpoint] = (now, desc)

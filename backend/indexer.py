@@ -181,6 +181,13 @@ class Indexer:
 
     # ------------------------------------------------------------ state
 
+    def lag_blocks(self) -> int | None:
+        """Chain head (as of the last sync) minus the last indexed block; None before the first sync."""
+        if self.head is None:
+            return None
+        cur = self.cursor()
+        return max(0, self.head - (cur[0] if cur else self.client.deployment.block - 1))
+
     def cursor(self) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(db.cursor.c.block_number, db.cursor.c.block_hash)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from backend.problems import PROBLEM_TYPE, problem_body
+
 
 class BodyTooLarge(Exception):
     pass
@@ -55,10 +57,9 @@ class BodyLimit:
 
 
 async def _problem(send, scope, status: int, code: str, detail: str) -> None:
-    body = json.dumps({"type": f"https://shardex.dev/problems/{code}", "title": "Content Too Large"
-                       if status == 413 else "Bad Request", "status": status, "code": code, "detail": detail,
-                       "instance": scope.get("path")}).encode()
+    # Raw ASGI: this answers before FastAPI has parsed anything, with the same body its handlers give.
+    body = json.dumps(problem_body(status, code, detail, scope.get("path"))).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/problem+json"),
+                "headers": [(b"content-type", PROBLEM_TYPE.encode()),
                             (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

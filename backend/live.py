@@ -60,7 +60,6 @@ class Subscriber:
 class Hub:
     def __init__(self) -> None:
         self._subs: set[Subscriber] = set()
-        self.published = 0
 
     @property
     def subscribers(self) -> int:
@@ -71,7 +70,6 @@ class Hub:
         messages = [("event", public_event(r)) for r in rows]
         if rolled_back_to is not None:
             messages.append(("reorg", {"rolled_back_to_block": rolled_back_to}))
-        self.published += len(messages)
         for sub in list(self._subs):
             for kind, data in messages:
                 if kind == "event" and not sub.matches(data):

@@ -37,7 +37,7 @@ class GatewayCollector:
         indexed = GaugeMetricFamily("shardex_indexer_block", "Last block the indexer has stored.")
         if indexer.head is not None:
             head.add_metric([], indexer.head)
-            lag.add_metric([], max(0, indexer.head - (cursor[0] if cursor else st.deployment_block - 1)))
+            lag.add_metric([], indexer.lag_blocks())
         if cursor is not None:
             indexed.add_metric([], cursor[0])
         yield lag
@@ -68,29 +68,32 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def middleware(self, app: Callable) -> Callable:
-        """Pure ASGI (streams such as SSE pass through untouched); times to the end of the response."""
-        latency = self.latency
 
-        async def timed(scope, receive, send) -> None:
-            if scope["type"] != "http":
-                return await app(scope, receive, send)
-            start = time.perf_counter()
-            status = [500]
 
-            async def send_wrapper(message) -> None:
-                if message["type"] == "http.response.start":
-                    status[0] = message["status"]
-                await send(message)
+class TimedRequests:
+    """ASGI middleware: request latency by route template. Pure ASGI, so streams
+    such as SSE pass through untouched; times to the end of the response."""
 
-            try:
-                await app(scope, receive, send_wrapper)
-            finally:
-                route = scope.get("route")
-                template = getattr(route, "path", None)
-                if template is None:
-                    path = scope.get("path", "")
-                    template = "/ipfs/{cid}" if path.startswith("/ipfs/") else "other"
-                latency.labels(scope["method"], template, str(status[0])).observe(time.perf_counter() - start)
+    def __init__(self, app: Callable, metrics: Metrics) -> None:
+        self.app = app
+        self.latency = metrics.latency
 
-        return timed
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = getattr(scope.get("route"), "path", None)
+            if template is None:
+                template = "/ipfs/{cid}" if scope.get("path", "").startswith("/ipfs/") else "other"
+            self.latency.labels(scope["method"], template, str(status)).observe(time.perf_counter() - start)

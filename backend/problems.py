@@ -57,11 +57,14 @@ class ApiProblem(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
+def problem_body(status: int, code: str, detail: str, instance: str | None, **extra: Any) -> dict[str, Any]:
+    return {"type": f"https://shardex.dev/problems/{code}", "title": HTTPStatus(status).phrase, "status": status,
+            "code": code, "detail": detail, "instance": instance, **{k: v for k, v in extra.items() if v is not None}}
+
+
 def problem(request: Request | None, status: int, code: str, detail: str, headers: dict | None = None,
             **extra: Any) -> JSONResponse:
-    body = {"type": f"https://shardex.dev/problems/{code}", "title": HTTPStatus(status).phrase, "status": status,
-            "code": code, "detail": detail, "instance": request.url.path if request is not None else None,
-            **{k: v for k, v in extra.items() if v is not None}}
+    body = problem_body(status, code, detail, request.url.path if request is not None else None, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
 
@@ -95,8 +98,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = _json_safe(list(exc.errors()))
-        detail = "; ".join(f"{'.'.join(e['loc'][1:]) or e['loc'][0] if e['loc'] else 'request'}: {e['msg']}"
-                           for e in errors[:5])
+        # loc is e.g. ["body", "map_shards"]: name the field, not where it came from.
+        detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'] or ['request'])}: {e['msg']}" for e in errors[:5])
         return problem(request, 422, "invalid-request", detail or "invalid request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -207,10 +207,11 @@ def throughput(engine: Engine, bucket_s: int, buckets: int, now: int | None = No
             "buckets": [{"start_time": start + i * bucket_s, "settled": c} for i, c in enumerate(counts)]}
 
 
-def announced_endpoints(engine: Engine) -> dict[str, str]:
-    """Every address's latest announced endpoint (workers, requesters, gateways)."""
+def announced_endpoints(engine: Engine, account: str | None = None) -> dict[str, str]:
+    """Every address's (or only ``account``'s) latest announced endpoint: workers, requesters, gateways."""
+    q = (select(db.events.c.account, db.events.c.args_json).where(db.events.c.name == "EndpointAnnounced")
+         .order_by(db.events.c.block_number, db.events.c.log_index))
+    if account is not None:
+        q = q.where(db.events.c.account == account)
     with engine.connect() as conn:
-        rows = conn.execute(select(db.events.c.account, db.events.c.args_json)
-                            .where(db.events.c.name == "EndpointAnnounced")
-                            .order_by(db.events.c.block_number, db.events.c.log_index))
-        return {account: a["endpoint"] for account, a in rows}
+        return {who: a["endpoint"] for who, a in conn.execute(q)}

@@ -20,7 +20,7 @@ import rlp
 from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from backend.problems import ApiProblem
@@ -55,11 +55,10 @@ async def save_upload(upload: Any, limit: int, directory: Path) -> Path:
     return path
 
 
-async def check_funds(client: ChainClient, sender: str, params: JobParams) -> None:
+async def check_funds(client: ChainClient, sender: str, escrow: int) -> None:
     balance = await client.balance(sender)
-    if balance < params.escrow:
-        raise ApiProblem(422, "insufficient-funds",
-                         f"{sender} holds {balance} wei; the escrow is {params.escrow} wei plus gas")
+    if balance < escrow:
+        raise ApiProblem(422, "insufficient-funds", f"{sender} holds {balance} wei; the escrow is {escrow} wei plus gas")
 
 
 async def unsigned_transactions(client: ChainClient, sender: str, params: JobParams, announce_url: str | None
@@ -113,7 +112,3 @@ def decode_signed(raw_hex: str, chain_id: int, allowed_to: set[str]) -> tuple[by
     decoded = {"from": sender, "to": to_addr, "data": "0x" + bytes(fields.get("data", b"")).hex(),
                "value": int(fields.get("value", 0))}
     return raw, decoded
-
-
-def tx_hash_of(raw: bytes) -> str:
-    return "0x" + keccak(raw).hex()

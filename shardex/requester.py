@@ -108,8 +108,8 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
     return spec
 
 
-def job_params(req: SubmitRequest, spec: jobs.JobSpec) -> JobParams:
-    return JobParams(spec_digest=spec.digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
+def job_params(req: SubmitRequest, spec_digest: bytes) -> JobParams:
+    return JobParams(spec_digest=spec_digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
                        replication=req.replication, quorum=req.quorum, reward_per_replica=req.reward,
                        collateral=req.collateral, min_stake=req.min_stake, max_rounds=req.max_rounds,
                        lease_duration=req.lease_duration, reveal_window=req.reveal_window,
@@ -117,7 +117,7 @@ def job_params(req: SubmitRequest, spec: jobs.JobSpec) -> JobParams:
 
 
 async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
-    call = client.post_job(job_params(req, spec))
+    call = client.post_job(job_params(req, spec.digest))
     if req.escrow is not None:
         call.value = req.escrow
     receipt = await call

@@ -363,6 +363,7 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
     from backend import db
     from backend.indexer import Indexer
     from shardex.chain import ChainClient, Deployment
+    from tests.python.integration.test_indexer import dump
 
     src = tmp_path / "in.txt"
     src.write_bytes(real_text(400_000))
@@ -392,13 +393,6 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
             devnet.wait_for(lambda: reader.get("/healthz")["indexed_block"] == head, what="indexer caught up")
     finally:
         gw.stop()
-
-    def dump(engine) -> dict:
-        from sqlalchemy import select
-
-        with engine.connect() as conn:
-            return {t.name: sorted(tuple(repr(v) for v in r) for r in conn.execute(select(t)))
-                    for t in (db.cursor, db.events, db.jobs, db.tasks)}
 
     async def rebuild() -> dict:
         engine = db.make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
