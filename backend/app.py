@@ -254,6 +254,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def get_result(s: Gw, job_id: Annotated[int, JobIdPath]) -> StreamingResponse:
         """Fetched from the workers that announced endpoints, every block verified against its CID, streamed."""
         job = await asyncio.to_thread(_job_or_404, s, job_id)
+        if job["state"] != JobState.COMPLETED.name and (await s.client.job(job_id)).state == JobState.COMPLETED:
+            # The chain is ahead of the index (a requester who watched the chain asks the moment it completes):
+            # wait for the indexer to reach the chain's head rather than refuse a completed job.
+            await _indexed(s, await s.client.block_number())
+            job = await asyncio.to_thread(_job_or_404, s, job_id)
         if job["state"] != JobState.COMPLETED.name:
             raise ApiProblem(409, "job-not-completed", f"job {job_id} is {job['state']}: no result to serve")
         digests = await asyncio.to_thread(queries.settled_digests, s.engine, job_id)
@@ -447,6 +452,7 @@ async def _indexed(s: GatewayState, block: int, timeout: float = 10.0) -> None:
     """Read-your-writes: wait (bounded) until the indexer has stored ``block``,
     so a GET right after a submit finds the job."""
     deadline = time.monotonic() + timeout
+    s.indexer.wake()
     while time.monotonic() < deadline:
         cursor = s.indexer.cursor()
         if cursor is not None and cursor[0] >= block:

@@ -161,6 +161,7 @@ class Indexer:
         self.on_commit = on_commit
         self.head: int | None = None  # the chain's latest block when last asked
         self.last_error: str | None = None
+        self._wake = asyncio.Event()
         db.ensure_schema(engine)
 
     # ------------------------------------------------------------ chain
@@ -290,7 +291,15 @@ class Indexer:
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("indexer sync failed; retrying")
-            await asyncio.sleep(poll_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Sync now rather than at the next poll (someone is waiting for a block)."""
+        self._wake.set()
 
     async def rebuild(self) -> int:
         """Forget everything and re-index from the deployment block."""

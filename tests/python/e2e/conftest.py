@@ -105,7 +105,8 @@ class Gateway:
         self.log_path = net.home / f"gateway-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(account), "gateway",
-                                      "--port", str(self.port), "--poll", "0.2", *extra],
+                                      "--port", str(self.port),
+                                      *(["--poll", "0.2"] if "--poll" not in extra else []), *extra],
                                      env=net.env, stdout=log, stderr=subprocess.STDOUT)
         if not wait_http(f"{self.url}/healthz", self.proc):
             raise AssertionError(f"gateway did not start:\n{self.log()[-3000:]}")

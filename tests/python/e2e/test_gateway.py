@@ -403,3 +403,24 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
 
     survived = dump(db.make_engine(f"sqlite:///{devnet.home / 'gateway.db'}"))
     assert survived["events"] and survived == asyncio.run(rebuild())
+
+
+def test_result_of_a_job_the_chain_completed_before_the_index_did(devnet: Devnet, tmp_path: Path) -> None:
+    """A requester watching the chain asks for the result the moment the job completes; the indexer
+    (polling every 60 s here) has not seen it yet. The gateway catches up instead of answering 409."""
+    text = real_text(200_000)
+    src = tmp_path / "in.txt"
+    src.write_bytes(text)
+    gw = Gateway(devnet, "--dev-sign", "--poll", "60")
+    try:
+        with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
+            client.sign_in()
+            job_id = client.submit(src, signing="gateway", program="wordcount", map_shards=2)["job_id"]
+            devnet.start_worker(0)
+            devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED",
+                            what="job completed on chain")
+            result = client.http.get(f"/v1/jobs/{job_id}/result")
+            assert result.status_code == 200, result.text
+            assert result.content == wordcount_reference(text)
+    finally:
+        gw.stop()
