@@ -110,6 +110,13 @@ def check_reduce_shards(reduce_shards: Any) -> int:
     return reduce_shards
 
 
+def check_map_context(ctx: MapContext) -> None:
+    """A map task's context is usable: ``R >= 1`` and ``0 <= shard_index < M``."""
+    check_reduce_shards(ctx.reduce_shards)
+    if not 0 <= ctx.shard_index < ctx.map_shards:
+        raise ProgramError(f"shard_index {ctx.shard_index} is outside 0..{ctx.map_shards - 1}")
+
+
 def split_points(params: dict, reduce_shards: int) -> list[str]:
     """The validated ``split_points`` of a range-partitioned job.
 

@@ -32,8 +32,8 @@ from shardex.programs.base import (
     MapContext,
     ProgramError,
     ReduceContext,
+    check_map_context,
     check_partition,
-    check_reduce_shards,
     concat_partitions,
     decode,
     encode,
@@ -46,12 +46,6 @@ from shardex.programs.base import (
 )
 
 WORD = re.compile(r"\w+")
-
-
-def _check_map(ctx: MapContext) -> None:
-    check_reduce_shards(ctx.reduce_shards)
-    if not 0 <= ctx.shard_index < ctx.map_shards:
-        raise ProgramError(f"shard_index {ctx.shard_index} is outside 0..{ctx.map_shards - 1}")
 
 
 def _text_records(part: bytes) -> list[str]:
@@ -79,7 +73,7 @@ class WordCount:
         return _range_plan(list(set(WORD.findall(decode(sample).lower()))), reduce_shards, params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
-        _check_map(ctx)
+        check_map_context(ctx)
         points = split_points(ctx.params, ctx.reduce_shards)
         # \w never matches "\n", so one findall over the whole text equals one per line.
         counts = Counter(WORD.findall(decode(data).lower()))
@@ -114,12 +108,11 @@ class Grep:
             raise ProgramError(f"invalid grep pattern {pattern!r}: {e}") from None
 
     def plan_params(self, sample: bytes, reduce_shards: int, params: dict) -> dict:
-        check_reduce_shards(reduce_shards)
         self._pattern(params)
         return dict(params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
-        _check_map(ctx)
+        check_map_context(ctx)
         search = self._pattern(ctx.params).search
         matched = [line for line in split_text_lines(decode(data)) if search(line)]
         parts = [b""] * ctx.reduce_shards
@@ -143,7 +136,7 @@ class Sort:
         return _range_plan([utf8_boundary(line) for line in split_lines(sample)], reduce_shards, params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
-        _check_map(ctx)
+        check_map_context(ctx)
         points = [p.encode("utf-8") for p in split_points(ctx.params, ctx.reduce_shards)]
         lines = split_lines(data)
         lines.sort()
@@ -175,7 +168,7 @@ class InvertedIndex:
         return _range_plan(keys, reduce_shards, params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
-        _check_map(ctx)
+        check_map_context(ctx)
         points = split_points(ctx.params, ctx.reduce_shards)
         findall = WORD.findall
         postings: dict[str, list[int]] = {}

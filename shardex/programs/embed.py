@@ -46,7 +46,7 @@ from shardex.programs.base import (
     MapContext,
     ProgramError,
     ReduceContext,
-    check_reduce_shards,
+    check_map_context,
     concat_partitions,
     split_lines,
 )
@@ -120,14 +120,11 @@ class Embed:
     name = "embed"
 
     def plan_params(self, sample: bytes, reduce_shards: int, params: dict) -> dict:
-        check_reduce_shards(reduce_shards)
         significant_digits(params)
         return dict(params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
-        check_reduce_shards(ctx.reduce_shards)
-        if not 0 <= ctx.shard_index < ctx.map_shards:
-            raise ProgramError(f"shard_index {ctx.shard_index} is outside 0..{ctx.map_shards - 1}")
+        check_map_context(ctx)
         digits = significant_digits(ctx.params)
         parts = [b""] * ctx.reduce_shards
         texts = [line.decode("utf-8", "replace") for line in split_lines(data)]

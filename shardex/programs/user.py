@@ -47,11 +47,6 @@ _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=Fa
 _loads = json.loads
 
 
-def canonical(obj: object) -> str:
-    """Canonical JSON text of ``obj`` (encode it with :func:`encode`)."""
-    return _dumps(obj)
-
-
 def partition_of(key_bytes: bytes, reduce_shards: int) -> int:
     """The stable partition of a canonical key: never Python's salted ``hash()``."""
     return int.from_bytes(hashlib.blake2b(key_bytes, digest_size=8).digest(), "big") % reduce_shards
@@ -73,10 +68,6 @@ class UserProgram:
 
     def __repr__(self) -> str:
         return f"UserProgram(blake2b={self.digest[:16]})"
-
-    def plan_params(self, sample: bytes, reduce_shards: int, params: dict) -> dict:
-        check_reduce_shards(reduce_shards)
-        return dict(params)
 
     def map_shard(self, data: bytes, ctx: MapContext) -> list[bytes]:
         reduce_shards = check_reduce_shards(ctx.reduce_shards)

@@ -32,7 +32,7 @@ class BlockStore:
     @staticmethod
     def key(cid: CID) -> str:
         # v0 and v1 of the same multihash name the same bytes: one file.
-        return str(CID(1, cid.codec, cid.digest))
+        return str(cid.to_v1())
 
     def path(self, cid: CID) -> Path:
         key = self.key(cid)
@@ -72,12 +72,13 @@ class BlockStore:
             raise
 
     def get(self, cid: CID) -> bytes:
+        path = self.path(cid)
         try:
-            data = self.path(cid).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise BlockNotFound(cid) from None
         if not cid.verify(data):
-            raise BlockCorrupted(cid, f"on disk at {self.path(cid)}")
+            raise BlockCorrupted(cid, f"on disk at {path}")
         return data
 
     def delete(self, cid: CID) -> None:
@@ -95,10 +96,11 @@ class BlockStore:
         (self.pins_dir / self.key(cid)).touch()
 
     def unpin(self, cid: CID) -> bool:
-        path = self.pins_dir / self.key(cid)
-        existed = path.exists()
-        path.unlink(missing_ok=True)
-        return existed
+        try:
+            (self.pins_dir / self.key(cid)).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def pins(self) -> list[CID]:
         out = []

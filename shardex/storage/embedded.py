@@ -73,30 +73,26 @@ class EmbeddedStore:
     def __init__(self, root: Path) -> None:
         self.blocks = BlockStore(root)
 
-    def _import(self, run) -> CID:
+    def _import(self, run, pin: bool) -> CID:
         writer = _BackgroundWriter(self.blocks)
         try:
             cid = run(writer).cid
         finally:
             writer.close()  # every block is on disk before the CID is returned or pinned
+        if pin:
+            self.blocks.pin(cid)
         return cid
 
     # ------------------------------------------------------------ add
 
     def add_bytes_sync(self, data: bytes, *, pin: bool = True) -> CID:
-        cid = self._import(lambda sink: importer.import_bytes(data, sink))
-        if pin:
-            self.blocks.pin(cid)
-        return cid
+        return self._import(lambda sink: importer.import_bytes(data, sink), pin)
 
     def add_path_sync(self, path: Path, *, pin: bool = True) -> CID:
         path = Path(path)
         if not path.exists():
             raise StoreError(f"no such file or directory: {path}")
-        cid = self._import(lambda sink: importer.import_path(path, sink))
-        if pin:
-            self.blocks.pin(cid)
-        return cid
+        return self._import(lambda sink: importer.import_path(path, sink), pin)
 
     async def add_bytes(self, data: bytes, *, pin: bool = True) -> CID:
         return await asyncio.to_thread(self.add_bytes_sync, data, pin=pin)
@@ -139,16 +135,17 @@ class EmbeddedStore:
     def get_sync(self, cid: CID | str, out: Path) -> None:
         """Write a file or a whole directory tree to ``out``."""
         cid, out = CID.parse(cid), Path(out)
-        if self.kind(cid) == "directory":
+        block = self.blocks.get(cid)  # read and verified once, for the kind and the contents
+        if reader.kind(cid, block) == "directory":
             out.mkdir(parents=True, exist_ok=True)
-            for entry in self.ls(cid):
+            for entry in reader.list_directory(cid, block):
                 if not entry.name or entry.name in (".", "..") or "/" in entry.name or "\0" in entry.name:
                     raise UnsupportedDag(f"{cid}: refusing unsafe entry name {entry.name!r}")
                 self.get_sync(entry.cid, out / entry.name)
             return
         tmp = out.with_name(f".{out.name}.partial")
         with tmp.open("wb") as f:
-            for part in self.cat_sync(cid):
+            for part in reader.iter_file(self.blocks.get, cid, block):
                 f.write(part)
         os.replace(tmp, out)  # a failed (corrupted) read leaves no half file under the name
 
@@ -157,15 +154,10 @@ class EmbeddedStore:
 
     # ------------------------------------------------------------ pins and GC
 
-    def _walk(self, cid: CID) -> Iterator[CID]:
-        yield cid
-        for child in reader.children(cid, self.blocks.get(cid)):
-            yield from self._walk(child)
-
     async def pin(self, cid: CID | str) -> None:
         """Recursively pin a DAG; every block must be present (else BlockNotFound)."""
         cid = CID.parse(cid)
-        for _ in self._walk(cid):
+        for _ in self.walk(cid):
             pass
         self.blocks.pin(cid)
 

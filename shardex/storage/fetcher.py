@@ -91,11 +91,12 @@ class Fetcher:
 
     async def block(self, cid: CID) -> bytes:
         """One verified block: from the local store, else the first provider that serves it right."""
-        if self.store.blocks.has(cid):
-            try:
-                return self.store.blocks.get(cid)
-            except BlockCorrupted:
-                self.store.blocks.delete(cid)  # repair from providers below
+        try:
+            return self.store.blocks.get(cid)
+        except BlockNotFound:
+            pass
+        except BlockCorrupted:
+            self.store.blocks.delete(cid)  # repair from providers below
         attempts = []
         for provider in self.providers:
             try:
@@ -151,7 +152,3 @@ class Fetcher:
         if pin:
             self.store.blocks.pin(root)
         return root
-
-
-async def fetch(cid: CID | str, providers: list[BlockProvider], store: EmbeddedStore, **kw) -> CID:
-    return await Fetcher(providers, store, **kw).fetch(cid)

@@ -12,6 +12,7 @@ Mount it in the gateway or a worker: ``app.mount("/ipfs", gateway_app(store))``
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -48,7 +49,9 @@ def gateway_app(store: EmbeddedStore, prefix: str = "/ipfs/") -> Callable:
             if fmt == "raw":
                 block = store.get_block_sync(cid)
                 return await _respond(send, 200, RAW_TYPE, block, cid, head=scope["method"] == "HEAD")
-            first = store.get_block_sync(cid)  # fail with a clean status before streaming starts
+            walk = store.walk(cid)
+            # Read the root now, to fail with a clean status before streaming starts.
+            blocks = itertools.chain([next(walk)], walk)
         except BlockNotFound as exc:
             return await _plain(send, 404, str(exc))
         except BlockCorrupted as exc:
@@ -60,9 +63,8 @@ def gateway_app(store: EmbeddedStore, prefix: str = "/ipfs/") -> Callable:
             (b"cache-control", b"public, max-age=29030400, immutable")]})
         if scope["method"] == "HEAD":
             return await send({"type": "http.response.body", "body": b""})
-        del first
         try:
-            for part in car.write([cid], store.walk(cid)):
+            for part in car.write([cid], blocks):
                 await send({"type": "http.response.body", "body": part, "more_body": True})
         except StoreError:
             # Headers are gone: cut the stream short so the client sees an incomplete CAR.

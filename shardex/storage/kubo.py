@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from shardex.storage import reader
-from shardex.storage.cid import CID, DAG_PB, RAW
+from shardex.storage.cid import CID
 from shardex.storage.errors import BlockCorrupted, BlockNotFound, ProviderError, StoreError
 
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "hash": "sha2-256",
@@ -105,7 +105,7 @@ class KuboStore:
         cid = CID.parse(cid)
         if not cid.verify(data):
             raise BlockCorrupted(cid, "refusing to put bytes that do not match")
-        codec = {RAW: "raw", DAG_PB: "dag-pb"}[cid.codec]
+        codec = cid.codec_name
         # Kubo names the codec `cid-codec`; js-ipfs (and Kubo before 0.13) `format`.
         r = await self._post("block/put", {"cid-codec": codec, "format": codec, "mhtype": "sha2-256",
                                            "version": "1", "cid-base": "base32"},

@@ -31,7 +31,10 @@ def kind(cid: CID, block: bytes) -> str:
     """'file' or 'directory'."""
     if cid.codec == RAW:
         return "file"
-    node = parse_node(cid, block)
+    return _node_kind(cid, parse_node(cid, block))
+
+
+def _node_kind(cid: CID, node: PBNode) -> str:
     if node.data is None:
         raise UnsupportedDag(f"{cid} is a dag-pb node without UnixFS data")
     if node.data.type == DIRECTORY:
@@ -49,15 +52,16 @@ def _file_parts(cid: CID, block: bytes) -> tuple[bytes, list[CID]]:
         return block, []
     if cid.codec != DAG_PB:
         raise UnsupportedDag(f"{cid}: codec {cid.codec_name}")
-    what = kind(cid, block)
+    node = parse_node(cid, block)
+    what = _node_kind(cid, node)
     if what != "file":
         raise NotAFile(cid, what)
-    node = parse_node(cid, block)
-    return (node.data.data if node.data else b""), [link.cid for link in node.links]
+    return node.data.data, [link.cid for link in node.links]
 
 
-def iter_file(get: GetBlock, cid: CID) -> Iterator[bytes]:
-    data, children = _file_parts(cid, get(cid))
+def iter_file(get: GetBlock, cid: CID, block: bytes | None = None) -> Iterator[bytes]:
+    """The file's bytes; ``block``: the root's verified bytes, when the caller already read them."""
+    data, children = _file_parts(cid, get(cid) if block is None else block)
     if data:
         yield data
     for child in children:
@@ -74,9 +78,10 @@ async def aiter_file(get: AGetBlock, cid: CID) -> AsyncIterator[bytes]:
 
 
 def list_directory(cid: CID, block: bytes) -> list[Entry]:
-    if kind(cid, block) != "directory":
+    node = None if cid.codec == RAW else parse_node(cid, block)
+    if node is None or _node_kind(cid, node) != "directory":
         raise UnsupportedDag(f"{cid} is not a directory")
-    return [Entry(link.name, link.cid, link.tsize) for link in parse_node(cid, block).links]
+    return [Entry(link.name, link.cid, link.tsize) for link in node.links]
 
 
 def children(cid: CID, block: bytes) -> list[CID]:
