@@ -14,7 +14,7 @@ import logging
 import random
 import signal
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -30,9 +30,9 @@ from shardex.chain.models import (
     TaskSettled,
 )
 from shardex.programs import BUILTIN
+from shardex.serving import start_server
 from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher, HttpProvider
-from shardex.serving import start_server
 from worker.executor import kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
@@ -73,10 +73,6 @@ class WorkerOptions:
 class _Job:
     spec: jobs.JobSpec
     info: object  # shardex.chain.Job
-    tasks: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tasks = len(self.spec.map_shards) + self.spec.reduce_shards
 
 
 def _gpu_backend(spec: str):
@@ -109,7 +105,6 @@ class Agent:
         self.others_claims: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         self.endpoint: str | None = None
         self._last_withdraw = 0.0
-        self.stats = defaultdict(int)
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
         self.colocation = None
         self.online_url: str | None = None
@@ -221,7 +216,8 @@ class Agent:
 
     async def sync(self) -> None:
         latest = await self.chain.block_number()
-        start = self.state.cursor + 1 if self.state.cursor >= 0 else self.chain.deployment.block
+        cursor = self.state.cursor
+        start = cursor + 1 if cursor >= 0 else self.chain.deployment.block
         while start <= latest:
             end = min(latest, start + 4999)
             for event in await self.chain.events(from_block=start, to_block=end):
@@ -248,11 +244,12 @@ class Agent:
     def fetcher(self, requester: str | None = None) -> Fetcher:
         endpoints = self.state.endpoints()
         order = sorted(endpoints, key=lambda a: a != (requester or "").lower())  # the requester's first
-        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint]
+        # Nobody else announced yet: a dead port, so only blocks already local are found.
+        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint] or ["http://127.0.0.1:9"]
         for url in urls:
             if url not in self.providers:
                 self.providers[url] = HttpProvider(url, timeout=10)
-        return Fetcher([self.providers[u] for u in urls] or [HttpProvider("http://127.0.0.1:9")], self.store)
+        return Fetcher([self.providers[u] for u in urls], self.store)
 
     async def _evaluate_jobs(self) -> None:
         for job_id in self.state.jobs_with_status("new"):
@@ -271,11 +268,12 @@ class Agent:
             self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
             log.info("job %d %s%s", job_id, "rejected: " if reason else "accepted", reason or "")
         for job_id in self.state.jobs_with_status("accepted"):
-            if job_id not in self.jobs:
+            job = self.jobs.get(job_id)
+            if job is None:
                 _, spec_bytes = self.state.job(job_id)
                 self.jobs[job_id] = _Job(jobs.JobSpec.from_bytes(spec_bytes), await self.chain.job(job_id))
-            else:
-                self.jobs[job_id].info = await self.chain.job(job_id)
+            elif job.info.state.active:  # a finished job stays finished: no need to ask the chain again
+                job.info = await self.chain.job(job_id)
 
     def _refuse(self, spec: jobs.JobSpec, info) -> str | None:
         if spec.program_cid and not self.opts.allow_user_programs:
@@ -319,7 +317,7 @@ class Agent:
             info = job.info
             if not info.state.active or free <= 0:
                 continue
-            first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, job.tasks)
+            first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
             mine = {(r.task_id) for r in self.state.replicas(*OPEN, job_id=job_id)}
             candidates = [t for t in range(first, last) if t not in mine]
             random.shuffle(candidates)  # spread workers over tasks instead of racing for the same ones
@@ -334,7 +332,7 @@ class Agent:
                 picked.append((task_id, task.round))
                 if len(picked) >= min(free, self.opts.claim_batch):
                     break
-            if not picked or (w.stake - w.locked) < info.collateral * len(picked):
+            if not picked or w.free_stake < info.collateral * len(picked):
                 continue
             for task_id, rnd in picked:
                 self.state.upsert(job_id, task_id, rnd, "claiming")
@@ -343,13 +341,11 @@ class Agent:
             except ContractRevert as exc:
                 log.info("job %d: claim of %s refused: %s", job_id, [t for t, _ in picked], exc)
                 for task_id, rnd in picked:
-                    self.state.db.execute("DELETE FROM replicas WHERE job_id=? AND task_id=? AND round=? "
-                                          "AND status='claiming'", (job_id, task_id, rnd))
+                    self.state.forget(job_id, task_id, rnd)
                 continue
             for e in receipt.events:
                 if isinstance(e, TaskClaimed):
                     self.state.upsert(job_id, e.task_id, e.round, "claimed", lease_deadline=e.lease_deadline)
-            self.stats["claimed"] += len(picked)
             free -= len(picked)
 
     def _start_computations(self) -> None:
@@ -416,7 +412,6 @@ class Agent:
             digest = jobs.manifest_cid(digest).digest[::-1]  # a wrong, but well-formed, digest
         # Written before the commit transaction exists: digest and salt survive any crash.
         self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
-        self.stats["computed"] += 1
 
     # ------------------------------------------------------------ commit, reveal, collect
 
@@ -436,7 +431,6 @@ class Agent:
                 continue
             for row in rows:
                 self.state.upsert(job_id, row.task_id, row.round, "committed")
-            self.stats["committed"] += len(rows)
 
     async def _settle_rows_individually(self, rows) -> None:
         """After a batch was refused: learn from the chain what each replica is."""
@@ -476,7 +470,6 @@ class Agent:
                 continue
             for row in rows:
                 self.state.upsert(job_id, row.task_id, row.round, "revealed")
-            self.stats["revealed"] += len(rows)
 
     async def _collect(self, now: int) -> None:
         by_job = defaultdict(list)
@@ -486,7 +479,7 @@ class Agent:
                 self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
                 continue
             task = await self.chain.task(row.job_id, row.task_id)
-            job = await self.chain.job(row.job_id)
+            job = self.jobs[row.job_id].info  # read from the chain this tick, by _evaluate_jobs
             window_over = bool(task.reveal_deadline) and now > task.reveal_deadline
             # A round whose window closed without quorum is closed by the collect
             # itself (the contract advances it), which releases our collateral.
@@ -496,15 +489,12 @@ class Agent:
                 by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():
             try:
-                receipt = await self.chain.collect(job_id, [r.task_id for r in rows])
+                await self.chain.collect(job_id, [r.task_id for r in rows])
             except ContractRevert as exc:
                 log.info("job %d: collect refused: %s", job_id, exc)
                 continue
             for row in rows:
                 self.state.upsert(job_id, row.task_id, row.round, "resolved")
-            for e in receipt.events:
-                if getattr(e, "name", "") == "ReplicaResolved":
-                    self.stats[f"outcome_{e.outcome.name.lower()}"] += 1
 
     async def _reconcile(self, now: int) -> None:
         """Claims whose transaction outcome is unknown (a crash between intent and
@@ -517,8 +507,7 @@ class Agent:
                 if rep.state == ReplicaState.CLAIMED and rep.round == row.round:
                     self.state.upsert(row.job_id, row.task_id, row.round, "claimed", lease_deadline=rep.deadline)
                 else:
-                    self.state.db.execute("DELETE FROM replicas WHERE job_id=? AND task_id=? AND round=?",
-                                          (row.job_id, row.task_id, row.round))
+                    self.state.forget(row.job_id, row.task_id, row.round)
             elif row.lease_deadline and now > row.lease_deadline:
                 self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
 

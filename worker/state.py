@@ -141,6 +141,6 @@ class State:
             query += " WHERE " + " AND ".join(clauses)
         return [ReplicaRow(*row) for row in self.db.execute(query + " ORDER BY job_id, task_id, round", args)]
 
-    def replica(self, job_id: int, task_id: int, rnd: int) -> ReplicaRow | None:
-        rows = [r for r in self.replicas(job_id=job_id) if r.task_id == task_id and r.round == rnd]
-        return rows[0] if rows else None
+    def forget(self, job_id: int, task_id: int, rnd: int) -> None:
+        """Drop a replica this worker turned out never to hold (its claim did not happen)."""
+        self.db.execute("DELETE FROM replicas WHERE job_id = ? AND task_id = ? AND round = ?", (job_id, task_id, rnd))

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import math
 import os
@@ -209,26 +208,10 @@ class ColocationController:
             return self._sorted_cache[1]
         return sorted(ms for t, ms in self._samples if t >= since)
 
-    def p50(self) -> float:
-        with self._lock:
-            self._window(self.clock())
-            return percentile(self._sorted(), 0.50)
-
-    def p99(self) -> float:
-        with self._lock:
-            self._window(self.clock())
-            return percentile(self._sorted(), 0.99)
-
     def _slack_of(self, values: list[float]) -> float:
         if len(values) < self.th.min_samples:
             return 1.0 if not values or max(values) <= self.slo_ms else (self.slo_ms - max(values)) / self.slo_ms
         return (self.slo_ms - percentile(values, 0.99)) / self.slo_ms
-
-    def slack(self) -> float:
-        """(SLO - p99) / SLO over the window; 1.0 while there are too few samples to judge."""
-        with self._lock:
-            self._window(self.clock())
-            return self._slack_of(self._sorted())
 
     # ---------------------------------------------------------------- offline side
 
@@ -381,12 +364,7 @@ class ColocationController:
         log.warning("colocation: killed offline task %d (SLO still violated while paused)", victim.pid)
         if victim.requeue is not None:
             try:
-                result = victim.requeue()
-                if inspect.isawaitable(result):
-                    try:
-                        asyncio.get_running_loop().create_task(result)
-                    except RuntimeError:
-                        asyncio.run(result)
+                victim.requeue()
                 self.counts["requeued"] += 1
             except Exception:  # noqa: BLE001 - the controller must keep running
                 log.exception("colocation: requeue of task %d failed", victim.pid)

@@ -17,6 +17,7 @@ Run alone: ``python -m worker.colocation.online --slo-ms 100 --port 8000``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -68,27 +69,17 @@ def standin_embed_fn(mb_per_text: float = 8.0, dims: int = 384) -> EmbedFn:
 
 
 class OnlineService:
-    def __init__(self, controller: ColocationController | None,
-                 embed_fn: EmbedFn | Callable[[], EmbedFn] | None = None, *, factory: bool = False) -> None:
-        """``embed_fn``: the compute function, or (``factory=True``) a zero-argument loader
-        called once on first use; None: the real model, loaded lazily."""
+    def __init__(self, controller: ColocationController | None, embed_fn: EmbedFn | None = None) -> None:
+        """``embed_fn``: the compute function; None: the real model, loaded on first use."""
         self.controller = controller
-        self._loader: Callable[[], EmbedFn] | None = None
-        self._fn: EmbedFn | None = None
-        if embed_fn is None:
-            self._loader = model_embed_fn
-        elif factory:
-            self._loader = embed_fn  # type: ignore[assignment]
-        else:
-            self._fn = embed_fn  # type: ignore[assignment]
+        self._fn: EmbedFn | None = embed_fn
         self._load_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-embed")
 
     def load(self) -> EmbedFn:
         with self._load_lock:
             if self._fn is None:
-                assert self._loader is not None
-                self._fn = self._loader()
+                self._fn = model_embed_fn()
             return self._fn
 
     def embed(self, texts: list[str]) -> list[list[float]]:
@@ -133,18 +124,10 @@ class OnlineService:
         except (ValueError, KeyError, TypeError):
             await _json(send, 400, {"error": f'body must be {{"texts": [str, ...]}} with at most {MAX_TEXTS} texts'})
             return
-        track = self.controller.track() if self.controller is not None else _null()
+        track = self.controller.track() if self.controller is not None else contextlib.nullcontext()
         with track:
             vectors = await asyncio.get_running_loop().run_in_executor(self._pool, self.embed, texts)
         await _json(send, 200, {"vectors": vectors})
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 async def _respond(send, status: int, body: bytes, content_type: bytes) -> None:
@@ -157,8 +140,8 @@ async def _json(send, status: int, obj) -> None:
     await _respond(send, status, json.dumps(obj, separators=(",", ":")).encode(), b"application/json")
 
 
-def create_app(controller: ColocationController | None = None, embed_fn=None, *, factory: bool = False) -> OnlineService:
-    return OnlineService(controller, embed_fn, factory=factory)
+def create_app(controller: ColocationController | None = None, embed_fn: EmbedFn | None = None) -> OnlineService:
+    return OnlineService(controller, embed_fn)
 
 
 def main(argv: list[str] | None = None) -> None:

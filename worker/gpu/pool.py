@@ -168,6 +168,8 @@ class GpuPool:
         there (0 on cards outside the lease), by more than `slack_mb`. A lease's
         processes on one card count together; each of them is reported."""
         owner_of = {pid: h for h in self._held.values() for pid in h.pids}
+        if not owner_of:
+            return []  # nothing to watch: no driver queries (the watchdog calls this every tick)
         found: list[OverLimit] = []
         for card in self._cards:
             on_card: dict[str, list[tuple[int, int]]] = {}

@@ -22,7 +22,6 @@ class GpuWatchdog:
         self.kill = kill
         self.interval_s = interval_s
         self.slack_mb = slack_mb
-        self.kills: list[OverLimit] = []
 
     def check(self) -> list[OverLimit]:
         over = self.pool.over_limit(self.slack_mb)
@@ -30,7 +29,6 @@ class GpuWatchdog:
             log.warning("lease %s: pid %d uses %d MB over its GPU lease; killing it", item.lease.id, item.pid,
                         item.used_mb)
             self.kill(item.pid)
-            self.kills.append(item)
         self.pool.reap()  # a lease is free again only when its processes are gone from every card
         return over
 
