@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from shardex.chain.client import Deployment
-from shardex.devnet import DEV_CHAIN_ID, devnet_file, pid_alive
+from shardex.devnet import DEV_CHAIN_ID, load_devnet
 from shardex.errors import ConfigError
 
 
@@ -43,16 +43,12 @@ class DevnetSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = devnet_file(default_home())
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        info = load_devnet(default_home())
+        if info is None:
             return {}
-        if not pid_alive(int(info.get("pid", 0))):
-            return {}
-        return {"rpc_url": info["rpc_url"], "chain_id": info["chain_id"], "market": info["market"],
-                "registry": info["registry"], "deployment_block": info["block"],
-                "devnet_rpc_url": info["rpc_url"], "dev_keys": info["dev_keys"]}
+        return {"rpc_url": info.rpc_url, "chain_id": info.chain_id, "market": info.market,
+                "registry": info.registry, "deployment_block": info.block,
+                "devnet_rpc_url": info.rpc_url, "dev_keys": info.dev_keys}
 
 
 class Settings(BaseSettings):

@@ -190,14 +190,13 @@ def devnet_up(home: Path, *, state_file: Path | None = None, unbonding_delay: in
     log_path = home / "anvil.log"
     anvil = Anvil.start(state_file=state_file, log_path=log_path, detach=True)
     try:
-        deployer = dev_accounts(1)[0]
+        accounts = dev_accounts()
         deployment = _restored_deployment(anvil.rpc_url, state_file)
         if deployment is None:
-            deployment = asyncio.run(deploy(anvil.rpc_url, deployer,
+            deployment = asyncio.run(deploy(anvil.rpc_url, accounts[0],
                                             unbonding_delay=unbonding_delay or DEFAULT_UNBONDING_DELAY))
             if state_file is not None:
                 _deployment_sidecar(state_file).write_text(json.dumps(deployment.to_json()), encoding="utf-8")
-        accounts = dev_accounts()
         info = DevnetInfo(
             pid=anvil.process.pid, rpc_url=anvil.rpc_url, chain_id=deployment.chain_id, market=deployment.market,
             registry=deployment.registry, block=deployment.block, dev_keys=["0x" + a.key.hex() for a in accounts],

@@ -170,11 +170,11 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
     say(f"all map tasks settled: job is now {job.state.name}")
 
     reduce_id = params.map_tasks
+    reduce_out = reduce_outputs(list(map_out.values()))
     say("REDUCE phase")
-    await phase([reduce_id], {reduce_id: reduce_outputs(list(map_out.values()))}, liar=None)
+    await phase([reduce_id], {reduce_id: reduce_out}, liar=None)
     job = await requester.job(job_id)
-    say(f"job {job_id} is {job.state.name}; accepted result digest "
-        f"{digest(reduce_outputs(list(map_out.values()))).hex()[:16]}…")
+    say(f"job {job_id} is {job.state.name}; accepted result digest {digest(reduce_out).hex()[:16]}…")
 
     all_ids = map_ids + [reduce_id]
     for w in workers:

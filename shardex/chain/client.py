@@ -22,12 +22,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from shardex.chain import codec, models
 from shardex.chain.artifacts import abi
 from shardex.chain.errors import ChainError, TransactionFailed, TransactionRejected, decode_revert
-from shardex.chain.models import Event, Job, JobParams, Outcome, Replica, Task, WorkerInfo
+from shardex.chain.models import Event, Job, JobParams, Replica, Task, WorkerInfo
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,20 @@ class ChainClient:
 
     async def check_chain(self) -> None:
         """Fail early, clearly, when the RPC is a different chain or has no contracts."""
-        chain_id = await self.w3.eth.chain_id
+        chain_id, code = await asyncio.gather(self.w3.eth.chain_id, self.w3.eth.get_code(self.deployment.market))
         if chain_id != self.deployment.chain_id:
             raise ChainError(f"RPC {self.rpc_url} is chain {chain_id}, deployment is for {self.deployment.chain_id}")
-        if not await self.w3.eth.get_code(self.deployment.market):
+        if not code:
             raise ChainError(f"no JobMarket contract at {self.deployment.market} on chain {chain_id}")
 
     @property
     def address(self) -> str:
+        return self._signer().address
+
+    def _signer(self) -> LocalAccount:
         if self.account is None:
             raise ChainError("this client has no account: pass a private key or keystore to send transactions")
-        return self.account.address
+        return self.account
 
     # ------------------------------------------------------------ views
 
@@ -162,8 +165,8 @@ class ChainClient:
 
     async def worker(self, address: str | None = None) -> WorkerInfo:
         address = to_checksum_address(address or self.address)
-        stake, locked, settled, slashed = await self._view(self.registry, "workers", address)
-        unbond_amount, ready_at = await self._view(self.registry, "unbonding", address)
+        (stake, locked, settled, slashed), (unbond_amount, ready_at) = await asyncio.gather(
+            self._view(self.registry, "workers", address), self._view(self.registry, "unbonding", address))
         return WorkerInfo(address, stake, locked, settled, slashed, unbond_amount, ready_at)
 
     async def balance(self, address: str | None = None) -> int:
@@ -233,15 +236,27 @@ class ChainClient:
     # ------------------------------------------------------------ events
 
     async def events(self, from_block: int | None = None, to_block: int | str = "latest",
-                     names: Sequence[str] | None = None) -> list[Event]:
-        """Decoded events of both contracts in block order."""
-        start = self.deployment.block if from_block is None else from_block
-        logs = await self.w3.eth.get_logs({
-            "fromBlock": start, "toBlock": to_block,
+                     names: Sequence[str] | None = None, job_id: int | None = None) -> list[Event]:
+        """Decoded events of both contracts in block order; only those ``names``
+        and only job ``job_id``'s, if given (the node filters: by topic)."""
+        query: dict[str, Any] = {
+            "fromBlock": self.deployment.block if from_block is None else from_block, "toBlock": to_block,
             "address": [self.deployment.market, self.deployment.registry],
-        })
-        decoded = [self.decode_log(log) for log in logs]
-        return [e for e in decoded if e is not None and (names is None or e.name in names)]
+        }
+        topic0 = None
+        if names is not None:
+            by_name = codec.event_topics()
+            topic0 = [by_name[n] for n in names if n in by_name]
+            if not topic0:
+                return []
+        if job_id is not None:
+            # Every JobMarket event of a job has the job id as its first indexed argument.
+            query["address"] = [self.deployment.market]
+            query["topics"] = [topic0, "0x" + job_id.to_bytes(32, "big").hex()]
+        elif topic0 is not None:
+            query["topics"] = [topic0]
+        decoded = (self.decode_log(log) for log in await self.w3.eth.get_logs(query))
+        return [e for e in decoded if e is not None and (job_id is None or getattr(e, "job_id", None) == job_id)]
 
     def decode_log(self, log: Any) -> Event | None:
         contract_name = self._names_by_address.get(str(log["address"]).lower())
@@ -299,9 +314,7 @@ class ChainClient:
         return PendingTx(self, "0x" + bytes(tx_hash).hex(), tx, label)
 
     async def send_call(self, call: Call, gas: int | None) -> PendingTx:
-        account = self.account
-        if account is None:
-            raise ChainError("this client has no account: pass a private key or keystore to send transactions")
+        account = self._signer()
         tx = self._tx_of(call, account.address)
         if gas is None:
             # Estimation also dry-runs the call: a revert is raised here, decoded,
@@ -351,12 +364,9 @@ class ChainClient:
         while True:
             try:
                 raw = await self.w3.eth.get_transaction_receipt(pending.tx_hash)
-            except Exception as exc:  # web3 raises TransactionNotFound while pending
-                if type(exc).__name__ != "TransactionNotFound":
-                    raise
-                raw = None
-            if raw is not None:
                 break
+            except TransactionNotFound:  # still pending
+                pass
             if time.monotonic() > deadline:
                 raise ChainError(f"{pending.label} {pending.tx_hash} not mined after {timeout:.0f}s")
             await asyncio.sleep(delay)
@@ -382,8 +392,3 @@ def _rpc_message(exc: Web3RPCError) -> str:
     message = getattr(exc, "rpc_response", None) or {}
     error = message.get("error") if isinstance(message, dict) else None
     return error.get("message", str(exc)) if isinstance(error, dict) else str(exc)
-
-
-def outcome_of(receipt: Receipt) -> list[Outcome]:
-    """Outcomes of the replicas a collect/resolve receipt resolved, in order."""
-    return [e.outcome for e in receipt.events if isinstance(e, models.ReplicaResolved)]

@@ -19,9 +19,10 @@ from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, to
 from shardex.chain.artifacts import abi
 
 
-def _type_of(param: dict) -> str:
+def abi_type(param: dict) -> str:
+    """The canonical type of an ABI parameter: tuples spelled out, ``(uint256,bytes32)[]``."""
     if param["type"].startswith("tuple"):
-        return "(" + ",".join(_type_of(c) for c in param["components"]) + ")" + param["type"][5:]
+        return "(" + ",".join(abi_type(c) for c in param["components"]) + ")" + param["type"][5:]
     return param["type"]
 
 
@@ -45,7 +46,7 @@ class EventCodec:
 
 @cache
 def _functions(contract: str) -> dict[str, tuple[bytes, list[str]]]:
-    return {e["name"]: (function_abi_to_4byte_selector(e), [_type_of(p) for p in e["inputs"]])
+    return {e["name"]: (function_abi_to_4byte_selector(e), [abi_type(p) for p in e["inputs"]])
             for e in abi(contract) if e["type"] == "function"}
 
 
@@ -57,10 +58,17 @@ def events(contract: str) -> dict[bytes, EventCodec]:
             continue
         out[event_abi_to_log_topic(e)] = EventCodec(
             e["name"],
-            tuple((p["name"], _type_of(p)) for p in e["inputs"] if p["indexed"]),
-            tuple((p["name"], _type_of(p)) for p in e["inputs"] if not p["indexed"]),
+            tuple((p["name"], abi_type(p)) for p in e["inputs"] if p["indexed"]),
+            tuple((p["name"], abi_type(p)) for p in e["inputs"] if not p["indexed"]),
         )
     return out
+
+
+@cache
+def event_topics() -> dict[str, str]:
+    """Event name -> topic0 (hex) over both contracts; ``Withdrawn`` is the same event in each."""
+    return {e.name: "0x" + topic.hex() for contract in ("JobMarket", "WorkerRegistry")
+            for topic, e in events(contract).items()}
 
 
 def encode_call(contract: str, fn: str, args: tuple | list) -> bytes:

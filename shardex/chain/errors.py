@@ -14,6 +14,7 @@ from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
 from shardex.chain.artifacts import abi
+from shardex.chain.codec import abi_type
 from shardex.errors import ShardexError
 
 
@@ -65,9 +66,7 @@ class TransactionFailed(ChainError):
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return str(value)
+    return str(_jsonable(value))
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,20 +75,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _canonical_type(param: dict) -> str:
-    if param["type"].startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return param["type"]
-
-
 #: selector (4 bytes) -> (exception class, ABI input types)
 _BY_SELECTOR: dict[bytes, tuple[type[ContractRevert], list[str]]] = {}
 
 
 def _register(error_abi: dict) -> type[ContractRevert]:
     name = error_abi["name"]
-    types = [_canonical_type(p) for p in error_abi["inputs"]]
+    types = [abi_type(p) for p in error_abi["inputs"]]
     selector = keccak(text=f"{name}({','.join(types)})")[:4]
     cls = globals().get(name)
     if cls is None:

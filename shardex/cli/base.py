@@ -85,7 +85,7 @@ def run(ctx: typer.Context, as_json: bool, body: Callable[[ChainClient], Awaitab
     """Connect with the settings, run ``body``, print its (json, text) result."""
     async def go() -> tuple[Any, str]:
         s = settings(ctx)
-        account = s.account() if need_account else (s.account() if s.private_key or s.on_devnet else None)
+        account = s.account() if need_account or s.private_key or s.on_devnet else None
         async with ChainClient(s.rpc_url or "", s.deployment(), account) as client:
             return await body(client)
 

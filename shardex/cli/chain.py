@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from deploy.deploy import DEFAULT_UNBONDING_DELAY
 from shardex.chain import ChainClient
 from shardex.errors import ShardexError
 from shardex.units import format_eth
@@ -40,7 +41,7 @@ def devnet_up_cmd(ctx: typer.Context,
         info = devnet_up(settings(ctx).home, state_file=state.resolve() if state else None)
     except ShardexError as exc:
         raise fail(as_json, exc) from None
-    data = {k: v for k, v in info.public_json().items()}
+    data = info.public_json()
     emit(as_json, data, json.dumps({k: data[k] for k in ("rpc_url", "chain_id", "market", "registry", "pid")},
                                    indent=2))
 
@@ -67,7 +68,8 @@ def devnet_status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @app.command("deploy")
 def deploy_cmd(ctx: typer.Context,
-               unbonding_delay: Annotated[int, typer.Option(help="Seconds stake waits before it can leave.")] = 7 * 24 * 3600,
+               unbonding_delay: Annotated[int, typer.Option(help="Seconds stake waits before it can leave.")]
+               = DEFAULT_UNBONDING_DELAY,
                out_dir: Annotated[Path, typer.Option(help="Where <chainId>.json is written.")] = Path("deployments"),
                as_json: JsonOpt = False) -> None:
     """Deploy the contracts to --rpc-url (or SHARDEX_RPC_URL) with your key."""

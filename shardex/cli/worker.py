@@ -56,16 +56,14 @@ def worker_run(
         if s.private_key or s.keystore or not s.on_devnet:
             raise fail(False, ShardexError("--count > 1 uses consecutive devnet dev keys; elsewhere start one "
                                            "process per key"))
-        base = s.account_index
-        args = [a for a in sys.argv[1:]]
-        children = []
-        for i in range(count):
+        args = sys.argv[1:]
+        if "--count" in args:
+            idx = args.index("--count")
+            child_args = args[:idx] + args[idx + 2:]
+        else:
             child_args = [a for a in args if not a.startswith("--count")]
-            if "--count" in args:
-                idx = args.index("--count")
-                child_args = args[:idx] + args[idx + 2:]
-            children.append(subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
-                                              str(base + i), *child_args]))
+        children = [subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
+                                      str(s.account_index + i), *child_args]) for i in range(count)]
         import signal as signals
 
         def forward(signum, _frame) -> None:
