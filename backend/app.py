@@ -342,8 +342,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                  ) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        params = job_params(req, spec.digest)
-        info = {"spec_cid": str(jobs.spec_cid(spec.digest)), "spec_digest": "0x" + spec.digest.hex(),
+        digest = spec.digest  # re-serialises the spec on every access: once is enough
+        params = job_params(req, digest)
+        info = {"spec_cid": str(jobs.spec_cid(digest)), "spec_digest": "0x" + digest.hex(),
                 "input_bytes": spec.input_bytes, "escrow_wei": str(params.escrow), "requester": requester}
         announce = await _announce_needed(s, requester)
         if signing == "gateway":
@@ -445,7 +446,7 @@ async def _fetcher(s: GatewayState) -> Fetcher:
     urls = set((await asyncio.to_thread(queries.announced_endpoints, s.engine)).values())
     urls.discard(s.config.public_url)
     providers = [HttpProvider(u, timeout=15) for u in sorted(urls)]
-    return Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], s.store)
+    return Fetcher(providers, s.store)
 
 
 async def _indexed(s: GatewayState, block: int, timeout: float = 10.0) -> None:

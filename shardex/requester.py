@@ -145,11 +145,8 @@ async def status(client: ChainClient, job_id: int) -> dict:
     views = [TaskView(i, "map" if i < job.map_tasks else "reduce", t.round, t.settled, t.claimed, t.committed,
                       t.revealed) for i, t in enumerate(tasks)]
     slashes = payouts = 0
-    gas = 0
-    tx_seen: set[str] = set()
-    for e in await client.events():
-        if getattr(e, "job_id", None) != job_id:
-            continue
+    events = await client.events(job_id=job_id)
+    for e in events:
         if isinstance(e, TaskClaimed):
             views[e.task_id].workers[e.worker] = "claimed"
         elif isinstance(e, ResultCommitted):
@@ -162,10 +159,9 @@ async def status(client: ChainClient, job_id: int) -> dict:
             views[e.task_id].workers[e.worker] = e.outcome.name.lower()
             slashes += e.outcome.name == "SLASHED"
             payouts += e.outcome.name == "PAID"
-        if e.tx_hash not in tx_seen:
-            tx_seen.add(e.tx_hash)
-            receipt = await client.w3.eth.get_transaction_receipt(e.tx_hash)
-            gas += receipt["gasUsed"]
+    receipts = await asyncio.gather(*(client.w3.eth.get_transaction_receipt(tx)
+                                      for tx in dict.fromkeys(e.tx_hash for e in events)))
+    gas = sum(r["gasUsed"] for r in receipts)
     return {
         "job_id": job_id, "state": job.state.name, "requester": job.requester,
         "tasks_settled": job.settled_tasks, "tasks": job.tasks, "replication": job.replication,
@@ -189,11 +185,11 @@ async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Pa
     job = await client.job(job_id)
     if job.state != JobState.COMPLETED:
         raise ShardexError(f"job {job_id} is {job.state.name}, not COMPLETED: no result to assemble")
-    settled = {e.task_id: e.digest for e in await client.events(names=["TaskSettled"])
-               if isinstance(e, TaskSettled) and e.job_id == job_id}
+    settled = {e.task_id: e.digest for e in await client.events(names=["TaskSettled"], job_id=job_id)
+               if isinstance(e, TaskSettled)}
     providers = await providers_from_chain(client)
     try:
-        parts = await result_parts(store, Fetcher(providers or [HttpProvider("http://127.0.0.1:9")], store),
+        parts = await result_parts(store, Fetcher(providers, store),
                                    job_id, [settled[job.map_tasks + p] for p in range(job.reduce_tasks)])
     finally:
         for provider in providers:

@@ -244,8 +244,7 @@ class Agent:
     def fetcher(self, requester: str | None = None) -> Fetcher:
         endpoints = self.state.endpoints()
         order = sorted(endpoints, key=lambda a: a != (requester or "").lower())  # the requester's first
-        # Nobody else announced yet: a dead port, so only blocks already local are found.
-        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint] or ["http://127.0.0.1:9"]
+        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint]
         for url in urls:
             if url not in self.providers:
                 self.providers[url] = HttpProvider(url, timeout=10)

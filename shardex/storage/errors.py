@@ -48,4 +48,4 @@ class FetchFailed(StoreError):
     def __init__(self, cid: object, attempts: list[str]) -> None:
         self.cid = cid
         self.attempts = attempts
-        super().__init__(f"could not fetch {cid} from any provider: " + "; ".join(attempts))
+        super().__init__(f"could not fetch {cid} from any provider: " + ("; ".join(attempts) or "none is known"))

@@ -83,8 +83,7 @@ class HttpProvider:
 
 class Fetcher:
     def __init__(self, providers: list[BlockProvider], store: EmbeddedStore, *, concurrency: int = 8) -> None:
-        if not providers:
-            raise StoreError("no providers to fetch from")
+        # No providers is allowed (nobody announced yet): only blocks already local are found.
         self.providers = providers
         self.store = store
         self.concurrency = concurrency
