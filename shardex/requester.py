@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ def _validate(req: SubmitRequest) -> None:
 
 async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | None = None) -> jobs.JobSpec:
     """Split and store the input, plan partitions, store the spec. Nothing on chain yet."""
-    from shardex.programs import ProgramError, load_program, plan
+    from shardex.programs import ProgramError, load_program
 
     _validate(req)
     source = req.program_file.read_bytes() if req.program_file else None
@@ -75,7 +76,7 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
     except ProgramError as exc:
         raise SubmitError(str(exc)) from None
     path = Path(req.input)
-    tmp = None
+    scratch = None
     if not path.exists():
         try:
             cid = CID.parse(req.input)
@@ -83,9 +84,21 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
             raise SubmitError(f"--input {req.input!r} is neither an existing file nor a CID") from None
         if fetcher is not None and not store.blocks.has(cid):
             await fetcher.fetch(cid)
-        tmp = Path(tempfile.mkdtemp()) / "input"
-        await store.get(cid, tmp)  # BlockNotFound (typed, names the CID) if nobody has it
-        path = tmp
+        scratch = Path(tempfile.mkdtemp(prefix="shardex-input-"))
+        path = scratch / "input"
+    try:
+        if scratch is not None:
+            await store.get(cid, path)  # BlockNotFound (typed, names the CID) if nobody has it
+        return await _store_job(req, store, program, source, path)
+    finally:
+        if scratch is not None:  # removed whether or not the job could be prepared
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _store_job(req: SubmitRequest, store: EmbeddedStore, program, source: bytes | None,
+                     path: Path) -> jobs.JobSpec:
+    from shardex.programs import ProgramError, plan
+
     if path.is_dir():
         raise SubmitError(f"--input {path} is a directory; give a file of records (lines)")
     total = path.stat().st_size
@@ -103,8 +116,6 @@ async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | N
                         jobs.Resources(timeout_s=req.timeout_s, memory_mb=req.memory_mb, gpus=req.gpus,
                                        gpu_memory_mb=req.gpu_memory_mb))
     await store.add_bytes(spec.to_bytes())
-    if tmp is not None:
-        tmp.unlink()
     return spec
 
 
