@@ -87,9 +87,6 @@ def _gateway(request: Request) -> GatewayState:
     return request.app.state.gateway
 
 
-Gw = Annotated[GatewayState, Depends(_gateway)]
-
-
 def _session(request: Request, authorization: Annotated[str | None, Header(
         description="Bearer <token> from POST /v1/auth/siwe")] = None) -> Session:
     if not authorization or not authorization.startswith("Bearer "):
@@ -122,9 +119,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
         hub.publish(rows, rolled_back_to)
 
     indexer = Indexer(engine, client, config.confirmations, on_commit=on_commit)
-    st = GatewayState(config, engine, store, client, indexer, hub, Sessions(config.deployment.chain_id,
-                      config.siwe_domains))
-    metrics = Metrics(st)
+    # The routes below are closures over this one state.
+    s = GatewayState(config, engine, store, client, indexer, hub,
+                     Sessions(config.deployment.chain_id, config.siwe_domains))
+    metrics = Metrics(s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +142,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                   description="Post map/reduce jobs, follow them live, fetch verified results. Every error is "
                               "`application/problem+json` with a stable `code`; contract reverts carry the "
                               "custom error's name and arguments in `error`. Wei amounts are decimal strings.")
-    app.state.gateway = st
+    app.state.gateway = s
     install_problems(app)
 
     # ------------------------------------------------------------ operations
@@ -154,7 +152,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return RedirectResponse("/dashboard/")
 
     @app.get("/healthz", response_model=S.Health, responses=responses(503), tags=["operations"])
-    def healthz(s: Gw) -> Any:
+    def healthz() -> Any:
         """Liveness and indexer freshness: 503 while the indexer's last sync failed."""
         cursor = s.indexer.cursor()
         head = s.indexer.head
@@ -177,14 +175,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
     # ------------------------------------------------------------ auth
 
     @app.get("/v1/auth/nonce", response_model=S.Nonce, tags=["auth"])
-    def auth_nonce(request: Request, s: Gw) -> Any:
+    def auth_nonce(request: Request) -> Any:
         """A single-use nonce (10 minutes) for an EIP-4361 Sign-In with Ethereum message."""
         nonce, expires = s.sessions.new_nonce()
         return {"nonce": nonce, "expires_at": expires, "domain": request.headers.get("host", ""),
                 "chain_id": s.config.deployment.chain_id, "statement": siwe.STATEMENT}
 
     @app.post("/v1/auth/siwe", response_model=S.SessionInfo, responses=responses(400, 401, 413, 422), tags=["auth"])
-    def auth_siwe(body: S.SiweLogin, request: Request, s: Gw) -> Any:
+    def auth_siwe(body: S.SiweLogin, request: Request) -> Any:
         """Exchange a signed EIP-4361 message for a bearer token acting as its address."""
         token, sess = s.sessions.sign_in(body.message, body.signature, request.headers.get("host", ""))
         return {"token": token, "address": sess.address, "expires_at": sess.expires_at}
@@ -194,14 +192,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return {"address": who.address, "expires_at": who.expires_at}
 
     @app.post("/v1/auth/logout", status_code=204, responses=responses(400, 401, 413), tags=["auth"])
-    def auth_logout(who: Authed, s: Gw, authorization: Annotated[str | None, Header()] = None) -> Response:
+    def auth_logout(who: Authed, authorization: Annotated[str | None, Header()] = None) -> Response:
         s.sessions.sign_out((authorization or "").removeprefix("Bearer ").strip())
         return Response(status_code=204)
 
     # ------------------------------------------------------------ jobs
 
     @app.get("/v1/jobs", response_model=S.JobPage, responses=responses(422), tags=["jobs"])
-    def list_jobs(s: Gw, state: Annotated[S.Phase | None, Query(description="Only jobs in this phase.")] = None,
+    def list_jobs(state: Annotated[S.Phase | None, Query(description="Only jobs in this phase.")] = None,
                   requester: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
                   before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Jobs older than this id."
                                                       )] = None,
@@ -209,26 +207,26 @@ def create_app(config: GatewayConfig) -> FastAPI:
         """Newest first; follow `next_before` for older pages."""
         return queries.list_jobs(s.engine, state=state, requester=requester, before=before, limit=limit)
 
-    def _not_found(s: GatewayState, job_id: int) -> ApiProblem:
+    def _not_found(job_id: int) -> ApiProblem:
         return ApiProblem(404, "job-not-found", f"no job {job_id} indexed (yet): the indexer is at block "
                           f"{(s.indexer.cursor() or (None,))[0]}")
 
-    def _job_or_404(s: GatewayState, job_id: int) -> dict:
+    def _job_or_404(job_id: int) -> dict:
         found = job_cache.get(job_id)
         if found is None:
-            raise _not_found(s, job_id)
+            raise _not_found(job_id)
         return json.loads(found[1])
 
     @app.get("/v1/jobs/{job_id}", response_model=S.JobDetail, tags=["jobs"],
              responses={304: {"description": "Not modified since the ETag sent in If-None-Match."},
                         **responses(404, 422)})
-    def get_job(s: Gw, job_id: Annotated[int, JobIdPath],
+    def get_job(job_id: Annotated[int, JobIdPath],
                 if_none_match: Annotated[str | None, Header(max_length=200)] = None) -> Any:
         """Phase, every task with its replicas and reveals, payouts, slashes and costs. Carries an ETag:
         send it back as If-None-Match to get a 304 while the job has not changed."""
         found = job_cache.get(job_id)
         if found is None:
-            raise _not_found(s, job_id)
+            raise _not_found(job_id)
         tag, body = found
         headers = {"etag": tag, "cache-control": "no-cache"}
         if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
@@ -236,13 +234,13 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return Response(body, media_type="application/json", headers=headers)
 
     @app.get("/v1/jobs/{job_id}/events", response_model=S.EventList, responses=responses(404, 422), tags=["jobs"])
-    def get_job_events(s: Gw, job_id: Annotated[int, JobIdPath],
+    def get_job_events(job_id: Annotated[int, JobIdPath],
                        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
                        after: Annotated[str | None, Query(max_length=40, pattern=r"^\d+-\d+$",
                                                           description="Only events after this event id.")] = None
                        ) -> Any:
         """The job's contract events in chain order (the newest `limit`, optionally only those after `after`)."""
-        _job_or_404(s, job_id)
+        _job_or_404(job_id)
         since = live.parse_event_id(after) if after else None
         return {"events": queries.job_events(s.engine, job_id, limit, since)}
 
@@ -251,14 +249,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                                                                   "format": "binary"}}},
                               "description": "The reduce outputs concatenated in partition order, verified."},
                         **responses(404, 409, 422, 502)})
-    async def get_result(s: Gw, job_id: Annotated[int, JobIdPath]) -> StreamingResponse:
+    async def get_result(job_id: Annotated[int, JobIdPath]) -> StreamingResponse:
         """Fetched from the workers that announced endpoints, every block verified against its CID, streamed."""
-        job = await asyncio.to_thread(_job_or_404, s, job_id)
+        job = await asyncio.to_thread(_job_or_404, job_id)
         if job["state"] != JobState.COMPLETED.name and (await s.client.job(job_id)).state == JobState.COMPLETED:
             # The chain is ahead of the index (a requester who watched the chain asks the moment it completes):
             # wait for the indexer to reach the chain's head rather than refuse a completed job.
             await _indexed(s, await s.client.block_number())
-            job = await asyncio.to_thread(_job_or_404, s, job_id)
+            job = await asyncio.to_thread(_job_or_404, job_id)
         if job["state"] != JobState.COMPLETED.name:
             raise ApiProblem(409, "job-not-completed", f"job {job_id} is {job['state']}: no result to serve")
         digests = await asyncio.to_thread(queries.settled_digests, s.engine, job_id)
@@ -280,7 +278,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                          201: {"model": S.JobPostedOut, "description": "Dev mode: the job is posted."},
                          **responses(400, 401, 409, 413, 422, 502)})
     async def submit_job(
-        who: Authed, s: Gw, response: Response,
+        who: Authed, response: Response,
         program: Annotated[str | None, Form(max_length=64, description="Built-in program name.")] = None,
         map_shards: Annotated[int, Form(ge=1, le=10_000)] = 4,
         reduce_shards: Annotated[int, Form(ge=1, le=1_000)] = 1,
@@ -360,7 +358,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return {**info, "map_shards": list(spec.map_shards), "transactions": txs}
 
     @app.post("/v1/tx", response_model=S.TxResult, responses=responses(400, 409, 413, 422, 502), tags=["jobs"])
-    async def send_tx(body: S.SignedTx, s: Gw,
+    async def send_tx(body: S.SignedTx,
                       wait_s: Annotated[float, Query(ge=0, le=120, description="How long to wait to be mined.")]
                       = 60) -> Any:
         """Relay a transaction the requester signed (to this gateway's contracts only) and report what it did."""
@@ -377,7 +375,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     # ------------------------------------------------------------ workers, stats, live
 
     @app.get("/v1/workers", response_model=S.WorkerList, tags=["workers"])
-    async def list_workers(s: Gw) -> Any:
+    async def list_workers() -> Any:
         """Every staked worker: stake and locks (read from the chain), earnings and outcomes (indexed), and
         what it offers (GPUs, memory, programs) as its announced endpoint describes it."""
         activity = await asyncio.to_thread(queries.worker_activity, s.engine)
@@ -393,13 +391,13 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return {"workers": out}
 
     @app.get("/v1/stats/jobs", response_model=S.JobStats, tags=["stats"])
-    def stats_jobs(s: Gw) -> Any:
+    def stats_jobs() -> Any:
         """How many jobs are in each phase, and how many tasks have settled, as indexed."""
         phases = queries.phase_counts(s.engine)
         return {"phases": phases, "total": sum(phases.values()), "tasks_settled": queries.settled_total(s.engine)}
 
     @app.get("/v1/stats/throughput", response_model=S.Throughput, responses=responses(422), tags=["stats"])
-    def stats_throughput(s: Gw, bucket_s: Annotated[int, Query(ge=1, le=86400)] = 10,
+    def stats_throughput(bucket_s: Annotated[int, Query(ge=1, le=86400)] = 10,
                          buckets: Annotated[int, Query(ge=1, le=500)] = 60) -> Any:
         """Tasks settled per bucket of chain time, ending at the newest indexed event."""
         return queries.throughput(s.engine, bucket_s, buckets)
@@ -408,7 +406,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                               "description": "Server-Sent Events: `event` (a ChainEvent) and `reorg`."},
                         **responses(422)})
-    async def events(request: Request, s: Gw,
+    async def events(request: Request,
                      job_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only this job's events."
                                                          )] = None,
                      last_event_id: Annotated[str | None, Header(max_length=40)] = None,
