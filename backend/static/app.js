@@ -22,6 +22,7 @@
     MAP: "Map phase", REDUCE: "Reduce phase", COMPLETED: "Completed", FAILED: "Failed",
     EXPIRED: "Expired", CANCELLED: "Cancelled",
   };
+  const ENDED_WITHOUT_RESULT = ["FAILED", "EXPIRED", "CANCELLED"];
   const TASK_STATES = ["open", "claimed", "committing", "revealing", "settled", "abandoned"];
   const TASK_STATE_HELP = {
     open: "waiting for workers to claim it",
@@ -148,8 +149,8 @@
     return mb >= 1024 ? `${(mb / 1024).toFixed(mb % 1024 ? 1 : 0)} GiB` : `${mb} MiB`;
   }
 
-  const phaseBadge = (state, attrs = {}) =>
-    h("span", { class: ["badge", `phase-${String(state).toLowerCase()}`], ...attrs }, state);
+  const phaseBadge = (state, attrs = {}, size = null) =>
+    h("span", { class: ["badge", size, `phase-${String(state).toLowerCase()}`], ...attrs }, state);
 
   const stateBadge = (state) => h("span", { class: ["badge", `st-${state}`] }, state);
 
@@ -193,12 +194,7 @@
   async function api(path) {
     // no-cache: revalidate every time; job details answer 304 to the ETag while unchanged.
     const res = await fetch(path, { headers: { accept: "application/json" }, cache: "no-cache" });
-    let body = null;
-    try {
-      body = await res.json();
-    } catch (_) {
-      body = null;
-    }
+    const body = await res.json().catch(() => null);
     if (!res.ok) throw new ApiError(res.status, body);
     return body;
   }
@@ -213,13 +209,13 @@
     if (parts.length === 0 || (parts[0] === "jobs" && parts.length === 1)) {
       const state = PHASES.includes(params.get("state")) ? params.get("state") : null;
       const before = /^\d+$/.test(params.get("before") || "") ? params.get("before") : null;
-      return { name: "jobs", state, before, key: `jobs?${state || ""}&${before || ""}` };
+      return { name: "jobs", state, before };
     }
     if (parts[0] === "jobs" && parts.length === 2 && /^\d+$/.test(parts[1])) {
-      return { name: "job", id: Number(parts[1]), key: `job/${parts[1]}` };
+      return { name: "job", id: Number(parts[1]) };
     }
-    if (parts[0] === "workers" && parts.length === 1) return { name: "workers", key: "workers" };
-    return { name: "notfound", path, key: `404/${path}` };
+    if (parts[0] === "workers" && parts.length === 1) return { name: "workers" };
+    return { name: "notfound", path };
   }
 
   function jobsHash(state, before) {
@@ -242,6 +238,7 @@
     const r = route;
     if (isNavigation) {
       lastData = null;
+      showRoute(r);
       renderPage(r, { loading: true });
     }
     let data;
@@ -259,26 +256,28 @@
     renderPage(r, { data });
   }
 
-  function renderPage(r, state) {
-    const page = PAGES[r.name];
-    const active = document.activeElement;
-    const focusKey = active && active.dataset ? active.dataset.focusKey : null;
-    const content = state.loading ? h("div", { class: "card pad loading", "aria-busy": "true" }, "Loading…")
-      : state.error ? errorCard(state.error) : page.render(r, state.data);
-    view.replaceChildren(content);
-    document.title = `${page.title(r, state.data)} · Shardex`;
+  /** What depends on the route alone: the document title and the active nav link (once per navigation). */
+  function showRoute(r) {
+    document.title = `${PAGES[r.name].title(r)} · Shardex`;
     for (const a of document.querySelectorAll(".nav a")) {
       const on = a.dataset.route === (r.name === "job" ? "jobs" : r.name);
       a.classList.toggle("active", on);
       if (on) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
+  }
+
+  function renderPage(r, state) {
+    const active = document.activeElement;
+    const focusKey = active && active.dataset ? active.dataset.focusKey : null;
+    const content = state.loading ? h("div", { class: "card pad loading", "aria-busy": "true" }, "Loading…")
+      : state.error ? errorCard(state.error) : PAGES[r.name].render(r, state.data);
+    view.replaceChildren(content);
     if (focusKey) {
       const again = view.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
       if (again) again.focus({ preventScroll: true });
     }
     window.__shardexRenders += 1;
-    view.dataset.renders = String(window.__shardexRenders);
   }
 
   function errorCard(err) {
@@ -354,11 +353,9 @@
     const facts = document.getElementById("chain-facts");
     let body;
     try {
-      const res = await fetch("/healthz", { cache: "no-store" });
-      body = await res.json();
-      if (!res.ok) body = body && body.health ? { ...body.health, problem: body.detail } : null;
-    } catch (_) {
-      body = null;
+      body = await api("/healthz");
+    } catch (err) {
+      body = (err instanceof ApiError && err.body && err.body.health) || null; // 503 still carries the health
     }
     if (!body) {
       setPill(pill, "bad", "Gateway unreachable");
@@ -383,7 +380,6 @@
   // ------------------------------------------------------------------ live events
 
   let source = null;
-  let eventsSeen = 0;
   // Diagnostics for tests and curious operators: how the event stream has fared.
   const liveStats = { opens: 0, errors: 0, events: 0, reorgs: 0, last_event_id: null };
   window.__shardexLive = liveStats;
@@ -403,10 +399,9 @@
       } catch (_) {
         return;
       }
-      eventsSeen += 1;
       liveStats.events += 1;
       liveStats.last_event_id = msg.lastEventId || null;
-      pill.title = `Receiving chain events (${eventsSeen} so far; last: ${ev.event} in block ${ev.block_number})`;
+      pill.title = `Receiving chain events (${liveStats.events} so far; last: ${ev.event} in block ${ev.block_number})`;
       onChainEvent(ev);
     });
     source.addEventListener("reorg", () => {
@@ -437,7 +432,8 @@
 
   function onChainEvent(ev) {
     scheduleHealth();
-    if (PAGES[route.name].affectedBy(route, ev)) scheduleRefresh(route.name === "workers" ? 1000 : DEBOUNCE_MS);
+    const page = PAGES[route.name];
+    if (page.affectedBy(route, ev)) scheduleRefresh(page.debounceMs || DEBOUNCE_MS);
   }
 
   // ------------------------------------------------------------------ page: jobs
@@ -597,7 +593,7 @@
     const result = job.result_available
       ? h("a", { class: "btn primary", href: `/v1/jobs/${job.job_id}/result`, download: `job-${job.job_id}-result`,
         "data-testid": "result-link" }, "⬇ Download result")
-      : ["FAILED", "EXPIRED", "CANCELLED"].includes(job.state)
+      : ENDED_WITHOUT_RESULT.includes(job.state)
         ? h("span", { class: "btn disabled", "aria-disabled": "true", title: "The job ended without a result" },
           "No result")
         : h("span", { class: "btn disabled", "aria-disabled": "true", title: "Available once the job completes" },
@@ -605,8 +601,7 @@
     return h("section", { class: "card job-head", "aria-label": `Job ${job.job_id} status` },
       h("div", { class: "job-title" },
         h("h1", {}, `Job #${job.job_id}`),
-        h("span", { class: ["badge", "lg", `phase-${job.state.toLowerCase()}`] },
-          h("span", { "data-testid": "job-state" }, job.state)),
+        phaseBadge(job.state, { "data-testid": "job-state" }, "lg"),
         h("span", { class: "phase-label", "data-testid": "job-state-label" }, PHASE_LABEL[job.state] || job.state),
         h("div", { class: "spacer" }), result),
       phaseSteps(job),
@@ -616,7 +611,7 @@
   }
 
   function phaseSteps(job) {
-    const failed = ["FAILED", "EXPIRED", "CANCELLED"].includes(job.state);
+    const failed = ENDED_WITHOUT_RESULT.includes(job.state);
     const order = ["POSTED", "MAP", "REDUCE", "COMPLETED"];
     const mapDone = job.tasks_detail.filter((t) => t.kind === "map" && t.state === "settled").length;
     const redDone = job.tasks_detail.filter((t) => t.kind === "reduce" && t.state === "settled").length;
@@ -736,19 +731,19 @@
           h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Revealed digest"),
           h("th", { scope: "col", class: "num" }, "Amount"))),
         h("tbody", {}, rows.length ? rows : emptyRow(5, "No replica claimed yet.")))),
-    ], { id: "task-detail", class: "detail-card" });
+    ], { id: "task-detail" });
   }
 
   function costsCard(job) {
     const c = job.costs;
     const escrow = toBig(c.escrow_wei) || 0n;
     const share = (v) => (escrow > 0n ? Number(((toBig(v) || 0n) * 10000n) / escrow) / 100 : 0);
+    const [paid, refunded, open] = [c.paid_wei, c.refunded_wei, c.owed_or_open_wei].map(share);
     const bar = h("div", { class: "stackbar", role: "img",
-      "aria-label": `Escrow: ${share(c.paid_wei)}% paid, ${share(c.refunded_wei)}% refunded, `
-        + `${share(c.owed_or_open_wei)}% open` },
-    h("span", { class: "seg paid", style: `width:${share(c.paid_wei)}%` }),
-    h("span", { class: "seg refunded", style: `width:${share(c.refunded_wei)}%` }),
-    h("span", { class: "seg open", style: `width:${share(c.owed_or_open_wei)}%` }));
+      "aria-label": `Escrow: ${paid}% paid, ${refunded}% refunded, ${open}% open` },
+    h("span", { class: "seg paid", style: `width:${paid}%` }),
+    h("span", { class: "seg refunded", style: `width:${refunded}%` }),
+    h("span", { class: "seg open", style: `width:${open}%` }));
     return card("Costs", [bar, kv([
       ["Escrow", eth(c.escrow_wei)],
       [h("span", {}, h("span", { class: "swatch paid" }), "Paid to workers"), eth(c.paid_wei)],
@@ -810,6 +805,7 @@
 
   const workersPage = {
     title: () => "Workers",
+    debounceMs: 1000, // each fetch probes every worker's endpoint: coalesce bursts of events harder
     affectedBy: (r, ev) => ev.job_id === null || ev.job_id === undefined || /Resolved|Claimed|Slash|Stake|Endpoint/
       .test(ev.event),
     async fetch() {
