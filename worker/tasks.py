@@ -12,7 +12,7 @@ from shardex import jobs
 from shardex.jobs import JobSpec
 from shardex.storage import CID, EmbeddedStore
 from shardex.storage.fetcher import Fetcher
-from worker.executor import run_program
+from worker.executor import TaskLimits, run_program
 
 
 @dataclass
@@ -25,13 +25,15 @@ class TaskInput:
 
 
 async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,
-                  memory_mb: int, extra_env: dict[str, str] | None = None, on_spawn=None) -> bytes:
-    """The manifest bytes for this task (a map, reduce or deterministic error manifest)."""
+                  limits: TaskLimits, **run) -> bytes:
+    """The manifest bytes for this task (a map, reduce or deterministic error manifest).
+    ``run``: the sandbox, cgroups, GPU environment and devices, on_spawn (see run_program)."""
     spec = task.spec
     m = len(spec.map_shards)
     scratch = scratch_root / f"{task.job_id}-{task.task_id}-{task.round}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
+    scratch.chmod(0o755)  # a task running under a uid of its own reads its inputs here
     try:
         params_file = scratch / "params.json"
         params_file.write_bytes(jobs.canonical_json(spec.params))
@@ -62,9 +64,7 @@ async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scrat
                 inputs.append(path)
         result = await run_program(
             phase=phase, program=spec.program, program_file=program_file, params_file=params_file, index=index,
-            map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch,
-            timeout_s=spec.resources.timeout_s, memory_mb=min(memory_mb, spec.resources.memory_mb),
-            extra_env=extra_env, on_spawn=on_spawn)
+            map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch, limits=limits, **run)
         if result.error is not None:
             return jobs.error_manifest(result.error)
         cids = [await store.add_path(path) for path in result.outputs]

@@ -9,6 +9,10 @@ map: one INPUT (the shard, index I); writes ``OUTDIR/part-00000`` ..
 map-task order; writes ``OUTDIR/output``. Files are written only once the whole
 task succeeded.
 
+Before it loads the program, the runner writes ``READY_LINE`` to stdout: from
+then on the process is the program's, and whatever ends it is the program's
+outcome. An exit without that line is the worker's own failure.
+
 Exit status: 0 done; 2 bad invocation (arguments, unreadable inputs or params
 file, unwritable OUTDIR: the caller's fault); 1 a crash that says nothing about
 the job (e.g. MemoryError, with a traceback); 3 the program failed, to load or while running
@@ -28,6 +32,7 @@ import sys
 USAGE_ERROR = 2
 PROGRAM_ERROR = 3
 MAX_ERROR_LINE = 500
+READY_LINE = b"shardex-runner: program starting\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from shardex.programs import MapContext, ReduceContext, load_program
 
+    os.write(1, READY_LINE)
     try:
         program = load_program(name=args.program) if source is None else load_program(source=source)
         if args.phase == "map":

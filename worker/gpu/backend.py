@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from worker import proctree
 from typing import Protocol, Self
 
 import pynvml
@@ -37,6 +39,10 @@ class GpuBackendError(ShardexError):
         self.reason = reason
 
 
+#: Device nodes every CUDA process needs beside its cards' /dev/nvidia<minor>.
+NVIDIA_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+
+
 @dataclass(frozen=True)
 class GpuDevice:
     index: int
@@ -44,6 +50,11 @@ class GpuDevice:
     name: str  # the model, e.g. "NVIDIA H100 80GB HBM3"
     memory_total_mb: int  # MiB, as NVML counts them
     mig_enabled: bool = False
+    minor: int | None = None  # /dev/nvidia<minor>, the node a sandboxed task needs; None: use index
+
+    @property
+    def device_node(self) -> str:
+        return f"/dev/nvidia{self.index if self.minor is None else self.minor}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,12 @@ class GpuBackend(Protocol):
 
     def topology(self, uuid_a: str, uuid_b: str) -> int:
         """A TOPOLOGY_* level: lower is closer; a card with itself is 0."""
+        ...
+
+    def process_parents(self) -> dict[int, int]:
+        """pid -> parent pid in the pid namespace `processes()` reports, to tell
+        which task a process belongs to (a sandboxed task's CUDA process is a
+        descendant of the process the worker started)."""
         ...
 
 
@@ -138,8 +155,12 @@ class NvmlBackend:
             mig = current == pynvml.NVML_DEVICE_MIG_ENABLE
         except pynvml.NVMLError:  # NotSupported: the card has no MIG at all
             mig = False
+        try:
+            minor: int | None = int(pynvml.nvmlDeviceGetMinorNumber(handle))
+        except pynvml.NVMLError:  # not on every platform: /dev/nvidia<index> is the usual node
+            minor = None
         self._handles[uuid] = handle
-        return GpuDevice(index=index, uuid=uuid, name=name, memory_total_mb=total, mig_enabled=mig)
+        return GpuDevice(index=index, uuid=uuid, name=name, memory_total_mb=total, mig_enabled=mig, minor=minor)
 
     def _handle(self, uuid: str) -> object:
         try:
@@ -163,6 +184,9 @@ class NvmlBackend:
             found = pynvml.nvmlDeviceGetComputeRunningProcesses(self._handle(uuid))
         # usedGpuMemory is None where the driver cannot account per process (WDDM).
         return [GpuProcess(pid=int(p.pid), used_memory_mb=int(p.usedGpuMemory or 0) // _MIB) for p in found]
+
+    def process_parents(self) -> dict[int, int]:
+        return proctree.parents()  # the driver reports host pids: this worker's /proc
 
     def topology(self, uuid_a: str, uuid_b: str) -> int:
         a, b = self._handle(uuid_a), self._handle(uuid_b)

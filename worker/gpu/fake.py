@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from worker import proctree
 from worker.gpu.backend import TOPOLOGY_INTERNAL, TOPOLOGY_MULTIPLE, TOPOLOGY_SINGLE, GpuDevice, GpuProcess
 
 _PREFIX = "fake:"
@@ -99,6 +100,11 @@ class FakeBackend:
     def topology(self, uuid_a: str, uuid_b: str) -> int:
         a, b = self._uuid_index(uuid_a), self._uuid_index(uuid_b)
         return TOPOLOGY_INTERNAL if a == b else self._topology[a][b]
+
+    def process_parents(self) -> dict[int, int]:
+        # Tests that track liveness set real pids; the others make pids up, and
+        # a made-up pid must not be taken for a real process's child.
+        return proctree.parents() if self.track_liveness else {}
 
     def _live(self, uuid: str) -> dict[int, int]:
         card = self._card(uuid)

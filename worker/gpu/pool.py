@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from worker.gpu.backend import GpuBackend, GpuDevice
+from worker import proctree
+from worker.gpu.backend import NVIDIA_CONTROL_NODES, GpuBackend, GpuDevice
 from worker.gpu.placement import (
     POLICIES,
     SHARE_UNITS,
@@ -96,6 +97,7 @@ LeaseState = Literal["active", "draining"]
 class _Held:
     lease: GpuLease
     pids: set[int] = field(default_factory=set)
+    descendants: set[int] = field(default_factory=set)  # their processes seen on a card (a sandbox's CUDA process)
     state: LeaseState = "active"
 
 
@@ -136,6 +138,16 @@ class GpuPool:
             slices.append(GpuSlice(card.uuid, mb, request.compute_share, card.memory_total_mb))
         return self._hold(GpuLease(self._new_id(), owner, request, tuple(slices)))
 
+    def never_fits(self, request: GpuRequest) -> str | None:
+        """Why this request can never be placed on this worker's cards, or None."""
+        if request.gpus == 0:
+            return None
+        try:
+            cards_needed(request, [d.memory_total_mb for d in self._cards])
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def attach(self, lease: GpuLease, pids: Iterable[int]) -> None:
         """Record the task's processes, for the watchdog and for draining."""
         self._get(lease).pids.update(pids)
@@ -171,17 +183,34 @@ class GpuPool:
         if not owner_of:
             return []  # nothing to watch: no driver queries (the watchdog calls this every tick)
         found: list[OverLimit] = []
+        parent_of: dict[int, int] | None = None
         for card in self._cards:
             on_card: dict[str, list[tuple[int, int]]] = {}
             for proc in self._backend.processes(card.uuid) if self._backend else []:
-                if (held := owner_of.get(proc.pid)) is not None:
-                    on_card.setdefault(held.lease.id, []).append((proc.pid, proc.used_memory_mb))
+                root = proc.pid if proc.pid in owner_of else None
+                if root is None:
+                    # A sandboxed task's CUDA process is a descendant of the pid
+                    # attached (bwrap): attribute it, and remember it, so the lease
+                    # stays draining while it holds the card even after bwrap is gone.
+                    parent_of = self._backend.process_parents() if parent_of is None else parent_of
+                    root = proctree.ancestor_in(proc.pid, owner_of, parent_of)
+                    if root is not None:
+                        owner_of[root].descendants.add(proc.pid)
+                if root is not None:
+                    on_card.setdefault(owner_of[root].lease.id, []).append((root, proc.used_memory_mb))
             for lease_id, procs in on_card.items():
                 lease = self._held[lease_id].lease
                 granted = sum(s.memory_mb for s in lease.slices if s.uuid == card.uuid)
                 if sum(mb for _, mb in procs) > granted + slack_mb:
                     found.extend(OverLimit(lease, pid, mb) for pid, mb in procs)
         return found
+
+    def device_nodes(self, lease: GpuLease) -> list[str]:
+        """The device nodes a sandboxed task of this lease may open: its cards' and
+        the driver's control nodes, no other card's."""
+        if not lease.slices:
+            return []
+        return [*NVIDIA_CONTROL_NODES, *(self._cards[self._position[u]].device_node for u in lease.uuids)]
 
     def state(self, lease: GpuLease) -> LeaseState | None:
         """ "active", "draining", or None once freed."""
@@ -227,7 +256,7 @@ class GpuPool:
         return {u: {p.pid for p in self._backend.processes(u)} for u in uuids}
 
     def _reap_one(self, held: _Held, seen: dict[str, set[int]]) -> bool:
-        if any(held.pids & seen.get(u, set()) for u in held.lease.uuids):
+        if any((held.pids | held.descendants) & seen.get(u, set()) for u in held.lease.uuids):
             return False
         self._free(held.lease)
         return True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.executor import kill_group, run_program
+from worker.executor import TaskLimits, kill_group, run_program
 from worker.gpu import FakeBackend, GpuPool, GpuRequest
 from worker.gpu.watchdog import GpuWatchdog
 
@@ -18,16 +18,16 @@ SLEEPER = "import time\ndef map(record):\n    time.sleep(30)\n    yield record, 
 
 
 def task_files(tmp_path: Path) -> dict:
-    program = tmp_path / "p.py"
-    program.write_text(SLEEPER)
-    params = tmp_path / "params.json"
-    params.write_text(json.dumps({}))
-    shard = tmp_path / "shard"
-    shard.write_text("one line\n")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    program = scratch / "p.py"
+    program.write_text(SLEEPER)
+    params = scratch / "params.json"
+    params.write_text(json.dumps({}))
+    shard = scratch / "shard"
+    shard.write_text("one line\n")
     return dict(phase="map", program=None, program_file=program, params_file=params, index=0, map_shards=1,
-                reduce_shards=1, inputs=[shard], scratch=scratch, timeout_s=60, memory_mb=2048)
+                reduce_shards=1, inputs=[shard], scratch=scratch, limits=TaskLimits(memory_mb=2048, timeout_s=60))
 
 
 async def test_a_task_over_its_gpu_memory_lease_is_killed_and_its_lease_reclaimed(tmp_path: Path) -> None:

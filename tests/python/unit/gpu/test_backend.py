@@ -112,6 +112,7 @@ class _Driver:
                 total=[81559 * 2**20, 40960 * 2**20][h[1]], used=(1234 * 2**20 + 5), free=0
             ),
             "nvmlDeviceGetMigMode": self.mig_mode,
+            "nvmlDeviceGetMinorNumber": lambda h: [3, 5][h[1]],
             "nvmlDeviceGetUtilizationRates": lambda h: SimpleNamespace(gpu=42 + h[1], memory=7),
             "nvmlDeviceGetComputeRunningProcesses": lambda h: [
                 SimpleNamespace(pid=4242, usedGpuMemory=3 * 2**30, gpuInstanceId=0, computeInstanceId=0),
@@ -139,9 +140,10 @@ def test_nvml_convertsDriverAnswersToDataclasses(monkeypatch: pytest.MonkeyPatch
     backend = detect_backend()
     assert isinstance(backend, NvmlBackend) and driver.inits == 1
     assert backend.devices() == [
-        GpuDevice(0, "GPU-real-0", "NVIDIA H100 80GB HBM3", 81559, mig_enabled=False),
-        GpuDevice(1, "GPU-real-1", "NVIDIA A100-SXM4-40GB", 40960, mig_enabled=True),
+        GpuDevice(0, "GPU-real-0", "NVIDIA H100 80GB HBM3", 81559, mig_enabled=False, minor=3),
+        GpuDevice(1, "GPU-real-1", "NVIDIA A100-SXM4-40GB", 40960, mig_enabled=True, minor=5),
     ]
+    assert [d.device_node for d in backend.devices()] == ["/dev/nvidia3", "/dev/nvidia5"]
     assert backend.memory_used_mb("GPU-real-0") == 1234
     assert backend.utilization("GPU-real-1") == 43
     assert backend.processes("GPU-real-0") == [GpuProcess(4242, 3072), GpuProcess(4343, 0)]
