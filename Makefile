@@ -12,12 +12,14 @@ export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
 
 install: node_modules/.installed $(VENV)/.installed system-deps
 
-## Debian packages the tests and benchmarks drive: chromium (dashboard test), wrk (bench/gateway.py).
+## Debian packages: bubblewrap (the task sandbox: workers refuse user programs without it),
+## chromium (dashboard test), wrk (bench/gateway.py).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := bubblewrap chromium wrk
 system-deps:
-	@command -v chromium >/dev/null && command -v wrk >/dev/null || \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null || { \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; }
+	@command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -294,8 +294,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
         max_rounds: Annotated[int, Form(ge=1, le=255)] = 3,
         task_timeout_s: Annotated[float, Form(ge=1, le=86400)] = 600.0,
         memory_mb: Annotated[int, Form(ge=16, le=1 << 20)] = 2048,
+        disk_mb: Annotated[int, Form(ge=1, le=1 << 24)] = 4096,
         gpus: Annotated[int, Form(ge=0, le=64)] = 0,
         gpu_memory_mb: Annotated[int, Form(ge=0, le=10_000_000)] = 0,
+        gpu_share: Annotated[float, Form(ge=0.01, le=1.0)] = 1.0,
         input_cid: Annotated[str | None, Form(max_length=200, description="Instead of a file: a CID.")] = None,
         signing: Annotated[Literal["wallet", "gateway"], Form(
             description="wallet (default): get unsigned transactions; gateway: dev mode, the gateway signs.")]
@@ -330,7 +332,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                 collateral=collateral, params={"pattern": pattern} if pattern is not None else {},
                                 min_stake=min_stake, max_rounds=max_rounds, lease_duration=lease_s,
                                 reveal_window=reveal_window_s, job_timeout=job_timeout_s, timeout_s=task_timeout_s,
-                                memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb)
+                                memory_mb=memory_mb, disk_mb=disk_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
+                                gpu_share=gpu_share)
             # Before any work is stored: the escrow does not depend on the spec's digest.
             await check_funds(s.client, requester, job_params(req, bytes(32)).escrow)
             try:

@@ -36,6 +36,8 @@ class Resources:
     memory_mb: int = 2048
     gpus: int = 0
     gpu_memory_mb: int = 0
+    gpu_share: float = 1.0  # the part of each of its cards' compute a task needs (0, 1]
+    disk_mb: int = 4096  # bytes a task may write (outputs and temporary files)
 
 
 @dataclass(frozen=True)

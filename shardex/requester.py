@@ -47,7 +47,9 @@ class SubmitRequest:
     job_timeout: int = 3600
     timeout_s: float = 600.0
     memory_mb: int = 2048
+    disk_mb: int = 4096
     gpus: int = 0
+    gpu_share: float = 1.0
     gpu_memory_mb: int = 0
     escrow: int | None = None  # override (for testing the contract's check); default is exact
 
@@ -61,6 +63,10 @@ def _validate(req: SubmitRequest) -> None:
         raise SubmitError(f"--reduce-shards must be 1..1000, got {req.reduce_shards}")
     if req.gpus < 0 or req.gpu_memory_mb < 0 or (req.gpu_memory_mb and not req.gpus):
         raise SubmitError("--gpu-memory-mb needs --gpus >= 1, and neither may be negative")
+    if not 0.01 <= req.gpu_share <= 1 or (req.gpu_share != 1 and not req.gpus):
+        raise SubmitError(f"--gpu-share must be in [0.01, 1] and needs --gpus >= 1, got {req.gpu_share}")
+    if not 1 <= req.disk_mb <= 1 << 24:
+        raise SubmitError(f"--disk-mb must be 1..{1 << 24}, got {req.disk_mb}")
     if not 1 <= req.quorum <= req.replication <= 16:
         raise SubmitError(f"need 1 <= quorum <= replication <= 16, got r={req.replication} q={req.quorum}")
 
@@ -114,7 +120,8 @@ async def _store_job(req: SubmitRequest, store: EmbeddedStore, program, source: 
     program_cid = str(await store.add_bytes(source)) if source is not None else None
     spec = jobs.JobSpec(req.program, program_cid, params, shard_cids, req.reduce_shards, total,
                         jobs.Resources(timeout_s=req.timeout_s, memory_mb=req.memory_mb, gpus=req.gpus,
-                                       gpu_memory_mb=req.gpu_memory_mb))
+                                       gpu_memory_mb=req.gpu_memory_mb, gpu_share=req.gpu_share,
+                                       disk_mb=req.disk_mb))
     await store.add_bytes(spec.to_bytes())
     return spec
 

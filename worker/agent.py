@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import signal
 from collections import defaultdict
@@ -29,14 +30,19 @@ from shardex.chain.models import (
     TaskClaimed,
     TaskSettled,
 )
+from shardex.errors import ShardexError
 from shardex.programs import BUILTIN
 from shardex.serving import start_server
 from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher, HttpProvider
-from worker.executor import kill_group
+from worker.cgroup import CgroupParent, CgroupUnavailable
+from worker.executor import RunnerFailure, TaskLimits, kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
+from worker.gpu.mps import MpsDaemon, MpsError
 from worker.gpu.watchdog import GpuWatchdog
 from worker.http import worker_app
+from worker.sandbox import DEFAULT_UID_BASE, Sandbox, SandboxUnavailable
+from worker.sandbox import detect as sandbox_detect
 from worker.state import OPEN, State
 from worker.tasks import TaskInput, compute
 
@@ -52,6 +58,16 @@ class WorkerOptions:
     programs: frozenset[str] | None = None  # allow-list of built-ins; None = all
     allow_user_programs: bool = True
     memory_mb: int = 4096
+    #: Cores each task's thread pools are sized to; None: this machine's cores / max_tasks.
+    cpus_per_task: int | None = None
+    #: Bytes a task may write, at most (a job asks for its own, up to this).
+    disk_mb: int = 16384
+    #: Isolate tasks with bubblewrap. Off (or unavailable): built-in programs only.
+    sandbox: bool = True
+    task_uid_base: int = DEFAULT_UID_BASE
+    #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
+    mps: bool = False
+    mps_control: str = "nvidia-cuda-mps-control"
     host: str = "127.0.0.1"
     port: int = 0
     public_url: str | None = None
@@ -94,6 +110,16 @@ def _embed_available() -> bool:
 class Agent:
     def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions) -> None:
         self.opts = opts
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
+        self.cpus_per_task = opts.cpus_per_task or max(1, (os.cpu_count() or 1) // max(1, opts.max_tasks))
+        self.sandbox: Sandbox | None = None
+        self.sandbox_problem: str | None = "not checked yet"
+        self.cgroups: CgroupParent | None = None
+        self.memory_enforcement = "resident-memory watchdog"
+        self.runner_failures: dict[int, int] = defaultdict(int)
+        self.mps: MpsDaemon | None = None
+        self._mps_checked = 0.0
         self.chain = ChainClient(rpc_url, deployment, account)
         self.state = State(opts.data_dir / "state.sqlite")
         self.store = EmbeddedStore(opts.data_dir / "store")
@@ -122,12 +148,15 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        await self._set_up_isolation()
+        await self._start_mps()
         await self._serve_outputs()
         await self._ensure_stake()
         watchdog = asyncio.create_task(self.watchdog.run())
         if self.colocation is not None:
             await self._serve_online()
-        log.info("worker %s serving %s; GPUs: %s", self.address, self.endpoint, self.gpu_pool.advertise())
+        log.info("worker %s serving %s; GPUs: %s, sharing: %s", self.address, self.endpoint,
+                 self.gpu_pool.advertise(), self.gpu_sharing)
         try:
             while not self.stopping.is_set():
                 await self.tick()
@@ -149,6 +178,8 @@ class Agent:
                 await provider.aclose()
             await self.chain.aclose()
             self.state.close()
+            if self.mps is not None:
+                await asyncio.to_thread(self.mps.stop)
 
     async def tick(self) -> None:
         await self.sync()
@@ -163,6 +194,16 @@ class Agent:
         await self._collect(now)
         await self._janitor(now)
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
+        await self._supervise_mps(asyncio.get_running_loop().time())
+
+    async def _supervise_mps(self, now: float) -> None:
+        if self.mps is None or now - self._mps_checked < 5.0:
+            return
+        self._mps_checked = now
+        try:
+            await asyncio.to_thread(self.mps.ensure)
+        except MpsError as exc:
+            log.error("MPS control daemon cannot be restarted: %s", exc)
 
     async def _drain(self) -> None:
         """SIGTERM: no new claims; finish running tasks, commit, reveal and collect
@@ -179,6 +220,71 @@ class Agent:
             await asyncio.sleep(self.opts.poll_interval)
         await self._maybe_withdraw(loop_time=None)
 
+    async def _set_up_isolation(self) -> None:
+        """Find the sandbox and the cgroups this machine allows, and prove that a
+        task runs under them before claiming anything."""
+        if not self.opts.sandbox:
+            self.sandbox_problem = "disabled by --no-sandbox"
+        else:
+            try:
+                self.sandbox = await asyncio.to_thread(sandbox_detect, uid_base=self.opts.task_uid_base)
+                self.sandbox_problem = None
+            except SandboxUnavailable as exc:
+                self.sandbox_problem = str(exc)
+        try:
+            self.cgroups = await asyncio.to_thread(CgroupParent.detect)
+            self.memory_enforcement = "cgroup v2 memory.max"
+        except (CgroupUnavailable, OSError) as exc:
+            log.info("task memory: resident-memory watchdog (%s)", exc)
+        from worker.selftest import self_test
+
+        try:
+            await self_test(self.opts.data_dir / "scratch", self._run_options(None))
+        except RunnerFailure as exc:
+            if self.sandbox is None:
+                raise ShardexError(f"this worker cannot run any task: {exc}") from None
+            self.sandbox, self.sandbox_problem = None, f"a task failed to run in the sandbox: {exc}"
+            await self_test(self.opts.data_dir / "scratch", self._run_options(None))
+        if self.sandbox is not None:
+            log.info("tasks run in %s; memory limited by %s", self.sandbox.description, self.memory_enforcement)
+        elif self.opts.allow_user_programs:
+            log.warning("NO SANDBOX (%s): refusing user programs; built-in programs run unsandboxed",
+                        self.sandbox_problem)
+
+    async def _start_mps(self) -> None:
+        if not self.opts.mps:
+            return
+        if not self.gpu_pool.cards():
+            log.warning("--mps: this worker has no GPU; nothing to share")
+            return
+        self.mps = MpsDaemon(self.opts.data_dir / "mps", self.opts.mps_control)
+        await asyncio.to_thread(self.mps.start)  # MpsError (a ShardexError): the worker exits saying why
+
+    def _run_options(self, lease) -> dict:
+        """What run_program needs besides the task: the sandbox and, for a GPU lease, its
+        cards (and, under MPS, the daemon's pipes and the GPU tasks' shared uid)."""
+        options = {"sandbox": self.sandbox, "cgroups": self.cgroups, "extra_env": None, "devices": []}
+        if lease is not None and lease.slices:
+            options["extra_env"] = lease.env()
+            options["devices"] = self.gpu_pool.device_nodes(lease)
+            if self.mps is not None:
+                options["extra_env"].update(self.mps.env())
+                options["bind_rw"] = [str(self.mps.pipe_dir)]
+                options["shared_uid"] = True
+        elif lease is not None:
+            options["extra_env"] = lease.env()  # a CPU-only lease: every card hidden
+        return options
+
+    @property
+    def gpu_sharing(self) -> str:
+        if not self.gpu_pool.cards():
+            return "none"
+        return "mps" if self.mps is not None else "time-sliced (compute shares are advisory)"
+
+    @property
+    def user_programs(self) -> bool:
+        return self.opts.allow_user_programs and self.sandbox is not None
+
     async def _serve_outputs(self) -> None:
         self._outputs_server = await start_server(worker_app(self.store, self.describe), self.opts.host,
                                                   self.opts.port)
@@ -188,7 +294,11 @@ class Agent:
         """Published at /shardex/worker: what this worker offers."""
         return {"address": self.address, "max_tasks": self.opts.max_tasks, "memory_mb": self.opts.memory_mb,
                 "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
-                "user_programs": self.opts.allow_user_programs, "gpus": self.gpu_pool.advertise(),
+                "user_programs": self.user_programs, "gpus": {**self.gpu_pool.advertise(), "sharing": self.gpu_sharing},
+                "sandbox": {"enabled": self.sandbox is not None,
+                            "description": self.sandbox.description if self.sandbox else None,
+                            "problem": self.sandbox_problem, "memory_limit": self.memory_enforcement,
+                            "cpus_per_task": self.cpus_per_task, "disk_mb": self.opts.disk_mb},
                 "online": None if self.colocation is None else {"url": self.online_url,
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}
@@ -274,9 +384,15 @@ class Agent:
             elif job.info.state.active:  # a finished job stays finished: no need to ask the chain again
                 job.info = await self.chain.job(job_id)
 
+    @staticmethod
+    def _gpu_request(res: jobs.Resources) -> GpuRequest:
+        return GpuRequest(gpus=res.gpus, memory_mb=max(res.gpu_memory_mb, res.gpus), compute_share=res.gpu_share)
+
     def _refuse(self, spec: jobs.JobSpec, info) -> str | None:
         if spec.program_cid and not self.opts.allow_user_programs:
             return "user programs not allowed"
+        if spec.program_cid and self.sandbox is None:
+            return f"user programs need a sandbox, and this worker has none: {self.sandbox_problem}"
         if spec.program and spec.program not in BUILTIN:
             return f"unknown program {spec.program!r}"
         if spec.program and self.opts.programs is not None and spec.program not in self.opts.programs:
@@ -289,8 +405,16 @@ class Agent:
                 return f"needs {spec.resources.gpus} GPUs; this worker has {pool['gpu_count']}"
             if spec.resources.gpu_memory_mb > sum(pool["memory_mb"]):
                 return f"needs {spec.resources.gpu_memory_mb} MB of GPU memory; this worker has {sum(pool['memory_mb'])}"
+            try:
+                request = self._gpu_request(spec.resources)
+            except ValueError as exc:
+                return f"its GPU request is invalid: {exc}"
+            if (why := self.gpu_pool.never_fits(request)) is not None:
+                return f"its GPU request never fits this worker: {why}"
         if spec.resources.memory_mb > self.opts.memory_mb:
             return f"needs {spec.resources.memory_mb} MB; this worker offers {self.opts.memory_mb} MB"
+        if spec.resources.disk_mb > self.opts.disk_mb:
+            return f"writes up to {spec.resources.disk_mb} MB; this worker offers {self.opts.disk_mb} MB"
         if len(spec.map_shards) != info.map_tasks or spec.reduce_shards != info.reduce_tasks:
             return "spec does not match the job on chain"
         if info.min_stake > self.opts.stake:
@@ -366,8 +490,7 @@ class Agent:
         res = inp.spec.resources
         if res.gpus > 0:
             try:
-                lease = self.gpu_pool.allocate(GpuRequest(gpus=res.gpus, memory_mb=max(res.gpu_memory_mb, 1)),
-                                               owner=f"{inp.job_id}:{inp.task_id}")
+                lease = self.gpu_pool.allocate(self._gpu_request(res), owner=f"{inp.job_id}:{inp.task_id}")
             except GpuPoolError as exc:
                 log.warning("job %d task %d: cannot ever fit this worker's GPUs: %s", inp.job_id, inp.task_id, exc)
                 return
@@ -384,11 +507,26 @@ class Agent:
                 # Killed by the controller for online work: recompute later (tasks are idempotent).
                 self.colocation.register(pid, requeue=lambda: self._preempted.add(key))
 
+        limits = TaskLimits(memory_mb=res.memory_mb, timeout_s=res.timeout_s, cpus=self.cpus_per_task,
+                            disk_mb=res.disk_mb)
         try:
-            manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch",
-                                     memory_mb=self.opts.memory_mb, extra_env=lease.env() if lease else None,
-                                     on_spawn=spawned)
-        except (StoreError, RuntimeError, OSError) as exc:
+            manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch", limits=limits,
+                                     on_spawn=spawned, **self._run_options(lease))
+            self.runner_failures.pop(inp.job_id, None)
+        except RunnerFailure as exc:
+            # This machine, not the job: never commit it. Twice in a row for a
+            # job and the worker stops taking its tasks (a claim already held
+            # cannot be handed back under this protocol).
+            self.runner_failures[inp.job_id] += 1
+            log.warning("job %d task %d: the task runner failed on this worker: %s", inp.job_id, inp.task_id, exc)
+            if self.runner_failures[inp.job_id] >= 2:
+                reason = f"this worker cannot run it: {exc}"[:500]
+                self.state.set_job(inp.job_id, "rejected", reason=reason)
+                self.jobs.pop(inp.job_id, None)
+                log.error("job %d rejected: %s", inp.job_id, reason)
+            await asyncio.sleep(1.0)
+            return
+        except (StoreError, OSError) as exc:
             # Not a deterministic result (inputs unreachable, local failure): do
             # not commit; retry on a later tick while the lease lasts.
             log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)

@@ -78,8 +78,11 @@ def job_submit(
     timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
     memory_mb: Annotated[int, typer.Option(help="Memory a task may use.")] = 2048,
+    disk_mb: Annotated[int, typer.Option(help="Bytes a task may write (outputs and temporary files).")] = 4096,
     gpus: Annotated[int, typer.Option(help="GPUs each task needs (only fitting workers claim).")] = 0,
     gpu_memory_mb: Annotated[int, typer.Option(help="GPU memory each task needs, across its GPUs.")] = 0,
+    gpu_share: Annotated[float, typer.Option(help="Part of each card's compute a task needs, (0, 1]: two tasks "
+                                                  "of 0.5 share one card.")] = 1.0,
     escrow: Annotated[str | None, typer.Option(hidden=True)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Serve the inputs and show progress until the job ends.")]
     = False,
@@ -96,8 +99,8 @@ def job_submit(
                         params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
                         max_rounds=max_rounds,
                         reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
-                        memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
-                        escrow=amount_arg(escrow) if escrow is not None else None)
+                        memory_mb=memory_mb, disk_mb=disk_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
+                        gpu_share=gpu_share, escrow=amount_arg(escrow) if escrow is not None else None)
 
     async def go() -> dict:
         s = settings(ctx)

@@ -35,11 +35,19 @@ def worker_run(
     max_tasks: Annotated[int, typer.Option(help="Tasks computed at once.")] = 2,
     programs: Annotated[str | None, typer.Option(help="Allow-list of built-in programs, comma separated.")] = None,
     user_programs: Annotated[bool, typer.Option(help="Accept jobs with user-supplied programs.")] = True,
-    memory_mb: Annotated[int, typer.Option(help="Memory cap per task.")] = 4096,
+    memory_mb: Annotated[int, typer.Option(help="Memory cap per task (resident memory, not address space).")] = 4096,
+    cpus_per_task: Annotated[int | None, typer.Option(help="Cores each task's thread pools are sized to "
+                                                      "(default: this machine's cores / --max-tasks).")] = None,
+    disk_mb: Annotated[int, typer.Option(help="Bytes a task may write, at most (jobs ask up to this).")] = 16384,
+    sandbox: Annotated[bool, typer.Option(help="Run tasks in a bubblewrap sandbox (without one, user programs "
+                                               "are refused).")] = True,
     port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
     gpus: Annotated[str, typer.Option(help="auto (NVML), none, or a fake pool such as fake:2x80GB.")] = "auto",
     gpu_policy: Annotated[str, typer.Option(help="binpack or spread.")] = "binpack",
+    mps: Annotated[bool, typer.Option(help="Start and supervise an MPS control daemon so GPU compute shares are "
+                                           "enforced (otherwise tasks on a card are time-sliced).")] = False,
+    mps_control: Annotated[str, typer.Option(hidden=True)] = "nvidia-cuda-mps-control",
     online_slo_ms: Annotated[float | None, typer.Option(help="Also serve online /embed with this p99 SLO; offline "
                                                         "tasks yield to it.")] = None,
     online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
@@ -82,11 +90,15 @@ def worker_run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         account = s.account()
+        from shardex.secrets import scrub_environ
+
+        scrub_environ()  # read once: out of this process's environment before any task starts
         opts = WorkerOptions(
             data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
-            allow_user_programs=user_programs, memory_mb=memory_mb, port=port, poll_interval=poll,
-            gpus=gpus, gpu_policy=gpu_policy, online_slo_ms=online_slo_ms, online_port=online_port,
+            allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
+            sandbox=sandbox, port=port, poll_interval=poll,
+            gpus=gpus, gpu_policy=gpu_policy, mps=mps, mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
             online_standin=online_standin, corrupt_output=test_corrupt_output)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:

@@ -52,11 +52,11 @@ class Devnet:
     def json(self, *args: str, **kw) -> dict:
         return json.loads(self.cli(*args, "--json", **kw).stdout)
 
-    def start_worker(self, index: int, *extra: str) -> subprocess.Popen:
+    def start_worker(self, index: int, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.home / f"worker-{index}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(index), "worker", "run",
                                  "--data-dir", str(self.home / f"worker-{index}"), "--poll", "0.2", *extra],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.workers[index] = proc
         return proc
 
