@@ -132,7 +132,7 @@ async def run_shardex(path: Path, home: Path, workers: int, replication: int, qu
     from shardex.storage import EmbeddedStore
 
     env = {**os.environ, "SHARDEX_HOME": str(home)}
-    cli = [sys.executable, "-m", "shardex.cli"]
+    cli = [sys.executable, "-m", "shardex_cli"]
     info = json.loads(subprocess.run([*cli, "devnet", "up", "--json"], env=env, check=True, capture_output=True,
                                      text=True).stdout)
     os.environ["SHARDEX_HOME"] = str(home)

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.deploy import deploy  # noqa: E402
 from shardex.chain import ChainClient, JobParams, commitment_of, new_salt  # noqa: E402
-from shardex.devnet import Anvil, dev_accounts  # noqa: E402
+from deploy.devnet import Anvil  # noqa: E402
+from shardex.devnet import dev_accounts  # noqa: E402
 
 ETH = 10**18
 AIM = 60_000

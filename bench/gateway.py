@@ -66,14 +66,14 @@ sys.path.insert(0, str(ROOT))
 
 import httpx
 
-from shardex.devnet import free_port
+from deploy.devnet import free_port
 from shardex.gateway_client import GatewayClient
 from shardex.serving import wait_http
 
 WORKERS = (0, 1)  # dev key indices
 GATEWAY_KEY = 5
 REQUESTER_KEY = 8
-CLI = [sys.executable, "-m", "shardex.cli"]
+CLI = [sys.executable, "-m", "shardex_cli"]
 
 
 # ------------------------------------------------------------------ input

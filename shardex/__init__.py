@@ -1,4 +1,4 @@
-"""Shardex core SDK: configuration, typed chain client, devnet, CLI.
+"""Shardex core SDK: configuration, typed chain client, content store, jobs, programs.
 
 `worker/` and `backend/` share code only through this package.
 """

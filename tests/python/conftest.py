@@ -20,7 +20,8 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 from shardex.chain import ChainClient, Deployment
-from shardex.devnet import Anvil, dev_accounts, rpc_call
+from deploy.devnet import Anvil, rpc_call
+from shardex.devnet import dev_accounts
 
 
 @pytest.fixture(autouse=True)

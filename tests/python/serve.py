@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from shardex.devnet import free_port
+from deploy.devnet import free_port
 
 
 @contextmanager

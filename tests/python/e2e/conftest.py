@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shardex.devnet import free_port
+from deploy.devnet import free_port
 from shardex.serving import wait_http
 from tests.python.conftest import rpc
 
@@ -43,7 +43,7 @@ class Devnet:
     def cli(self, *args: str, check: bool = True, timeout: float = 180, account: int | None = REQUESTER
             ) -> subprocess.CompletedProcess:
         prefix = ["--account-index", str(account)] if account is not None else []
-        proc = subprocess.run([sys.executable, "-m", "shardex.cli", *prefix, *args], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "shardex_cli", *prefix, *args], capture_output=True,
                               env=self.env, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"shardex {' '.join(args)} exited {proc.returncode}:\n{proc.stderr.decode()[-3000:]}")
@@ -54,7 +54,7 @@ class Devnet:
 
     def start_worker(self, index: int, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.home / f"worker-{index}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(index), "worker", "run",
+        proc = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(index), "worker", "run",
                                  "--data-dir", str(self.home / f"worker-{index}"), "--poll", "0.2", *extra],
                                 env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.workers[index] = proc
@@ -104,7 +104,7 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = net.home / f"gateway-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(account), "gateway",
+        self.proc = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(account), "gateway",
                                       "--port", str(self.port),
                                       *(["--poll", "0.2"] if "--poll" not in extra else []), *extra],
                                      env=net.env, stdout=log, stderr=subprocess.STDOUT)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_a_job_and_every_wei_is_accounted_for() -> None:
-    proc = subprocess.run([sys.executable, "-m", "shardex.cli", "demo", "--json"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "shardex_cli", "demo", "--json"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)  # narration goes to stderr with --json
@@ -23,7 +23,7 @@ def test_demo_runs_a_job_and_every_wei_is_accounted_for() -> None:
 
 
 def test_protocol_tour_runs() -> None:
-    proc = subprocess.run([sys.executable, "-m", "shardex.cli", "demo", "--protocol", "--json"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "shardex_cli", "demo", "--protocol", "--json"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

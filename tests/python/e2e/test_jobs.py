@@ -110,7 +110,7 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
     serve = devnet.home / "serve.out"
     import subprocess
     import sys
-    server = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(REQUESTER), "store",
+    server = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(REQUESTER), "store",
                                "serve"], env=devnet.env, stdout=open(serve, "wb"), stderr=subprocess.STDOUT)
     try:
         devnet.wait_for(lambda: serve.exists() and serve.read_text().startswith("http"), what="store serve")

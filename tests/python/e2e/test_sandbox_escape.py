@@ -174,7 +174,7 @@ def test_without_a_sandbox_user_programs_are_refused_and_the_worker_says_why(dev
     src = tmp_path / "input.txt"
     src.write_text("a\nb\n")
     serve_log = devnet.home / "serve.out"
-    server = subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index", str(REQUESTER), "store",
+    server = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(REQUESTER), "store",
                                "serve"], env=devnet.env, stdout=open(serve_log, "wb"), stderr=subprocess.STDOUT)
     try:
         devnet.wait_for(lambda: serve_log.read_text().startswith("http"), what="store serve")

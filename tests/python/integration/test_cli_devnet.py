@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def shardex(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "shardex.cli", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "shardex_cli", *args], capture_output=True, text=True,
                           env=os.environ.copy(), timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"shardex {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -80,7 +80,7 @@ def test_deploy_to_any_rpc_writes_deployment_file(anvil, tmp_path: Path) -> None
     written = json.loads((tmp_path / "31337.json").read_text())
     assert written == {k: out[k] for k in ("chain_id", "market", "registry", "block")}
     env_proc = subprocess.run(
-        [sys.executable, "-m", "shardex.cli", "job", "show", "1", "--json"], capture_output=True, text=True,
+        [sys.executable, "-m", "shardex_cli", "job", "show", "1", "--json"], capture_output=True, text=True,
         env={**os.environ, "SHARDEX_RPC_URL": anvil.rpc_url, "SHARDEX_CHAIN_ID": "31337",
              "SHARDEX_MARKET": out["market"], "SHARDEX_REGISTRY": out["registry"]}, timeout=60)
     assert json.loads(env_proc.stderr)["error"]["name"] == "JobMarketUnknownJob"  # configured by env alone

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def shardex(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "shardex.cli", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "shardex_cli", *args], capture_output=True,
                           env=os.environ.copy(), timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"shardex {' '.join(args)}: {proc.stderr.decode()}")

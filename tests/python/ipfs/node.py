@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from shardex.devnet import free_port
+from deploy.devnet import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 JSIPFS = REPO_ROOT / "node_modules" / ".bin" / "jsipfs"

@@ -11,7 +11,7 @@ import typer
 from shardex.chain import ChainClient
 from shardex.errors import ShardexError
 
-from shardex.cli.base import (
+from shardex_cli.base import (
     JsonOpt,
     emit,
     fail,

@@ -15,7 +15,7 @@ from shardex.chain.models import Job
 from shardex.errors import ShardexError
 from shardex.units import AmountError, format_eth
 
-from shardex.cli.base import (
+from shardex_cli.base import (
     JsonOpt,
     amount_arg,
     emit,

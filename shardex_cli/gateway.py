@@ -10,7 +10,7 @@ import typer
 
 from shardex.errors import ShardexError
 
-from shardex.cli.base import app, fail, settings
+from shardex_cli.base import app, fail, settings
 
 
 @app.command("gateway")

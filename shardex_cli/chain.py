@@ -15,7 +15,7 @@ from shardex.chain import ChainClient
 from shardex.errors import ShardexError
 from shardex.units import format_eth
 
-from shardex.cli.base import (
+from shardex_cli.base import (
     JsonOpt,
     amount_arg,
     app,
@@ -35,7 +35,7 @@ def devnet_up_cmd(ctx: typer.Context,
                   state: Annotated[Path | None, typer.Option(help="Persist the chain in FILE across restarts.")] = None,
                   as_json: JsonOpt = False) -> None:
     """Start Anvil on a free loopback port and deploy the contracts."""
-    from shardex.devnet import devnet_up
+    from deploy.devnet import devnet_up
 
     try:
         info = devnet_up(settings(ctx).home, state_file=state.resolve() if state else None)
@@ -49,7 +49,7 @@ def devnet_up_cmd(ctx: typer.Context,
 @devnet_app.command("down")
 def devnet_down_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Stop the running devnet (its --state file keeps the chain)."""
-    from shardex.devnet import devnet_down
+    from deploy.devnet import devnet_down
 
     info = devnet_down(settings(ctx).home)
     emit(as_json, {"stopped": info is not None, "pid": info.pid if info else None},

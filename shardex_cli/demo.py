@@ -26,7 +26,7 @@ from pathlib import Path
 from shardex.chain import ChainClient
 from shardex.chain.models import ReplicaResolved
 from shardex.config import Settings
-from shardex.devnet import free_port
+from deploy.devnet import free_port
 from shardex.gateway_client import GatewayClient
 from shardex.serving import wait_http
 from shardex.units import format_eth
@@ -69,7 +69,7 @@ def run_demo(quiet: bool = False, keep: bool = False, port: int = 8080) -> dict:
     _out = sys.stderr if quiet else sys.stdout
     home = Path(tempfile.mkdtemp(prefix="shardex-demo-"))
     env = {**os.environ, "SHARDEX_HOME": str(home)}
-    cli = [sys.executable, "-m", "shardex.cli"]
+    cli = [sys.executable, "-m", "shardex_cli"]
     info = json.loads(subprocess.run([*cli, "devnet", "up", "--json"], env=env, check=True, capture_output=True,
                                      text=True).stdout)
     say(f"devnet up: Anvil at {info['rpc_url']}, JobMarket {info['market']}")
@@ -133,7 +133,7 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
                 f"locally): wordcount over {size:,} bytes of Python's docs, 6 map + 2 reduce tasks, replication 3, "
                 f"quorum 2; escrow {format_eth(int(posted['escrow_wei']))} held by the contract")
             say(f"watch it live: {url}/dashboard/#/jobs/{job_id}")
-            from shardex.cli import follow
+            from shardex_cli.jobs import follow
 
             state = await follow(c, job_id, quiet=_out is sys.stderr)
             say(f"job {job_id} {state}")

@@ -18,7 +18,8 @@ from collections import Counter
 from deploy.deploy import deploy
 from shardex.chain import ChainClient, JobParams, commitment_of, new_salt
 from shardex.chain.errors import ChainError
-from shardex.devnet import Anvil, dev_accounts, rpc_call
+from deploy.devnet import Anvil, rpc_call
+from shardex.devnet import dev_accounts
 from shardex.units import format_eth
 
 GWEI = 10**9

@@ -11,7 +11,7 @@ import typer
 
 from shardex.errors import ShardexError
 
-from shardex.cli.base import (
+from shardex_cli.base import (
     JsonOpt,
     amount_arg,
     app,
@@ -70,7 +70,7 @@ def worker_run(
             child_args = args[:idx] + args[idx + 2:]
         else:
             child_args = [a for a in args if not a.startswith("--count")]
-        children = [subprocess.Popen([sys.executable, "-m", "shardex.cli", "--account-index",
+        children = [subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index",
                                       str(s.account_index + i), *child_args]) for i in range(count)]
         import signal as signals
 
@@ -134,11 +134,11 @@ def demo(protocol: Annotated[bool, typer.Option("--protocol", help="Only the nar
          as_json: JsonOpt = False) -> None:
     """The product on one machine: devnet, gateway and dashboard, 3 workers, a wordcount job, the money trail."""
     if protocol:
-        from shardex.protocol_demo import run_demo as run_protocol
+        from shardex_cli.protocol_demo import run_demo as run_protocol
 
         summary = asyncio.run(run_protocol(quiet=as_json))
     else:
-        from shardex.demo import run_demo
+        from shardex_cli.demo import run_demo
 
         summary = run_demo(quiet=as_json, keep=(not as_json) if keep is None else keep, port=port)
     if as_json:

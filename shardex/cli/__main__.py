@@ -1,3 +1,0 @@
-from shardex.cli import app
-
-app()

@@ -1,0 +1,3 @@
+from shardex_cli import app
+
+app()
