@@ -24,10 +24,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from web3.exceptions import BlockNotFound
 
 from backend import db
 from shardex.chain import ChainClient
 from shardex.chain.models import Event, JobState, Outcome
+from shardex.errors import ShardexError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ _REGISTRY_EVENTS = {"Staked", "UnbondRequested", "Unbonded", "CollateralLocked",
                     "EndpointAnnounced"}
 
 
-class ReorgTooDeep(RuntimeError):
+class ReorgTooDeep(ShardexError):
     """No stored block within the bound matches the chain: run ``rebuild()``."""
 
 
@@ -170,10 +172,8 @@ class Indexer:
         """The chain's (hash, timestamp) at ``number``, or None when the chain is not that long."""
         try:
             block = await self.client.w3.eth.get_block(number)
-        except Exception as exc:  # web3 raises BlockNotFound (its type depends on the web3 version)
-            if "not found" in str(exc).lower() or type(exc).__name__ == "BlockNotFound":
-                return None
-            raise
+        except BlockNotFound:
+            return None
         return _hex(block["hash"]), int(block["timestamp"])
 
     async def _hash(self, number: int) -> str | None:

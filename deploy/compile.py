@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from shardex.errors import ShardexError
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = ROOT / "contracts"
 ARTIFACTS_DIR = ROOT / "shardex" / "abi"
@@ -35,7 +37,7 @@ SETTINGS = {
 }
 
 
-class CompileError(RuntimeError):
+class CompileError(ShardexError):
     """solc reported errors; the message lists them."""
 
 

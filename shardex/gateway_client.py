@@ -12,9 +12,10 @@ import httpx
 from eth_account import Account
 
 from shardex import siwe
+from shardex.errors import ShardexError
 
 
-class GatewayError(Exception):
+class GatewayError(ShardexError):
     """The gateway answered with a problem (RFC 9457); ``problem`` holds its body."""
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:

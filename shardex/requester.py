@@ -21,7 +21,8 @@ from shardex.chain.models import (
 )
 from shardex.errors import ShardexError
 from shardex.storage import CID, EmbeddedStore, StoreError
-from shardex.storage.fetcher import Fetcher, HttpProvider
+from shardex.storage.fetcher import Fetcher
+from shardex.storage.providers import Providers
 
 
 class SubmitError(ShardexError):
@@ -191,10 +192,11 @@ async def status(client: ChainClient, job_id: int) -> dict:
 
 # ------------------------------------------------------------------ result
 
-async def providers_from_chain(client: ChainClient) -> list[HttpProvider]:
+async def announced_urls(client: ChainClient) -> list[str]:
+    """Every endpoint announced on chain, the latest one per address."""
     urls = {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
             if isinstance(e, EndpointAnnounced)}
-    return [HttpProvider(u, timeout=15) for u in dict.fromkeys(urls.values())]
+    return list(dict.fromkeys(urls.values()))
 
 
 async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Path,
@@ -205,13 +207,10 @@ async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Pa
         raise ShardexError(f"job {job_id} is {job.state.name}, not COMPLETED: no result to assemble")
     settled = {e.task_id: e.digest for e in await client.events(names=["TaskSettled"], job_id=job_id)
                if isinstance(e, TaskSettled)}
-    providers = await providers_from_chain(client)
-    try:
-        parts = await result_parts(store, Fetcher(providers, store),
-                                   job_id, [settled[job.map_tasks + p] for p in range(job.reduce_tasks)])
-    finally:
-        for provider in providers:
-            await provider.aclose()
+    async with Providers() as providers:
+        fetcher = providers.fetcher(store, await announced_urls(client))
+        parts = await result_parts(store, fetcher, job_id,
+                                   [settled[job.map_tasks + p] for p in range(job.reduce_tasks)])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     size = 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation, localcontext
 
+from shardex.errors import ShardexError
+
 _UNITS = {"eth": 10**18, "ether": 10**18, "gwei": 10**9, "wei": 1}
 
 
-class AmountError(ValueError):
+class AmountError(ShardexError, ValueError):
     """An amount string that is not a non-negative whole number of wei."""
 
 

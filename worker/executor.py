@@ -34,6 +34,7 @@ from pathlib import Path
 
 from worker import proctree
 from worker.cgroup import CgroupParent, TaskCgroup
+from shardex.errors import ShardexError
 from shardex.programs.run import READY_LINE
 from worker.sandbox import TASK_DIR, Sandbox, pythonpath
 
@@ -45,7 +46,7 @@ STDERR_KEEP = 64 * 1024  # a program may print gigabytes to stderr: keep its tai
 WATCH_INTERVAL_S = 0.05
 
 
-class RunnerFailure(RuntimeError):
+class RunnerFailure(ShardexError):
     """The task could not run on this machine; says nothing about the job."""
 
 

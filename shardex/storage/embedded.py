@@ -105,24 +105,28 @@ class EmbeddedStore:
     def get_block_sync(self, cid: CID | str) -> bytes:
         return self.blocks.get(CID.parse(cid))
 
+    # Disk reads, writes and hashing run in a thread: never on the event loop,
+    # which serves HTTP and follows the chain in the same process.
+
     async def get_block(self, cid: CID | str) -> bytes:
-        return self.get_block_sync(cid)
+        return await asyncio.to_thread(self.get_block_sync, cid)
 
     async def put_block(self, cid: CID | str, data: bytes) -> None:
-        self.blocks.put(CID.parse(cid), data)
+        await asyncio.to_thread(self.blocks.put, CID.parse(cid), data)
 
     async def has_block(self, cid: CID | str) -> bool:
-        return self.blocks.has(CID.parse(cid))
+        return await asyncio.to_thread(self.blocks.has, CID.parse(cid))
 
     def cat_sync(self, cid: CID | str) -> Iterator[bytes]:
         return reader.iter_file(self.blocks.get, CID.parse(cid))
 
     async def cat(self, cid: CID | str) -> AsyncIterator[bytes]:
-        for part in self.cat_sync(cid):
+        parts = self.cat_sync(cid)
+        while (part := await asyncio.to_thread(next, parts, None)) is not None:
             yield part
 
     async def cat_bytes(self, cid: CID | str) -> bytes:
-        return b"".join(self.cat_sync(cid))
+        return await asyncio.to_thread(lambda: b"".join(self.cat_sync(cid)))
 
     def kind(self, cid: CID | str) -> str:
         cid = CID.parse(cid)
@@ -157,13 +161,16 @@ class EmbeddedStore:
     async def pin(self, cid: CID | str) -> None:
         """Recursively pin a DAG; every block must be present (else BlockNotFound)."""
         cid = CID.parse(cid)
-        for _ in self.walk(cid):
-            pass
-        self.blocks.pin(cid)
+
+        def walk_and_pin() -> None:
+            for _ in self.walk(cid):
+                pass
+            self.blocks.pin(cid)
+        await asyncio.to_thread(walk_and_pin)
 
     async def unpin(self, cid: CID | str) -> None:
         cid = CID.parse(cid)
-        if not self.blocks.unpin(cid):
+        if not await asyncio.to_thread(self.blocks.unpin, cid):
             raise StoreError(f"{cid} is not pinned")
 
     def pins(self) -> list[CID]:
