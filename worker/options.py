@@ -1,0 +1,44 @@
+"""What a worker operator sets: one object, passed in (the CLI builds it from flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.sandbox import DEFAULT_UID_BASE
+
+
+@dataclass
+class WorkerOptions:
+    data_dir: Path
+    stake: int = 10**18
+    max_tasks: int = 2
+    claim_batch: int = 16
+    programs: frozenset[str] | None = None  # allow-list of built-ins; None = all
+    allow_user_programs: bool = True
+    memory_mb: int = 4096
+    #: Cores each task's thread pools are sized to; None: this machine's cores / max_tasks.
+    cpus_per_task: int | None = None
+    #: Bytes a task may write, at most (a job asks for its own, up to this).
+    disk_mb: int = 16384
+    #: Isolate tasks with bubblewrap. Off (or unavailable): built-in programs only.
+    sandbox: bool = True
+    task_uid_base: int = DEFAULT_UID_BASE
+    #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
+    mps: bool = False
+    mps_control: str = "nvidia-cuda-mps-control"
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    poll_interval: float = 0.25
+    grace_s: float = 30.0
+    withdraw_every_s: float = 30.0
+    #: "auto" (NVML if there is a GPU), "none", or a fake pool like "fake:2x80GB".
+    gpus: str = "auto"
+    gpu_policy: str = "binpack"
+    #: Serve online embed requests beside offline tasks, with this p99 SLO (ms); None: offline only.
+    online_slo_ms: float | None = None
+    online_port: int = 0
+    online_standin: bool = False  # test only: a CPU-bound stand-in instead of the model
+    #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
+    corrupt_output: bool = False
