@@ -38,10 +38,11 @@ from worker.executor import RunnerFailure, TaskLimits, kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
 from worker.http import worker_app
+from worker.loopstats import LoopStats
 from worker.options import WorkerOptions
 from worker.runtime import TaskRuntime
 from worker.settlement import Settlement
-from worker.state import OPEN, State
+from worker.state import OPEN, AsyncState
 from worker.tasks import TaskInput, compute
 
 log = logging.getLogger("shardex.worker")
@@ -69,8 +70,9 @@ class Agent:
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
         self.runner_failures: dict[int, int] = defaultdict(int)
+        self.loop_stats = LoopStats()
         self.chain = ChainClient(rpc_url, deployment, account)
-        self.state = State(opts.data_dir / "state.sqlite")
+        self.state = AsyncState(opts.data_dir / "state.sqlite")
         self.store = EmbeddedStore(opts.data_dir / "store")
         self.address = account.address
         self.stopping = asyncio.Event()
@@ -104,13 +106,16 @@ class Agent:
         await self._serve_outputs()
         await self._ensure_stake()
         watchdog = asyncio.create_task(self.watchdog.run())
+        lag_monitor = asyncio.create_task(self.loop_stats.watch())
         if self.colocation is not None:
             await self._serve_online()
         log.info("worker %s serving %s; GPUs: %s, sharing: %s", self.address, self.endpoint,
                  self.gpu_pool.advertise(), self.runtime.gpu_sharing)
         try:
             while not self.stopping.is_set():
+                started = loop.time()
                 await self.tick()
+                self.loop_stats.tick_took(loop.time() - started)
                 try:
                     await asyncio.wait_for(self.stopping.wait(), self.opts.poll_interval)
                 except TimeoutError:
@@ -118,6 +123,7 @@ class Agent:
             await self._drain()
         finally:
             watchdog.cancel()
+            lag_monitor.cancel()
             if self.colocation is not None:
                 self._controller_task.cancel()
                 self.colocation.release_all()
@@ -127,7 +133,7 @@ class Agent:
             await self._outputs_server.stop()
             await self.providers.aclose()
             await self.chain.aclose()
-            self.state.close()
+            await self.state.close()
             await self.runtime.close()
 
     async def tick(self) -> None:
@@ -137,7 +143,7 @@ class Agent:
         await self._reconcile(now)
         if not self.stopping.is_set():
             await self._claim()
-        self._start_computations()
+        await self._start_computations()
         await self.settlement.commit()
         await self.settlement.reveal(now)
         await self.settlement.collect(now, self.jobs)
@@ -155,7 +161,7 @@ class Agent:
             if self.running:
                 await asyncio.wait(list(self.running.values()), timeout=max(0.0, deadline - loop.time()))
             await self.tick()
-            if not self.running and not self.state.replicas("computed", "committing"):
+            if not self.running and not await self.state.replicas("computed", "committing"):
                 break
             await asyncio.sleep(self.opts.poll_interval)
         await self._maybe_withdraw(loop_time=None)
@@ -171,7 +177,7 @@ class Agent:
                 "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
                 "user_programs": self.runtime.user_programs,
                 "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
-                "sandbox": self.runtime.describe(),
+                "sandbox": self.runtime.describe(), "loop": self.loop_stats.summary(),
                 "online": None if self.colocation is None else {"url": self.online_url,
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}
@@ -191,31 +197,31 @@ class Agent:
         if info.stake < self.opts.stake:
             await self.chain.stake(self.opts.stake - info.stake)
             log.info("staked %d wei", self.opts.stake - info.stake)
-        if self.state.get("endpoint") != self.endpoint:
+        if await self.state.get("endpoint") != self.endpoint:
             await self.chain.announce(self.endpoint)
-            self.state.put("endpoint", self.endpoint)
+            await self.state.put("endpoint", self.endpoint)
 
     # ------------------------------------------------------------ chain events
 
     async def sync(self) -> None:
         latest = await self.chain.block_number()
-        cursor = self.state.cursor
+        cursor = await self.state.get_cursor()
         start = cursor + 1 if cursor >= 0 else self.chain.deployment.block
         while start <= latest:
             end = min(latest, start + 4999)
             for event in await self.chain.events(from_block=start, to_block=end):
-                self._on_event(event)
-            self.state.cursor = end
+                await self._on_event(event)
+            await self.state.set_cursor(end)
             start = end + 1
 
-    def _on_event(self, e) -> None:
+    async def _on_event(self, e) -> None:
         if isinstance(e, JobPosted):
-            if self.state.job(e.job_id) is None:
-                self.state.set_job(e.job_id, "new")
+            if await self.state.job(e.job_id) is None:
+                await self.state.set_job(e.job_id, "new")
         elif isinstance(e, EndpointAnnounced):
-            self.state.set_endpoint(e.worker, e.endpoint)
+            await self.state.set_endpoint(e.worker, e.endpoint)
         elif isinstance(e, TaskSettled):
-            self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
+            await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
         elif isinstance(e, TaskClaimed) and e.worker != self.address:
             self.others_claims[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
         elif isinstance(e, ResultCommitted):
@@ -224,32 +230,32 @@ class Agent:
 
     # ------------------------------------------------------------ jobs
 
-    def fetcher(self, requester: str | None = None) -> Fetcher:
-        endpoints = self.state.endpoints()
+    async def fetcher(self, requester: str | None = None) -> Fetcher:
+        endpoints = await self.state.endpoints()
         self.providers.exclude = {self.endpoint} if self.endpoint else set()
         return self.providers.fetcher(self.store, endpoints.values(),
                                       first=endpoints.get((requester or "").lower()))
 
     async def _evaluate_jobs(self) -> None:
-        for job_id in self.state.jobs_with_status("new"):
+        for job_id in await self.state.jobs_with_status("new"):
             info = await self.chain.job(job_id)
             if not info.state.active:
-                self.state.set_job(job_id, "done", reason=info.state.name)
+                await self.state.set_job(job_id, "done", reason=info.state.name)
                 continue
             try:
                 cid = jobs.spec_cid(info.spec_digest)
-                await self.fetcher(info.requester).fetch(cid)
+                await (await self.fetcher(info.requester)).fetch(cid)
                 spec = jobs.JobSpec.from_bytes(await self.store.cat_bytes(cid))
             except (StoreError, jobs.JobSpecError) as exc:
                 log.info("job %d: spec not available yet (%s)", job_id, exc)
                 continue
             reason = self.admission.refuse(spec, info)
-            self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
+            await self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
             log.info("job %d %s%s", job_id, "rejected: " if reason else "accepted", reason or "")
-        for job_id in self.state.jobs_with_status("accepted"):
+        for job_id in await self.state.jobs_with_status("accepted"):
             job = self.jobs.get(job_id)
             if job is None:
-                _, spec_bytes = self.state.job(job_id)
+                _, spec_bytes = await self.state.job(job_id)
                 self.jobs[job_id] = _Job(jobs.JobSpec.from_bytes(spec_bytes), await self.chain.job(job_id))
             elif job.info.state.active:  # a finished job stays finished: no need to ask the chain again
                 job.info = await self.chain.job(job_id)
@@ -265,7 +271,7 @@ class Agent:
             return
         # A claim occupies a slot from the claim until its result is computed
         # (running tasks are among these rows: do not count them twice).
-        free = self.opts.max_tasks - len(self.state.replicas("claiming", "claimed"))
+        free = self.opts.max_tasks - len(await self.state.replicas("claiming", "claimed"))
         if free <= 0:
             return
         w = await self.chain.worker()
@@ -274,7 +280,7 @@ class Agent:
             if not info.state.active or free <= 0:
                 continue
             first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
-            mine = {(r.task_id) for r in self.state.replicas(*OPEN, job_id=job_id)}
+            mine = {(r.task_id) for r in await self.state.replicas(*OPEN, job_id=job_id)}
             candidates = [t for t in range(first, last) if t not in mine]
             random.shuffle(candidates)  # spread workers over tasks instead of racing for the same ones
             picked: list[tuple[int, int]] = []
@@ -291,34 +297,34 @@ class Agent:
             if not picked or w.free_stake < info.collateral * len(picked):
                 continue
             for task_id, rnd in picked:
-                self.state.upsert(job_id, task_id, rnd, "claiming")
+                await self.state.upsert(job_id, task_id, rnd, "claiming")
             try:
                 receipt = await self.chain.claim(job_id, [t for t, _ in picked])
             except ContractRevert as exc:
                 log.info("job %d: claim of %s refused: %s", job_id, [t for t, _ in picked], exc)
                 for task_id, rnd in picked:
-                    self.state.forget(job_id, task_id, rnd)
+                    await self.state.forget(job_id, task_id, rnd)
                 continue
             for e in receipt.events:
                 if isinstance(e, TaskClaimed):
-                    self.state.upsert(job_id, e.task_id, e.round, "claimed", lease_deadline=e.lease_deadline)
+                    await self.state.upsert(job_id, e.task_id, e.round, "claimed", lease_deadline=e.lease_deadline)
             free -= len(picked)
 
-    def _start_computations(self) -> None:
+    async def _start_computations(self) -> None:
         if not self._admitting():
             return
-        for row in self.state.replicas("claimed"):
+        for row in await self.state.replicas("claimed"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or row.job_id not in self.jobs:
                 continue
             job = self.jobs[row.job_id]
-            inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, self.state.settled(row.job_id))
+            inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, await self.state.settled(row.job_id))
             task = asyncio.create_task(self._compute(inp))
             self.running[key] = task
             task.add_done_callback(lambda _t, key=key: self.running.pop(key, None))
 
     async def _compute(self, inp: TaskInput) -> None:
-        fetcher = self.fetcher(str(self.jobs[inp.job_id].info.requester))
+        fetcher = await self.fetcher(str(self.jobs[inp.job_id].info.requester))
         lease, pids = None, []
         res = inp.spec.resources
         if res.gpus > 0:
@@ -354,7 +360,7 @@ class Agent:
             log.warning("job %d task %d: the task runner failed on this worker: %s", inp.job_id, inp.task_id, exc)
             if self.runner_failures[inp.job_id] >= 2:
                 reason = f"this worker cannot run it: {exc}"[:500]
-                self.state.set_job(inp.job_id, "rejected", reason=reason)
+                await self.state.set_job(inp.job_id, "rejected", reason=reason)
                 self.jobs.pop(inp.job_id, None)
                 log.error("job %d rejected: %s", inp.job_id, reason)
             await asyncio.sleep(1.0)
@@ -381,24 +387,24 @@ class Agent:
         if self.opts.corrupt_output:
             digest = jobs.manifest_cid(digest).digest[::-1]  # a wrong, but well-formed, digest
         # Written before the commit transaction exists: digest and salt survive any crash.
-        self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
+        await self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
 
     # ------------------------------------------------------------ commit, reveal, collect
 
     async def _reconcile(self, now: int) -> None:
         """Claims whose transaction outcome is unknown (a crash between intent and
         receipt), and claims that ran out of lease before committing."""
-        for row in self.state.replicas("claiming", "claimed"):
+        for row in await self.state.replicas("claiming", "claimed"):
             if (row.job_id, row.task_id, row.round) in self.running:
                 continue
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if row.status == "claiming":
                 if rep.state == ReplicaState.CLAIMED and rep.round == row.round:
-                    self.state.upsert(row.job_id, row.task_id, row.round, "claimed", lease_deadline=rep.deadline)
+                    await self.state.upsert(row.job_id, row.task_id, row.round, "claimed", lease_deadline=rep.deadline)
                 else:
-                    self.state.forget(row.job_id, row.task_id, row.round)
+                    await self.state.forget(row.job_id, row.task_id, row.round)
             elif row.lease_deadline and now > row.lease_deadline:
-                self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
+                await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
 
     async def _janitor(self, now: int) -> None:
         """Slash no-shows whose lease expired, so their slots reopen (anyone may)."""

@@ -12,13 +12,13 @@ from collections import defaultdict
 
 from shardex.chain import ChainClient, ReplicaState, commitment_of
 from shardex.chain.errors import ContractRevert
-from worker.state import State
+from worker.state import AsyncState
 
 log = logging.getLogger("shardex.worker")
 
 
 class Settlement:
-    def __init__(self, chain: ChainClient, state: State, address: str) -> None:
+    def __init__(self, chain: ChainClient, state: AsyncState, address: str) -> None:
         self.chain = chain
         self.state = state
         self.address = address
@@ -26,11 +26,11 @@ class Settlement:
     async def commit(self) -> None:
         """Commit every computed replica, one transaction per job."""
         by_job = defaultdict(list)
-        for row in self.state.replicas("computed", "committing"):
+        for row in await self.state.replicas("computed", "committing"):
             by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():
             for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "committing")
+                await self.state.upsert(job_id, row.task_id, row.round, "committing")
             commitments = [commitment_of(r.digest, r.salt, self.address, job_id, r.task_id) for r in rows]
             try:
                 await self.chain.commit(job_id, [r.task_id for r in rows], commitments)
@@ -39,29 +39,29 @@ class Settlement:
                 await self._settle_rows_individually(rows)
                 continue
             for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "committed")
+                await self.state.upsert(job_id, row.task_id, row.round, "committed")
 
     async def _settle_rows_individually(self, rows) -> None:
         """After a batch was refused: learn from the chain what each replica is."""
         for row in rows:
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if rep.state == ReplicaState.COMMITTED and rep.round == row.round:
-                self.state.upsert(row.job_id, row.task_id, row.round, "committed")
+                await self.state.upsert(row.job_id, row.task_id, row.round, "committed")
             elif rep.state == ReplicaState.CLAIMED and rep.round == row.round:
                 try:
                     await self.chain.commit(row.job_id, [row.task_id],
                                             [commitment_of(row.digest, row.salt, self.address, row.job_id,
                                                            row.task_id)])
-                    self.state.upsert(row.job_id, row.task_id, row.round, "committed")
+                    await self.state.upsert(row.job_id, row.task_id, row.round, "committed")
                 except ContractRevert as exc:
-                    self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
+                    await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
             else:
-                self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
+                await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
 
     async def reveal(self, now: int) -> None:
         """Reveal every committed replica whose round's reveal window is open."""
         by_job = defaultdict(list)
-        for row in self.state.replicas("committed"):
+        for row in await self.state.replicas("committed"):
             task = await self.chain.task(row.job_id, row.task_id)
             if task.round == row.round and task.reveal_deadline and now <= task.reveal_deadline:
                 by_job[row.job_id].append(row)
@@ -76,18 +76,18 @@ class Settlement:
                         await self.chain.reveal(job_id, [row.task_id], [row.digest], [row.salt])
                     except ContractRevert:
                         continue
-                    self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                    await self.state.upsert(job_id, row.task_id, row.round, "revealed")
                 continue
             for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                await self.state.upsert(job_id, row.task_id, row.round, "revealed")
 
     async def collect(self, now: int, jobs: dict) -> None:
         """Collect (and so release the collateral of) every replica whose round is over."""
         by_job = defaultdict(list)
-        for row in self.state.replicas("revealed", "committed"):
+        for row in await self.state.replicas("revealed", "committed"):
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if rep.state == ReplicaState.NONE or rep.round != row.round:
-                self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
+                await self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
                 continue
             task = await self.chain.task(row.job_id, row.task_id)
             job = jobs[row.job_id].info  # read from the chain this tick, by the agent's job evaluation
@@ -105,4 +105,4 @@ class Settlement:
                 log.info("job %d: collect refused: %s", job_id, exc)
                 continue
             for row in rows:
-                self.state.upsert(job_id, row.task_id, row.round, "resolved")
+                await self.state.upsert(job_id, row.task_id, row.round, "resolved")

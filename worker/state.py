@@ -8,8 +8,11 @@ commitment — without the salt it could never reveal, and would be slashed.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +63,9 @@ class ReplicaRow:
 class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit: each write is durable at once
+        # Autocommit: each write is durable at once. Used from one thread at a time
+        # (AsyncState's own, for the agent), not necessarily the one that opened it.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
@@ -85,6 +90,12 @@ class State:
     @cursor.setter
     def cursor(self, block: int) -> None:
         self.put("cursor", str(block))
+
+    def get_cursor(self) -> int:
+        return self.cursor
+
+    def set_cursor(self, block: int) -> None:
+        self.cursor = block
 
     # ------------------------------------------------------------ jobs
 
@@ -144,3 +155,26 @@ class State:
     def forget(self, job_id: int, task_id: int, rnd: int) -> None:
         """Drop a replica this worker turned out never to hold (its claim did not happen)."""
         self.db.execute("DELETE FROM replicas WHERE job_id = ? AND task_id = ? AND round = ?", (job_id, task_id, rnd))
+
+
+class AsyncState:
+    """The same State for async code: every call runs on one thread of its own, in
+    the order it was made. A write awaited here is on disk (synchronous=FULL)
+    before the caller goes on to send the transaction it guards, and the fsync
+    no longer stalls the event loop that serves HTTP and follows the chain."""
+
+    def __init__(self, path: Path) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-state")
+        self._state = State(path)
+
+    def __getattr__(self, name: str):
+        method = getattr(self._state, name)
+
+        async def call(*args, **kwargs):
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, functools.partial(method, *args, **kwargs))
+        return call
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._state.close)
+        self._thread.shutdown(wait=True)
