@@ -164,7 +164,11 @@ class Indexer:
         self.head: int | None = None  # the chain's latest block when last asked
         self.last_error: str | None = None
         self._wake = asyncio.Event()
+        self._committed = asyncio.Event()  # set (and replaced) after every commit
         db.ensure_schema(engine)
+        # This process is the index's only writer: its cursor is kept here and read
+        # from the database only at start, not on every /healthz and read-your-writes poll.
+        self._cursor = self._read_cursor()
 
     # ------------------------------------------------------------ chain
 
@@ -190,10 +194,34 @@ class Indexer:
         return max(0, self.head - (cur[0] if cur else self.client.deployment.block - 1))
 
     def cursor(self) -> tuple[int, str] | None:
+        """The last indexed block (number, hash), None before the first."""
+        return self._cursor
+
+    def _read_cursor(self) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(db.cursor.c.block_number, db.cursor.c.block_hash)
                                .where(db.cursor.c.id == 1)).first()
         return None if row is None else (row.block_number, row.block_hash)
+
+    def _committed_at(self, cursor: tuple[int, str] | None) -> None:
+        self._cursor = cursor
+        self._committed.set()
+        self._committed = asyncio.Event()
+
+    async def wait_for_block(self, block: int, timeout: float) -> bool:
+        """Until ``block`` is indexed (True) or ``timeout`` passes (False); wakes the indexer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.wake()
+        while self._cursor is None or self._cursor[0] < block:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._committed.wait(), left)
+            except TimeoutError:
+                return False
+        return True
 
     # ------------------------------------------------------------ reorgs
 
@@ -206,13 +234,7 @@ class Indexer:
             return
         log.warning("reorg: block %d hash changed, walking back", number)
         floor = number - self.max_reorg_depth
-        with self.engine.connect() as conn:
-            candidates = conn.execute(
-                select(db.events.c.block_number, db.events.c.block_hash).distinct()
-                .where(db.events.c.block_number < number, db.events.c.block_number >= floor)
-                .order_by(db.events.c.block_number.desc())).all()
-            older = conn.execute(select(db.events.c.block_number)
-                                 .where(db.events.c.block_number < floor).limit(1)).first()
+        candidates, older = await asyncio.to_thread(self._recent_blocks, number, floor)
         fork: tuple[int, str] | None = None
         for block_number, block_hash in candidates:
             if await self._hash(block_number) == block_hash:
@@ -220,8 +242,26 @@ class Indexer:
                 break
         if fork is None and older is not None:
             raise ReorgTooDeep(f"no stored block within {self.max_reorg_depth} of {number} matches the chain")
+        keep = fork[0] if fork else -1
+        affected = await asyncio.to_thread(self._roll_back, keep, fork)
+        self._committed_at(fork)
+        if self.on_commit is not None:
+            self.on_commit([], keep)
+        log.warning("reorg: rolled back to block %s, %d jobs recomputed", keep if fork else "start", len(affected))
+
+    def _recent_blocks(self, number: int, floor: int) -> tuple[list, Any]:
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(db.events.c.block_number, db.events.c.block_hash).distinct()
+                .where(db.events.c.block_number < number, db.events.c.block_number >= floor)
+                .order_by(db.events.c.block_number.desc())).all()
+            older = conn.execute(select(db.events.c.block_number)
+                                 .where(db.events.c.block_number < floor).limit(1)).first()
+        return candidates, older
+
+    def _roll_back(self, keep: int, fork: tuple[int, str] | None) -> list[int]:
+        """Delete what came after ``keep`` and recompute the jobs it touched, in one transaction."""
         with self.engine.begin() as conn:
-            keep = fork[0] if fork else -1
             affected = [r.job_id for r in conn.execute(
                 select(db.events.c.job_id).distinct()
                 .where(db.events.c.block_number > keep, db.events.c.job_id.is_not(None)))]
@@ -231,9 +271,7 @@ class Indexer:
                 conn.execute(delete(db.cursor))
             else:
                 _set_cursor(conn, *fork)
-        if self.on_commit is not None:
-            self.on_commit([], keep)
-        log.warning("reorg: rolled back to block %s, %d jobs recomputed", keep if fork else "start", len(affected))
+        return affected
 
     # ------------------------------------------------------------ indexing
 
@@ -268,11 +306,15 @@ class Indexer:
         if await self._hash(hi) != hi_hash:  # a reorg between the reads: don't store a mix
             return None
         rows = [event_row(e, *blocks[e.block_number]) for e in evs]
-        with self.engine.begin() as conn:
-            self._write_chunk(conn, rows, hi, hi_hash)
+        await asyncio.to_thread(self._commit_chunk, rows, hi, hi_hash)
+        self._committed_at((hi, hi_hash))
         if self.on_commit is not None and rows:
             self.on_commit(rows, None)
         return len(rows)
+
+    def _commit_chunk(self, rows: list[dict], hi: int, hi_hash: str) -> None:
+        with self.engine.begin() as conn:
+            self._write_chunk(conn, rows, hi, hi_hash)
 
     def _write_chunk(self, conn: Connection, rows: list[dict], hi: int, hi_hash: str) -> None:
         if rows:
@@ -303,7 +345,10 @@ class Indexer:
 
     async def rebuild(self) -> int:
         """Forget everything and re-index from the deployment block."""
-        with self.engine.begin() as conn:
-            for table in (*db.DERIVED, db.events, db.cursor):
-                conn.execute(delete(table))
+        def forget() -> None:
+            with self.engine.begin() as conn:
+                for table in (*db.DERIVED, db.events, db.cursor):
+                    conn.execute(delete(table))
+        await asyncio.to_thread(forget)
+        self._committed_at(None)
         return await self.sync_once()

@@ -4,7 +4,6 @@ handed to routes as dependencies (``Gateway``, ``Authed``)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -64,15 +63,10 @@ class GatewayState:
     async def indexed(self, block: int, timeout: float = 10.0) -> None:
         """Read-your-writes: wait (bounded) until the indexer has stored ``block``,
         so a GET right after a submit finds the job."""
-        deadline = time.monotonic() + timeout
-        self.indexer.wake()
-        while time.monotonic() < deadline:
-            cursor = self.indexer.cursor()
-            if cursor is not None and cursor[0] >= block:
-                return
-            if self.config.confirmations:
-                return  # confirmations delay indexing by design: don't hold the request for them
-            await asyncio.sleep(0.05)
+        if self.config.confirmations:
+            self.indexer.wake()
+            return  # confirmations delay indexing by design: don't hold the request for them
+        await self.indexer.wait_for_block(block, timeout)
 
 
 async def _gateway(request: Request) -> GatewayState:  # async: no threadpool hop per request
