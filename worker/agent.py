@@ -125,7 +125,7 @@ class Agent:
             watchdog.cancel()
             lag_monitor.cancel()
             if self.colocation is not None:
-                self._controller_task.cancel()
+                await asyncio.to_thread(self.colocation.stop)  # its thread continues every paused task on the way out
                 self.colocation.release_all()
                 await self._online_server.stop()
             for task in self.running.values():
@@ -188,7 +188,9 @@ class Agent:
 
         app = create_app(self.colocation, standin_embed_fn() if self.opts.online_standin else None)
         self._online_server = await start_server(app, self.opts.host, self.opts.online_port)
-        self._controller_task = asyncio.create_task(self.colocation.run())
+        # Its own thread, ticking every ~5 ms: a busy agent loop (claims, hashing,
+        # HTTP) must not delay a yield to online work.
+        self.colocation.start_in_thread()
         self.online_url = self._online_server.url
         log.info("online embed service at %s/embed, p99 SLO %g ms", self.online_url, self.opts.online_slo_ms)
 
