@@ -55,20 +55,37 @@ class SubmitRequest:
     escrow: int | None = None  # override (for testing the contract's check); default is exact
 
 
+#: Every bounded job parameter, (low, high) inclusive: the one set the CLI, the
+#: gateway's API (its form fields are declared from these) and submit all use.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "map_shards": (1, 10_000), "reduce_shards": (1, 1_000), "replication": (1, 16), "quorum": (1, 16),
+    "max_rounds": (1, 255), "lease_duration": (10, 30 * 86400), "reveal_window": (5, 7 * 86400),
+    "job_timeout": (60, 365 * 86400), "timeout_s": (1, 86400), "memory_mb": (16, 1 << 20), "disk_mb": (1, 1 << 24),
+    "gpus": (0, 64), "gpu_memory_mb": (0, 10_000_000), "gpu_share": (0.01, 1.0),
+}
+#: How the CLI names each (the messages speak to whoever typed them).
+FLAGS = {"lease_duration": "--lease", "timeout_s": "--task-timeout", "job_timeout": "--timeout"}
+
+
+def bounds(name: str) -> dict[str, float]:
+    """``ge``/``le`` for a pydantic or FastAPI field declaration."""
+    low, high = BOUNDS[name]
+    return {"ge": low, "le": high}
+
+
 def _validate(req: SubmitRequest) -> None:
     if (req.program is None) == (req.program_file is None):
         raise SubmitError("give exactly one of --program NAME or --program-file PATH")
-    if not 1 <= req.map_shards <= 10_000:
-        raise SubmitError(f"--map-shards must be 1..10000, got {req.map_shards}")
-    if not 1 <= req.reduce_shards <= 1_000:
-        raise SubmitError(f"--reduce-shards must be 1..1000, got {req.reduce_shards}")
-    if req.gpus < 0 or req.gpu_memory_mb < 0 or (req.gpu_memory_mb and not req.gpus):
-        raise SubmitError("--gpu-memory-mb needs --gpus >= 1, and neither may be negative")
-    if not 0.01 <= req.gpu_share <= 1 or (req.gpu_share != 1 and not req.gpus):
-        raise SubmitError(f"--gpu-share must be in [0.01, 1] and needs --gpus >= 1, got {req.gpu_share}")
-    if not 1 <= req.disk_mb <= 1 << 24:
-        raise SubmitError(f"--disk-mb must be 1..{1 << 24}, got {req.disk_mb}")
-    if not 1 <= req.quorum <= req.replication <= 16:
+    for name, (low, high) in BOUNDS.items():
+        value = getattr(req, name)
+        if not low <= value <= high:
+            flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+            raise SubmitError(f"{flag} must be {low}..{high}, got {value}")
+    if req.gpu_memory_mb and not req.gpus:
+        raise SubmitError("--gpu-memory-mb needs --gpus >= 1")
+    if req.gpu_share != 1 and not req.gpus:
+        raise SubmitError("--gpu-share needs --gpus >= 1")
+    if req.quorum > req.replication:
         raise SubmitError(f"need 1 <= quorum <= replication <= 16, got r={req.replication} q={req.quorum}")
 
 

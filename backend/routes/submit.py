@@ -17,7 +17,7 @@ from backend.problems import ApiProblem, responses
 from backend.state import Authed, Gateway, GatewayState
 from backend.submit import check_funds, decode_signed, parse_wei, save_upload, unsigned_transactions
 from shardex import jobs
-from shardex.requester import SubmitRequest, job_params, prepare
+from shardex.requester import SubmitRequest, bounds, job_params, prepare
 from shardex.storage import CID
 from shardex.storage.errors import BlockNotFound, FetchFailed
 
@@ -33,24 +33,24 @@ router = APIRouter()
 async def submit_job(
     s: Gateway, who: Authed, response: Response,
     program: Annotated[str | None, Form(max_length=64, description="Built-in program name.")] = None,
-    map_shards: Annotated[int, Form(ge=1, le=10_000)] = 4,
-    reduce_shards: Annotated[int, Form(ge=1, le=1_000)] = 1,
-    replication: Annotated[int, Form(ge=1, le=16)] = 1,
-    quorum: Annotated[int, Form(ge=1, le=16)] = 1,
+    map_shards: Annotated[int, Form(**bounds("map_shards"))] = 4,
+    reduce_shards: Annotated[int, Form(**bounds("reduce_shards"))] = 1,
+    replication: Annotated[int, Form(**bounds("replication"))] = 1,
+    quorum: Annotated[int, Form(**bounds("quorum"))] = 1,
     reward_wei: Annotated[str, Form(max_length=40, description="Per replica, wei.")] = "1000000000000000",
     collateral_wei: Annotated[str, Form(max_length=40, description="Per claim, wei.")] = "10000000000000000",
     min_stake_wei: Annotated[str, Form(max_length=40)] = "0",
     pattern: Annotated[str | None, Form(max_length=1000, description="Regex, for grep.")] = None,
-    lease_s: Annotated[int, Form(ge=10, le=30 * 86400)] = 600,
-    reveal_window_s: Annotated[int, Form(ge=10, le=7 * 86400)] = 120,
-    job_timeout_s: Annotated[int, Form(ge=60, le=365 * 86400)] = 3600,
-    max_rounds: Annotated[int, Form(ge=1, le=255)] = 3,
-    task_timeout_s: Annotated[float, Form(ge=1, le=86400)] = 600.0,
-    memory_mb: Annotated[int, Form(ge=16, le=1 << 20)] = 2048,
-    disk_mb: Annotated[int, Form(ge=1, le=1 << 24)] = 4096,
-    gpus: Annotated[int, Form(ge=0, le=64)] = 0,
-    gpu_memory_mb: Annotated[int, Form(ge=0, le=10_000_000)] = 0,
-    gpu_share: Annotated[float, Form(ge=0.01, le=1.0)] = 1.0,
+    lease_s: Annotated[int, Form(**bounds("lease_duration"))] = 600,
+    reveal_window_s: Annotated[int, Form(**bounds("reveal_window"))] = 120,
+    job_timeout_s: Annotated[int, Form(**bounds("job_timeout"))] = 3600,
+    max_rounds: Annotated[int, Form(**bounds("max_rounds"))] = 3,
+    task_timeout_s: Annotated[float, Form(**bounds("timeout_s"))] = 600.0,
+    memory_mb: Annotated[int, Form(**bounds("memory_mb"))] = 2048,
+    disk_mb: Annotated[int, Form(**bounds("disk_mb"))] = 4096,
+    gpus: Annotated[int, Form(**bounds("gpus"))] = 0,
+    gpu_memory_mb: Annotated[int, Form(**bounds("gpu_memory_mb"))] = 0,
+    gpu_share: Annotated[float, Form(**bounds("gpu_share"))] = 1.0,
     input_cid: Annotated[str | None, Form(max_length=200, description="Instead of a file: a CID.")] = None,
     signing: Annotated[Literal["wallet", "gateway"], Form(
         description="wallet (default): get unsigned transactions; gateway: dev mode, the gateway signs.")]
