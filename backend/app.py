@@ -32,7 +32,7 @@ from backend.state import DEFAULT_MAX_UPLOAD, GatewayConfig, GatewayState
 from shardex.chain import ChainClient
 from shardex.devnet import DEV_CHAIN_ID
 from shardex.storage import EmbeddedStore
-from shardex.storage.gateway import gateway_app
+from shardex.storage.trustless import gateway_app
 from shardex.storage.providers import Providers
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "GatewayConfig", "GatewayState", "create_app"]

@@ -67,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 import httpx
 
 from deploy.devnet import free_port
-from shardex.gateway_client import GatewayClient
+from shardex.api_client import GatewayClient
 from shardex.serving import wait_http
 
 WORKERS = (0, 1)  # dev key indices

@@ -51,7 +51,7 @@ async def start_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Runn
 @asynccontextmanager
 async def serving(store: EmbeddedStore, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """The store's trustless gateway, for the duration of the block."""
-    from shardex.storage.gateway import gateway_app
+    from shardex.storage.trustless import gateway_app
 
     running = await start_server(gateway_app(store), host, port)
     try:

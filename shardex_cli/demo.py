@@ -27,7 +27,7 @@ from shardex.chain import ChainClient
 from shardex.chain.models import ReplicaResolved
 from shardex.config import Settings
 from deploy.devnet import free_port
-from shardex.gateway_client import GatewayClient
+from shardex.api_client import GatewayClient
 from shardex.serving import wait_http
 from shardex.units import format_eth
 

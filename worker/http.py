@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 from shardex.storage import EmbeddedStore
-from shardex.storage.gateway import gateway_app
+from shardex.storage.trustless import gateway_app
 
 
 def worker_app(store: EmbeddedStore, describe: Callable[[], dict]) -> Callable:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from shardex.gateway_client import GatewayClient
+from shardex.api_client import GatewayClient
 from tests.python.e2e.conftest import REQUESTER, Devnet, Gateway, dev_key, real_text
 from tests.python.e2e.test_jobs import wordcount_reference
 

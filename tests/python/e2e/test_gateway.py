@@ -22,7 +22,7 @@ from eth_account import Account
 
 from shardex import siwe
 from shardex.chain import codec
-from shardex.gateway_client import GatewayClient, GatewayError
+from shardex.api_client import GatewayClient, GatewayError
 from tests.python.e2e.conftest import REQUESTER, Devnet, Gateway, dev_key, real_text
 from tests.python.e2e.test_jobs import wordcount_reference
 

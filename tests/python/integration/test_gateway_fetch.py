@@ -12,7 +12,7 @@ from shardex.storage import CID, BlockNotFound, EmbeddedStore, FetchFailed, Prov
 from shardex.storage import car
 from shardex.storage.cid import RAW
 from shardex.storage.fetcher import Fetcher, HttpProvider
-from shardex.storage.gateway import gateway_app
+from shardex.storage.trustless import gateway_app
 from shardex.storage.importer import CHUNK_SIZE
 from tests.python.serve import serve
 
