@@ -52,7 +52,6 @@ class SubmitRequest:
     gpus: int = 0
     gpu_share: float = 1.0
     gpu_memory_mb: int = 0
-    escrow: int | None = None  # override (for testing the contract's check); default is exact
 
 
 #: Every bounded job parameter, (low, high) inclusive: the one set the CLI, the
@@ -153,10 +152,7 @@ def job_params(req: SubmitRequest, spec_digest: bytes) -> JobParams:
 
 
 async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
-    call = client.post_job(job_params(req, spec.digest))
-    if req.escrow is not None:
-        call.value = req.escrow
-    receipt = await call
+    receipt = await client.post_job(job_params(req, spec.digest))
     return receipt.events_named("JobPosted")[0].job_id
 
 

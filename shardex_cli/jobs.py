@@ -83,7 +83,6 @@ def job_submit(
     gpu_memory_mb: Annotated[int, typer.Option(help="GPU memory each task needs, across its GPUs.")] = 0,
     gpu_share: Annotated[float, typer.Option(help="Part of each card's compute a task needs, (0, 1]: two tasks "
                                                   "of 0.5 share one card.")] = 1.0,
-    escrow: Annotated[str | None, typer.Option(hidden=True)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Serve the inputs and show progress until the job ends.")]
     = False,
     as_json: JsonOpt = False,
@@ -100,7 +99,7 @@ def job_submit(
                         max_rounds=max_rounds,
                         reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,
                         memory_mb=memory_mb, disk_mb=disk_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
-                        gpu_share=gpu_share, escrow=amount_arg(escrow) if escrow is not None else None)
+                        gpu_share=gpu_share)
 
     async def go() -> dict:
         s = settings(ctx)

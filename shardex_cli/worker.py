@@ -52,7 +52,6 @@ def worker_run(
                                                         "tasks yield to it.")] = None,
     online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
     online_standin: Annotated[bool, typer.Option(hidden=True)] = False,
-    test_corrupt_output: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
     import logging
@@ -99,7 +98,7 @@ def worker_run(
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
             sandbox=sandbox, port=port, poll_interval=poll,
             gpus=gpus, gpu_policy=gpu_policy, mps=mps, mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
-            online_standin=online_standin, corrupt_output=test_corrupt_output)
+            online_standin=online_standin)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:
         raise fail(False, exc) from None

@@ -386,8 +386,6 @@ class Agent:
             return  # not the program's outcome: commit nothing, the claim stays open
         cid = await self.store.add_bytes(manifest)
         digest = cid.digest
-        if self.opts.corrupt_output:
-            digest = jobs.manifest_cid(digest).digest[::-1]  # a wrong, but well-formed, digest
         # Written before the commit transaction exists: digest and salt survive any crash.
         await self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
 

@@ -40,5 +40,3 @@ class WorkerOptions:
     online_slo_ms: float | None = None
     online_port: int = 0
     online_standin: bool = False  # test only: a CPU-bound stand-in instead of the model
-    #: Test only: commit a wrong digest, to prove dishonesty is outvoted and slashed.
-    corrupt_output: bool = False

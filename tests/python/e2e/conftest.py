@@ -19,6 +19,7 @@ from shardex.serving import wait_http
 from tests.python.conftest import rpc
 
 REQUESTER = 9  # dev key index used by the requester; workers use 0..
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def real_text(limit: int) -> bytes:
@@ -40,11 +41,14 @@ class Devnet:
         self.workers: dict[int, subprocess.Popen] = {}
         self.info: dict = {}
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 180, account: int | None = REQUESTER
-            ) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = True, timeout: float = 180, account: int | None = REQUESTER,
+            fault: str | None = None) -> subprocess.CompletedProcess:
+        """``fault``: run it as tests.python.e2e.faults does (e.g. "underpay=1900000000000000")."""
         prefix = ["--account-index", str(account)] if account is not None else []
-        proc = subprocess.run([sys.executable, "-m", "shardex_cli", *prefix, *args], capture_output=True,
-                              env=self.env, timeout=timeout)
+        command = ["-m", "shardex_cli"] if fault is None else ["-m", "tests.python.e2e.faults", fault]
+        env = self.env if fault is None else {**self.env, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, *command, *prefix, *args], capture_output=True, env=env,
+                              timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"shardex {' '.join(args)} exited {proc.returncode}:\n{proc.stderr.decode()[-3000:]}")
         return proc
@@ -52,9 +56,14 @@ class Devnet:
     def json(self, *args: str, **kw) -> dict:
         return json.loads(self.cli(*args, "--json", **kw).stdout)
 
-    def start_worker(self, index: int, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start_worker(self, index: int, *extra: str, env: dict[str, str] | None = None,
+                     fault: str | None = None) -> subprocess.Popen:
+        """``fault``: run it as tests.python.e2e.faults does (e.g. "liar")."""
         log = open(self.home / f"worker-{index}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(index), "worker", "run",
+        command = ["-m", "shardex_cli"] if fault is None else ["-m", "tests.python.e2e.faults", fault]
+        if fault is not None:
+            env = {"PYTHONPATH": str(ROOT), **(env or {})}
+        proc = subprocess.Popen([sys.executable, *command, "--account-index", str(index), "worker", "run",
                                  "--data-dir", str(self.home / f"worker-{index}"), "--poll", "0.2", *extra],
                                 env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.workers[index] = proc

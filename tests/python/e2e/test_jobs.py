@@ -75,7 +75,7 @@ def test_dishonest_worker_is_outvoted_and_slashed(devnet: Devnet, tmp_path: Path
     src.write_bytes(text)
     devnet.start_worker(0)
     devnet.start_worker(1)
-    devnet.start_worker(2, "--test-corrupt-output")
+    devnet.start_worker(2, fault="liar")
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--reduce-shards",
                  "1", "--replication", "3", "--quorum", "2", "--collateral", "0.05")
     assert out["state"] == "COMPLETED"
@@ -158,7 +158,7 @@ def test_bad_jobs_fail_clearly_and_never_strand_funds(devnet: Devnet, tmp_path: 
     src = tmp_path / "input.txt"
     src.write_bytes(real_text(50_000))
     cheap = devnet.cli("job", "submit", "--program", "wordcount", "--input", str(src), "--map-shards", "2",
-                       "--reward", "0.001", "--escrow", "0.0019", "--wait", "--json", check=False)
+                       "--reward", "0.001", "--wait", "--json", check=False, fault=f"underpay={19 * 10**14}")
     error = json.loads(cheap.stderr)["error"]
     assert error == {"name": "JobMarketEscrowMismatch", "args": {"required": 3 * 10**15, "provided": 19 * 10**14}}
     assert devnet.cli("job", "show", "1", check=False).returncode == 1  # nothing was posted
@@ -246,7 +246,7 @@ def test_a_task_that_never_reaches_quorum_fails_the_job_and_refunds_everything(d
     src = tmp_path / "input.txt"
     src.write_bytes(real_text(100_000))
     devnet.start_worker(0)
-    devnet.start_worker(1, "--test-corrupt-output")
+    devnet.start_worker(1, fault="liar")
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "1", "--replication", "2",
                  "--quorum", "2", "--max-rounds", "2", "--reward", "0.001", "--collateral", "0.01")
     assert out["state"] == "FAILED"  # two rounds, two different digests each time

@@ -1,0 +1,51 @@
+"""Dishonest parties for the e2e tests: the real `shardex` command with one fault
+injected through a seam, never through a flag of the product.
+
+    python -m tests.python.e2e.faults liar ARGS...        a worker whose every
+        committed result is a lie: a well-formed digest of a manifest no honest
+        replica produced (worker.agent's compute seam)
+    python -m tests.python.e2e.faults underpay=WEI ARGS...  a requester whose
+        postJob sends WEI as escrow instead of the exact amount (the chain
+        client's post_job seam): the contract's check must refuse it
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _liar() -> None:
+    import worker.agent
+
+    honest = worker.agent.compute
+
+    async def lie(*args, **kwargs) -> bytes:
+        return await honest(*args, **kwargs) + b"\n"  # other bytes, so another digest
+
+    worker.agent.compute = lie
+
+
+def _underpay(wei: int) -> None:
+    from shardex.chain.client import ChainClient
+
+    honest = ChainClient.post_job
+
+    def post_job(self, params):
+        call = honest(self, params)
+        call.value = wei
+        return call
+
+    ChainClient.post_job = post_job
+
+
+if __name__ == "__main__":
+    fault = sys.argv.pop(1)
+    if fault == "liar":
+        _liar()
+    elif fault.startswith("underpay="):
+        _underpay(int(fault.split("=", 1)[1]))
+    else:
+        raise SystemExit(f"unknown fault {fault!r}")
+    from shardex_cli import app
+
+    app()
