@@ -136,7 +136,7 @@ def test_programs_that_wreck_the_machine_are_contained(devnet: Devnet, tmp_path:
     src = tmp_path / "input.txt"
     src.write_text("".join(f"{a:<15}\n" for a in attacks))  # equal lines: one attack per map shard
     out = submit(devnet, "--program-file", str(program), "--input", str(src), "--map-shards", str(len(attacks)),
-                 "--task-timeout", "20", "--memory-mb", "512", "--disk-mb", "200")
+                 "--task-timeout", "8", "--memory-mb", "512", "--disk-mb", "200")
     assert out["state"] == "COMPLETED"  # every task settled on its deterministic error
 
     status = devnet.json("job", "status", str(out["job_id"]))
@@ -148,10 +148,11 @@ def test_programs_that_wreck_the_machine_are_contained(devnet: Devnet, tmp_path:
 
     errors = {attack: error_of(t) for attack, t in zip(attacks, status["task_list"][: len(attacks)], strict=True)}
     # A fork bomb races its own processes: it ends on its process limit, or on
-    # its memory limit when 256 interpreters' private pages outgrow 512 MB first.
-    assert errors["forkbomb"].startswith(("BlockingIOError", "memory: ")), errors
+    # its memory limit when 256 interpreters' private pages outgrow 512 MB first
+    # (or, on a machine slow enough, its time limit).
+    assert errors["forkbomb"].startswith(("BlockingIOError", "memory: ", "timeout: ")), errors
     assert errors["filldisk"] == "disk: the program wrote more than 200 MB", errors
-    assert errors["sleep"] == "timeout: the program ran longer than 20s", errors
+    assert errors["sleep"] == "timeout: the program ran longer than 8s", errors
     assert errors["memory"] == "memory: the program exceeded its 512 MB limit", errors
     assert worker.poll() is None
     stake = devnet.json("stake", "show", account=0)
