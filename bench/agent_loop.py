@@ -20,25 +20,14 @@ import os
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from corpus import real_text
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def real_text(mb: int) -> bytes:
-    out, size = [], 0
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        data = path.read_bytes()
-        out.append(data)
-        size += len(data)
-        if size >= mb << 20:
-            break
-    return b"".join(out)[: mb << 20].rsplit(b"\n", 1)[0] + b"\n"
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import asyncio
 import json
 import statistics
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -29,19 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from corpus import real_text  # noqa: E402 (bench/ is on the path: run as python bench/NAME.py)
 from worker.executor import TaskLimits, run_program  # noqa: E402
 from worker.sandbox import SandboxUnavailable, detect  # noqa: E402
-
-
-def real_text(mb: int) -> bytes:
-    out, size = [], 0
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        data = path.read_bytes()
-        out.append(data)
-        size += len(data)
-        if size >= mb << 20:
-            break
-    return b"".join(out)[: mb << 20].rsplit(b"\n", 1)[0] + b"\n"
 
 
 async def one_map(scratch: Path, sandbox, data: bytes) -> float:

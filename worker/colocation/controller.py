@@ -49,6 +49,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker import proctree
+
 log = logging.getLogger("shardex.worker.colocation")
 
 RUNNING = "running"
@@ -82,23 +84,12 @@ class Thresholds:
     min_samples: int = 5  # fewer samples than this in a window: slack is not judged (1.0)
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, process group) of a pid from /proc, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2 :].split()
-    return rest[0].decode(), int(rest[2])
-
-
 def _group_members(pgid: int) -> list[int]:
     members = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            st = _proc_stat(int(name))
-            if st is not None and st[1] == pgid:
+            st = proctree.stat(int(name))
+            if st is not None and st[2] == pgid:
                 members.append(int(name))
     return members
 
@@ -348,7 +339,7 @@ class ColocationController:
             if now - task.members_at > 0.5:
                 self._refresh_members(task, now)
             for pid in task.members:
-                st = _proc_stat(pid)
+                st = proctree.stat(pid)
                 if st is not None and st[0] not in _STOPPED_STATES:
                     return
         self.yield_ms.append((now - self._yield_t0) * 1000.0)
