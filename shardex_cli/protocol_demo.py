@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
-from collections import Counter
-
+import io
 
 from deploy.deploy import deploy
+from deploy.devnet import Anvil, rpc_call
+from shardex import jobs
 from shardex.chain import ChainClient, JobParams, commitment_of, new_salt
 from shardex.chain.errors import ChainError
-from deploy.devnet import Anvil, rpc_call
 from shardex.devnet import dev_accounts
+from shardex.programs import MapContext, ReduceContext, load_program
 from shardex.units import format_eth
 
 GWEI = 10**9
 ETH = 10**18
+WORDCOUNT = load_program(name="wordcount")
 
 
 def corpus() -> bytes:
@@ -33,36 +34,13 @@ def corpus() -> bytes:
     return "\n".join(topics[k] for k in sorted(topics)).encode()
 
 
-def split_records(data: bytes, shards: int) -> list[bytes]:
-    """Cut on line boundaries into ``shards`` pieces of roughly equal size."""
-    lines = data.splitlines(keepends=True)
-    size = -(-len(data) // shards)
-    out, current = [], bytearray()
-    for line in lines:
-        current += line
-        if len(current) >= size and len(out) < shards - 1:
-            out.append(bytes(current))
-            current = bytearray()
-    out.append(bytes(current))
-    return out
-
-
-def wordcount(counts: Counter) -> bytes:
-    """Canonical output: ``word\\tcount`` lines sorted by the word's UTF-8 bytes."""
-    return "".join(f"{w}\t{c}\n" for w, c in sorted(counts.items(), key=lambda kv: kv[0].encode())).encode()
-
-
-def map_shard(shard: bytes) -> bytes:
-    return wordcount(Counter(re.findall(r"\w+", shard.decode().lower())))
+def map_shard(shard: bytes, index: int, shards: int) -> bytes:
+    """The built-in wordcount's map, one reduce partition: what an honest worker computes."""
+    return WORDCOUNT.map_shard(shard, MapContext(index, shards, 1, {}))[0]
 
 
 def reduce_outputs(outputs: list[bytes]) -> bytes:
-    total: Counter = Counter()
-    for out in outputs:
-        for line in out.decode().splitlines():
-            word, count = line.split("\t")
-            total[word] += int(count)
-    return wordcount(total)
+    return WORDCOUNT.reduce_partition(outputs, ReduceContext(0, len(outputs), 1, {}))
 
 
 def digest(data: bytes) -> bytes:
@@ -127,7 +105,7 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
     say(f"alice, bob and mallory each stake {format_eth(stake)} in the registry")
 
     text = corpus()
-    shards = split_records(text, 3)
+    shards = list(jobs.split_records(io.BytesIO(text), len(text), 3))
     params = JobParams(spec_digest=digest(b"wordcount over pydoc topics, 3 map shards, 1 reduce"),
                        map_tasks=len(shards), reduce_tasks=1, replication=3, quorum=2,
                        reward_per_replica=10_000_000 * GWEI, collateral=100_000_000 * GWEI,
@@ -164,7 +142,7 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
                                                          else ""))
 
     map_ids = list(range(params.map_tasks))
-    map_out = {t: map_shard(shards[t]) for t in map_ids}
+    map_out = {t: map_shard(shards[t], t, len(shards)) for t in map_ids}
     say("MAP phase")
     await phase(map_ids, map_out, liar=workers[2])
     job = await requester.job(job_id)
