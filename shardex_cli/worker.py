@@ -51,7 +51,6 @@ def worker_run(
     online_slo_ms: Annotated[float | None, typer.Option(help="Also serve online /embed with this p99 SLO; offline "
                                                         "tasks yield to it.")] = None,
     online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
-    online_standin: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
     import logging
@@ -96,9 +95,8 @@ def worker_run(
             data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
-            sandbox=sandbox, port=port, poll_interval=poll,
-            gpus=gpus, gpu_policy=gpu_policy, mps=mps, mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
-            online_standin=online_standin)
+            sandbox=sandbox, port=port, poll_interval=poll, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
+            mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:
         raise fail(False, exc) from None

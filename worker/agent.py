@@ -65,15 +65,19 @@ def _gpu_backend(spec: str):
 
 
 class Agent:
-    def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions) -> None:
+    def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount, opts: WorkerOptions, *,
+                 chain: ChainClient | None = None, state: AsyncState | None = None,
+                 store: EmbeddedStore | None = None) -> None:
+        """``chain``, ``state`` and ``store`` default to the real ones for ``opts``;
+        pass others to run the agent against something else."""
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
-        self.chain = ChainClient(rpc_url, deployment, account)
-        self.state = AsyncState(opts.data_dir / "state.sqlite")
-        self.store = EmbeddedStore(opts.data_dir / "store")
+        self.chain = chain or ChainClient(rpc_url, deployment, account)
+        self.state = state or AsyncState(opts.data_dir / "state.sqlite")
+        self.store = store or EmbeddedStore(opts.data_dir / "store")
         self.address = account.address
         self.stopping = asyncio.Event()
         self.running: dict[tuple[int, int, int], asyncio.Task] = {}
@@ -182,11 +186,15 @@ class Agent:
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}
 
+    def online_embed_fn(self):
+        """What serves POST /embed: None is the model (a seam tests replace with a stand-in)."""
+        return None
+
     async def _serve_online(self) -> None:
         """The online embed service and the controller that keeps offline work out of its way."""
-        from worker.colocation.online import create_app, standin_embed_fn
+        from worker.colocation.online import create_app
 
-        app = create_app(self.colocation, standin_embed_fn() if self.opts.online_standin else None)
+        app = create_app(self.colocation, self.online_embed_fn())
         self._online_server = await start_server(app, self.opts.host, self.opts.online_port)
         # Its own thread, ticking every ~5 ms: a busy agent loop (claims, hashing,
         # HTTP) must not delay a yield to online work.

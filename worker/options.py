@@ -39,4 +39,3 @@ class WorkerOptions:
     #: Serve online embed requests beside offline tasks, with this p99 SLO (ms); None: offline only.
     online_slo_ms: float | None = None
     online_port: int = 0
-    online_standin: bool = False  # test only: a CPU-bound stand-in instead of the model

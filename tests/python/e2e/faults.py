@@ -4,6 +4,9 @@ injected through a seam, never through a flag of the product.
     python -m tests.python.e2e.faults liar ARGS...        a worker whose every
         committed result is a lie: a well-formed digest of a manifest no honest
         replica produced (worker.agent's compute seam)
+    python -m tests.python.e2e.faults standin-embed ARGS...  a worker whose online
+        POST /embed is a CPU-bound stand-in, not the model (the agent's
+        online_embed_fn seam): tests the serving path without the weights
     python -m tests.python.e2e.faults underpay=WEI ARGS...  a requester whose
         postJob sends WEI as escrow instead of the exact amount (the chain
         client's post_job seam): the contract's check must refuse it
@@ -25,6 +28,13 @@ def _liar() -> None:
     worker.agent.compute = lie
 
 
+def _standin_embed() -> None:
+    from worker.agent import Agent
+    from worker.colocation.online import standin_embed_fn
+
+    Agent.online_embed_fn = lambda self: standin_embed_fn()
+
+
 def _underpay(wei: int) -> None:
     from shardex.chain.client import ChainClient
 
@@ -42,6 +52,8 @@ if __name__ == "__main__":
     fault = sys.argv.pop(1)
     if fault == "liar":
         _liar()
+    elif fault == "standin-embed":
+        _standin_embed()
     elif fault.startswith("underpay="):
         _underpay(int(fault.split("=", 1)[1]))
     else:

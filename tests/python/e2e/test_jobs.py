@@ -230,7 +230,7 @@ def test_worker_serves_online_embed_beside_offline_tasks(devnet: Devnet, tmp_pat
 
     src = tmp_path / "input.txt"
     src.write_bytes(real_text(300_000))
-    devnet.start_worker(0, "--online-slo-ms", "2000", "--online-standin")
+    devnet.start_worker(0, "--online-slo-ms", "2000", fault="standin-embed")
     devnet.wait_for(lambda: "online embed service at" in devnet.log(0), what="the online service")
     url = next(line.split("serving ")[1].split(";")[0] for line in devnet.log(0).splitlines() if "serving http" in line)
     online = httpx.get(f"{url}/shardex/worker").json()["online"]
