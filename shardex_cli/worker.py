@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,23 @@ from shardex_cli.base import (
 
 
 # ------------------------------------------------------------------ worker
+
+#: The first devnet dev key a worker takes when none is given (requesters take key 0).
+FIRST_WORKER_DEV_KEY = 1
+
+
+def _without(args: list[str], *options: str) -> list[str]:
+    """``args`` less each ``--option VALUE`` and ``--option=VALUE`` of these options."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            out.append(arg)
+    return out
+
 
 @worker_app.command("run")
 def worker_run(
@@ -58,16 +76,15 @@ def worker_run(
     import sys
 
     s = settings(ctx)
+    explicit = "account_index" in (ctx.obj or {}) or "SHARDEX_ACCOUNT_INDEX" in os.environ
+    if not explicit and not s.private_key and not s.keystore and s.on_devnet:
+        # Requesters default to dev key 0: workers start at 1, so the two never share a nonce.
+        s = s.model_copy(update={"account_index": FIRST_WORKER_DEV_KEY})
     if count > 1:
         if s.private_key or s.keystore or not s.on_devnet:
             raise fail(False, ShardexError("--count > 1 uses consecutive devnet dev keys; elsewhere start one "
                                            "process per key"))
-        args = sys.argv[1:]
-        if "--count" in args:
-            idx = args.index("--count")
-            child_args = args[:idx] + args[idx + 2:]
-        else:
-            child_args = [a for a in args if not a.startswith("--count")]
+        child_args = _without(sys.argv[1:], "--count", "--account-index")
         children = [subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index",
                                       str(s.account_index + i), *child_args]) for i in range(count)]
         import signal as signals
@@ -108,7 +125,6 @@ def worker_run(
 def key_new(path: Annotated[Path, typer.Argument(help="Where to write the encrypted keystore.")],
             as_json: JsonOpt = False) -> None:
     """Create a new key in an encrypted keystore (password: SHARDEX_KEYSTORE_PASSWORD or prompt)."""
-    import os
 
     from eth_account import Account
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import signal
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
@@ -103,6 +105,7 @@ class Agent:
 
     async def run(self) -> None:
         await self.chain.check_chain()
+        await self._adopt_state()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -154,6 +157,24 @@ class Agent:
         await self._janitor(now)
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
         await self.runtime.supervise(asyncio.get_running_loop().time())
+
+    async def _adopt_state(self) -> None:
+        """The local state belongs to one deployment on one chain. State left by
+        another (a devnet brought down and up again) is set aside, not acted on:
+        its jobs do not exist here."""
+        identity = await self.chain.deployment_identity()
+        owner = await self.state.get("deployment")
+        if owner is not None and owner != identity:
+            path = self.opts.data_dir / "state.sqlite"
+            aside = path.with_name(f"state-{owner.split(':')[0]}-{owner[-12:]}.sqlite")
+            await self.state.close()
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            log.warning("state in %s was another chain's (%s): kept as %s, starting fresh", path, owner, aside.name)
+            self.state = AsyncState(path)
+            self.settlement.state = self.state
+        await self.state.put("deployment", identity)
 
     async def _drain(self) -> None:
         """SIGTERM: no new claims; finish running tasks, commit, reveal and collect

@@ -132,6 +132,14 @@ class ChainClient:
         if not code:
             raise ChainError(f"no JobMarket contract at {self.deployment.market} on chain {chain_id}")
 
+    async def deployment_identity(self) -> str:
+        """Names this deployment on this chain instance: chain id, market, and the hash
+        of the deployment block (a devnet brought down and up again, same addresses
+        and all, has another)."""
+        block = await self.w3.eth.get_block(self.deployment.block)
+        return f"{self.deployment.chain_id}:{self.deployment.market.lower()}:{self.deployment.block}:" \
+               f"{bytes(block['hash']).hex()}"
+
     @property
     def address(self) -> str:
         return self._signer().address
