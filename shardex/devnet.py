@@ -23,6 +23,9 @@ from shardex.chain.client import Deployment
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_CHAIN_ID = 31337
 DEV_ACCOUNTS = 10
+#: With no key given, commands act as dev key 0 and workers take keys from this
+#: one on: a worker and a requester on their defaults never share a nonce.
+FIRST_WORKER_DEV_KEY = 1
 
 
 def dev_accounts(count: int = DEV_ACCOUNTS) -> list[LocalAccount]:

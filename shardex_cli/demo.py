@@ -23,11 +23,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from deploy.devnet import free_port
+from shardex.api_client import GatewayClient
 from shardex.chain import ChainClient
 from shardex.chain.models import ReplicaResolved
 from shardex.config import Settings
-from deploy.devnet import free_port
-from shardex.api_client import GatewayClient
+from shardex.devnet import FIRST_WORKER_DEV_KEY
 from shardex.serving import wait_http
 from shardex.units import format_eth
 
@@ -119,7 +120,8 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
     text = home / "pydoc.txt"
     size = corpus(text)
     async with ChainClient(info["rpc_url"], settings.deployment(), settings.account()) as c:
-        addresses = info["dev_addresses"][:WORKERS] + [c.address]
+        # `worker run --count N` takes dev keys from FIRST_WORKER_DEV_KEY on.
+        addresses = info["dev_addresses"][FIRST_WORKER_DEV_KEY:FIRST_WORKER_DEV_KEY + WORKERS] + [c.address]
         before = {a: await c.balance(a) for a in addresses}
         gateway = GatewayClient(url, settings.account().key.hex())
         try:

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
+from shardex.devnet import FIRST_WORKER_DEV_KEY
 from shardex.errors import ShardexError
-
 from shardex_cli.base import (
     JsonOpt,
     amount_arg,
@@ -23,12 +23,7 @@ from shardex_cli.base import (
     worker_app,
 )
 
-
 # ------------------------------------------------------------------ worker
-
-#: The first devnet dev key a worker takes when none is given (requesters take key 0).
-FIRST_WORKER_DEV_KEY = 1
-
 
 def _without(args: list[str], *options: str) -> list[str]:
     """``args`` less each ``--option VALUE`` and ``--option=VALUE`` of these options."""
@@ -54,6 +49,10 @@ def worker_run(
     programs: Annotated[str | None, typer.Option(help="Allow-list of built-in programs, comma separated.")] = None,
     user_programs: Annotated[bool, typer.Option(help="Accept jobs with user-supplied programs.")] = True,
     memory_mb: Annotated[int, typer.Option(help="Memory cap per task (resident memory, not address space).")] = 4096,
+    min_window_blocks: Annotated[int, typer.Option(help="Refuse jobs whose lease or reveal window spans fewer of "
+                                                        "this chain's blocks (a trap for timely workers).")] = 5,
+    max_collateral_ratio: Annotated[float, typer.Option(help="Refuse jobs whose collateral exceeds this many times "
+                                                             "the reward per replica.")] = 100.0,
     cpus_per_task: Annotated[int | None, typer.Option(help="Cores each task's thread pools are sized to "
                                                       "(default: this machine's cores / --max-tasks).")] = None,
     disk_mb: Annotated[int, typer.Option(help="Bytes a task may write, at most (jobs ask up to this).")] = 16384,
@@ -112,7 +111,8 @@ def worker_run(
             data_dir=data_dir or s.home / f"worker-{account.address.lower()}", stake=amount_arg(stake),
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
-            sandbox=sandbox, port=port, poll_interval=poll, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
+            sandbox=sandbox, min_window_blocks=min_window_blocks, max_collateral_ratio=max_collateral_ratio,
+            port=port, poll_interval=poll, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
             mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port)
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:

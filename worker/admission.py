@@ -26,11 +26,30 @@ class Admission:
         self.opts = opts
         self.gpu_pool = gpu_pool
         self.runtime = runtime
+        #: Seconds between this chain's blocks, as the agent measured it (1 until it has).
+        self.block_time_s = 1.0
 
     def refuse(self, spec: jobs.JobSpec, info) -> str | None:
         """Why this worker will not take the job, or None to take it."""
         return (self._program(spec) or self._gpus(spec.resources) or self._resources(spec.resources)
-                or self._chain(spec, info))
+                or self._chain(spec, info) or self._terms(info))
+
+    def min_window_s(self) -> float:
+        return max(self.opts.min_window_s, self.opts.min_window_blocks * self.block_time_s)
+
+    def _terms(self, info) -> str | None:
+        """Terms an honest, timely worker could lose stake on: windows too short to
+        land a transaction in (every slash goes to the requester), or collateral out
+        of all proportion to the reward."""
+        floor = self.min_window_s()
+        for name, seconds in (("lease", info.lease_duration), ("reveal window", info.reveal_window)):
+            if seconds < floor:
+                return (f"its {name} ({seconds} s) is shorter than {floor:g} s ({self.opts.min_window_blocks} blocks "
+                        f"of this chain at ~{self.block_time_s:g} s): a timely worker could miss it and be slashed")
+        if info.collateral > self.opts.max_collateral_ratio * info.reward_per_replica:
+            return (f"its collateral ({info.collateral} wei) is over {self.opts.max_collateral_ratio:g}x its reward "
+                    f"per replica ({info.reward_per_replica} wei)")
+        return None
 
     def _program(self, spec: jobs.JobSpec) -> str | None:
         if spec.program_cid and not self.opts.allow_user_programs:

@@ -77,6 +77,7 @@ class Agent:
         opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
+        self._block_time_at = 0.0
         self.chain = chain or ChainClient(rpc_url, deployment, account)
         self.state = state or AsyncState(opts.data_dir / "state.sqlite")
         self.store = store or EmbeddedStore(opts.data_dir / "store")
@@ -106,6 +107,7 @@ class Agent:
     async def run(self) -> None:
         await self.chain.check_chain()
         await self._adopt_state()
+        await self._measure_block_time(0.0)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -157,6 +159,14 @@ class Agent:
         await self._janitor(now)
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
         await self.runtime.supervise(asyncio.get_running_loop().time())
+        await self._measure_block_time(asyncio.get_running_loop().time())
+
+    async def _measure_block_time(self, now: float) -> None:
+        """How far apart this chain's blocks are: what a window must span (every ~60 s)."""
+        if now and now - self._block_time_at < 60:
+            return
+        self._block_time_at = now or asyncio.get_running_loop().time()
+        self.admission.block_time_s = await self.chain.block_time()
 
     async def _adopt_state(self) -> None:
         """The local state belongs to one deployment on one chain. State left by
@@ -203,6 +213,8 @@ class Agent:
                 "user_programs": self.runtime.user_programs,
                 "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
                 "sandbox": self.runtime.describe(), "loop": self.loop_stats.summary(),
+                "terms": {"min_window_s": self.admission.min_window_s(), "block_time_s": self.admission.block_time_s,
+                          "max_collateral_ratio": self.opts.max_collateral_ratio},
                 "online": None if self.colocation is None else {"url": self.online_url,
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}

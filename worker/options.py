@@ -24,6 +24,12 @@ class WorkerOptions:
     #: Isolate tasks with bubblewrap. Off (or unavailable): built-in programs only.
     sandbox: bool = True
     task_uid_base: int = DEFAULT_UID_BASE
+    #: Trap windows: a lease or reveal window must span at least this many of the
+    #: chain's blocks (and this many seconds) for a timely worker to land its transaction.
+    min_window_blocks: int = 5
+    min_window_s: float = 5.0
+    #: Collateral a claim may risk, at most, per wei of its reward.
+    max_collateral_ratio: float = 100.0
     #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
     mps: bool = False
     mps_control: str = "nvidia-cuda-mps-control"

@@ -132,6 +132,25 @@ class ChainClient:
         if not code:
             raise ChainError(f"no JobMarket contract at {self.deployment.market} on chain {chain_id}")
 
+    async def block_time(self, span: int = 16) -> float:
+        """Seconds a transaction may wait for its block: 0.0 on a chain that mines
+        on demand (Anvil's or Hardhat's automine says so), else the median gap
+        between the last ``span`` blocks. Timestamps alone cannot tell an on-demand
+        chain with idle gaps from one with a block time."""
+        for method in ("anvil_getAutomine", "hardhat_getAutomine"):  # other chains answer "method not found"
+            response = await self.w3.provider.make_request(method, [])
+            if "result" in response:
+                if response["result"] is True:
+                    return 0.0
+                break
+        latest = int(await self.w3.eth.block_number)
+        numbers = list(range(max(0, latest - span), latest + 1))
+        if len(numbers) < 2:
+            return 0.0
+        blocks = await asyncio.gather(*(self.w3.eth.get_block(n) for n in numbers))
+        gaps = sorted(int(b["timestamp"]) - int(a["timestamp"]) for a, b in zip(blocks, blocks[1:], strict=False))
+        return float(gaps[len(gaps) // 2])
+
     async def deployment_identity(self) -> str:
         """Names this deployment on this chain instance: chain id, market, and the hash
         of the deployment block (a devnet brought down and up again, same addresses

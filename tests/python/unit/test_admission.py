@@ -30,7 +30,8 @@ def _admission(tmp_path: Path, gpus: str | None = None, sandboxed: bool = True, 
     return Admission(options, pool, runtime)
 
 
-ON_CHAIN = SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=0)
+TERMS = dict(lease_duration=600, reveal_window=120, reward_per_replica=10**15, collateral=10**16)
+ON_CHAIN = SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=0, **TERMS)
 
 
 def test_a_fitting_job_is_taken(tmp_path: Path) -> None:
@@ -60,7 +61,32 @@ def test_gpu_requests_the_pool_can_never_place_are_refused(tmp_path: Path) -> No
 
 
 def test_a_spec_that_disagrees_with_the_chain_is_refused(tmp_path: Path) -> None:
-    wrong = SimpleNamespace(map_tasks=3, reduce_tasks=1, min_stake=0)
+    wrong = SimpleNamespace(map_tasks=3, reduce_tasks=1, min_stake=0, **TERMS)
     assert _admission(tmp_path).refuse(_spec(), wrong) == "spec does not match the job on chain"
-    rich = SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=10**19)
+    rich = SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=10**19, **TERMS)
     assert _admission(tmp_path).refuse(_spec(), rich) == "minimum stake above ours"
+
+
+def _terms(**overrides) -> SimpleNamespace:
+    return SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=0, **(TERMS | overrides))
+
+
+def test_trap_windows_are_refused_with_the_chains_block_time_in_mind(tmp_path: Path) -> None:
+    """A requester who posts 1-second windows farms the collateral of every honest
+    replica that needs a block to commit or reveal: workers do not walk into it."""
+    a = _admission(tmp_path)
+    assert a.refuse(_spec(), _terms(reveal_window=1)).startswith("its reveal window (1 s) is shorter than 5 s")
+    assert a.refuse(_spec(), _terms(lease_duration=2)).startswith("its lease (2 s) is shorter than 5 s")
+    assert a.refuse(_spec(), _terms(reveal_window=5)) is None  # an instant-mining devnet: 5 s is enough
+    a.block_time_s = 12.0  # a chain with 12-second blocks: five of them
+    assert a.refuse(_spec(), _terms(reveal_window=30)) == (
+        "its reveal window (30 s) is shorter than 60 s (5 blocks of this chain at ~12 s): a timely worker could "
+        "miss it and be slashed")
+    assert a.refuse(_spec(), _terms(reveal_window=60)) is None
+
+
+def test_collateral_out_of_proportion_to_the_reward_is_refused(tmp_path: Path) -> None:
+    a = _admission(tmp_path)
+    assert a.refuse(_spec(), _terms(collateral=100 * 10**15)) is None
+    assert a.refuse(_spec(), _terms(collateral=100 * 10**15 + 1)).startswith("its collateral")
+    assert _admission(tmp_path, max_collateral_ratio=1000).refuse(_spec(), _terms(collateral=10**18)) is None
