@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,8 +176,6 @@ def detect(*, uid_base: int = DEFAULT_UID_BASE) -> Sandbox:
     if privileged and setpriv is None:
         raise SandboxUnavailable("running as root needs setpriv (util-linux) to drop tasks to their own uid")
     box = Sandbox(bwrap, privileged, uid_base, setpriv)
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="shardex-sandbox-probe-") as tmp:
         scratch = Path(tmp)
         uid = box.acquire_uid()
