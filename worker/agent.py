@@ -30,6 +30,7 @@ from shardex.chain.models import (
     TaskClaimed,
     TaskSettled,
 )
+from shardex.errors import ConfigError
 from shardex.programs import BUILTIN
 from shardex.serving import start_server
 from shardex.storage import EmbeddedStore, StoreError
@@ -78,6 +79,8 @@ class Agent:
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
         self._block_time_at = 0.0
+        self._tick_failures = 0
+        self._last_failure: str | None = None
         self.chain = chain or ChainClient(rpc_url, deployment, account)
         self.state = state or AsyncState(opts.data_dir / "state.sqlite")
         self.store = store or EmbeddedStore(opts.data_dir / "store")
@@ -123,10 +126,10 @@ class Agent:
         try:
             while not self.stopping.is_set():
                 started = loop.time()
-                await self.tick()
+                pause = await self.tick_safely()
                 self.loop_stats.tick_took(loop.time() - started)
                 try:
-                    await asyncio.wait_for(self.stopping.wait(), self.opts.poll_interval)
+                    await asyncio.wait_for(self.stopping.wait(), pause)
                 except TimeoutError:
                     pass
             await self._drain()
@@ -144,6 +147,27 @@ class Agent:
             await self.chain.aclose()
             await self.state.close()
             await self.runtime.close()
+
+    async def tick_safely(self) -> float:
+        """One tick; seconds until the next. A failing tick (the node restarting, a
+        timeout, a nonce someone else used: the client resyncs it) never ends the
+        agent: it is logged, once per kind of failure, and retried with backoff.
+        Only SIGTERM, or a configuration that cannot work, ends it."""
+        try:
+            await self.tick()
+        except (asyncio.CancelledError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - see the docstring: nothing transient may end the agent
+            self._tick_failures += 1
+            kind = f"{type(exc).__name__}: {exc}"[:300]
+            if kind != self._last_failure:
+                self._last_failure = kind
+                log.warning("tick failed (%s); retrying with backoff", kind, exc_info=self._tick_failures == 1)
+            return min(30.0, self.opts.poll_interval * 2 ** min(self._tick_failures, 8))
+        if self._tick_failures:
+            log.info("tick recovered after %d failures", self._tick_failures)
+        self._tick_failures, self._last_failure = 0, None
+        return self.opts.poll_interval
 
     async def tick(self) -> None:
         await self.sync()

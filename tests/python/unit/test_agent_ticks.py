@@ -1,0 +1,50 @@
+"""A failing tick never ends the agent: it backs off and recovers (no chain needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shardex.chain import Deployment
+from shardex.errors import ConfigError
+from worker.agent import Agent
+from worker.options import WorkerOptions
+
+NOWHERE = Deployment(31337, "0x" + "1" * 40, "0x" + "2" * 40, 0)
+
+
+class _Account:
+    address = "0x" + "3" * 40
+
+
+def _agent(tmp_path: Path) -> Agent:
+    return Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, poll_interval=0.25))
+
+
+async def test_transient_failures_back_off_and_recover(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agent = _agent(tmp_path)
+    outcomes = [ConnectionRefusedError("node restarting"), ConnectionRefusedError("node restarting"),
+                TimeoutError("rpc timed out"), None, None]
+
+    async def tick() -> None:
+        failure = outcomes.pop(0)
+        if failure is not None:
+            raise failure
+    agent.tick = tick
+    pauses = [await agent.tick_safely() for _ in range(5)]
+    assert pauses == [0.5, 1.0, 2.0, 0.25, 0.25]  # backoff, then the poll interval again
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2  # once per kind of failure, not once per tick
+    await agent.state.close()
+
+
+async def test_a_configuration_error_still_ends_the_agent(tmp_path: Path) -> None:
+    agent = _agent(tmp_path)
+
+    async def tick() -> None:
+        raise ConfigError("no key")
+    agent.tick = tick
+    with pytest.raises(ConfigError):
+        await agent.tick_safely()
+    await agent.state.close()
