@@ -57,6 +57,27 @@ class _Job:
     info: object  # shardex.chain.Job
 
 
+def _lock_data_dir(data_dir: Path):
+    """One agent per data dir (and so per key, by default): a second would race the
+    first for nonces and state. The lock goes with the process, however it ends."""
+    import fcntl
+
+    lock = (data_dir / "agent.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise ConfigError(f"{data_dir} is in use by a running worker (pid {holder}): one worker per key and "
+                          "data dir") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def _gpu_backend(spec: str):
     if spec == "none":
         return None
@@ -76,6 +97,7 @@ class Agent:
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
+        self._lock = _lock_data_dir(opts.data_dir)
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
         self._block_time_at = 0.0

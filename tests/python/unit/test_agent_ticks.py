@@ -48,3 +48,10 @@ async def test_a_configuration_error_still_ends_the_agent(tmp_path: Path) -> Non
     with pytest.raises(ConfigError):
         await agent.tick_safely()
     await agent.state.close()
+
+
+async def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    first = _agent(tmp_path)
+    with pytest.raises(ConfigError, match=r"in use by a running worker \(pid \d+\)"):
+        _agent(tmp_path)
+    await first.state.close()
