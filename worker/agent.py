@@ -10,6 +10,7 @@ only remember what this worker intends and what it has already seen.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import random
@@ -60,8 +61,6 @@ class _Job:
 def _lock_data_dir(data_dir: Path):
     """One agent per data dir (and so per key, by default): a second would race the
     first for nonces and state. The lock goes with the process, however it ends."""
-    import fcntl
-
     lock = (data_dir / "agent.lock").open("a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
