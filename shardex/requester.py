@@ -171,6 +171,27 @@ class TaskView:
     digest: str | None = None
 
 
+async def refusals(client: ChainClient, job_id: int, timeout: float = 2.0) -> dict[str, str]:
+    """Why workers will not take this job: each announced worker's own word
+    (``GET /shardex/worker`` → ``refused``), by address. Workers that do not
+    answer, or have not judged the job yet, are left out."""
+    import httpx
+
+    endpoints = {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
+                 if isinstance(e, EndpointAnnounced)}
+
+    async def ask(http: httpx.AsyncClient, address: str, url: str) -> tuple[str, str | None]:
+        try:
+            r = await http.get(f"{url}/shardex/worker")
+            refused = r.json().get("refused", {}) if r.status_code == 200 else {}
+            return address, refused.get(str(job_id)) if isinstance(refused, dict) else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return address, None
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        answers = await asyncio.gather(*(ask(http, a, u) for a, u in endpoints.items()))
+    return {address: why for address, why in answers if why}
+
+
 async def status(client: ChainClient, job_id: int) -> dict:
     job = await client.job(job_id)
     tasks = await asyncio.gather(*(client.task(job_id, t) for t in range(job.tasks)))
@@ -200,6 +221,8 @@ async def status(client: ChainClient, job_id: int) -> dict:
         "quorum": job.quorum, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
         "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "gas_used_all_parties": gas,
         "task_list": [v.__dict__ for v in views],
+        # While it runs: which workers will not take it, and why ("why is my job not running?").
+        "refusals": await refusals(client, job_id) if job.state.active else {},
     }
 
 

@@ -133,7 +133,10 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
     """Progress bars per phase until the job ends; returns the final state name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from shardex.requester import refusals
+
     job = await c.job(job_id)
+    started, explained = asyncio.get_running_loop().time(), False
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), disable=quiet,
                   transient=False) as bars:
         phases = {"map": (0, job.map_tasks), "reduce": (job.map_tasks, job.tasks)}
@@ -154,6 +157,14 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
                 bars.update(settled_row, completed=sum(t.settled for t in part))
             if not job.state.active:
                 return job.state.name
+            idle = not any(t.claimed or t.settled for t in tasks)
+            if idle and not explained and asyncio.get_running_loop().time() - started > 10:
+                explained = True  # say once why nobody has claimed anything yet
+                why = await refusals(c, job_id)
+                for address, reason in why.items():
+                    bars.console.print(f"refused by {address}: {reason}")
+                if not why:
+                    bars.console.print("no claims yet, and no worker has refused the job: are workers running?")
             await asyncio.sleep(0.5)
 
 
@@ -169,6 +180,8 @@ def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> Non
                  f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
                  f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
                  f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}"]
+        for address, why in data["refusals"].items():
+            lines.append(f"  refused by {address}: {why}")
         for t in data["task_list"]:
             who = ", ".join(f"{w[:10]}…:{a}" for w, a in t["workers"].items()) or "-"
             state = "settled" if t["settled"] else f"round {t['round']} claimed {t['claimed']}"

@@ -101,6 +101,7 @@ class Agent:
         self.loop_stats = LoopStats()
         self._block_time_at = 0.0
         self._tick_failures = 0
+        self.refused: dict[int, str] = {}  # job -> why this worker will not take it (GET /shardex/worker)
         self._last_failure: str | None = None
         self.chain = chain or ChainClient(rpc_url, deployment, account)
         self.state = state or AsyncState(opts.data_dir / "state.sqlite")
@@ -131,6 +132,7 @@ class Agent:
     async def run(self) -> None:
         await self.chain.check_chain()
         await self._adopt_state()
+        self.refused = await self.state.rejections()
         await self._measure_block_time(0.0)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -258,6 +260,7 @@ class Agent:
                 "user_programs": self.runtime.user_programs,
                 "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
                 "sandbox": self.runtime.describe(), "loop": self.loop_stats.summary(),
+                "refused": {str(j): why for j, why in sorted(self.refused.items())[-200:]},
                 "terms": {"min_window_s": self.admission.min_window_s(), "block_time_s": self.admission.block_time_s,
                           "max_collateral_ratio": self.opts.max_collateral_ratio},
                 "online": None if self.colocation is None else {"url": self.online_url,
@@ -339,6 +342,8 @@ class Agent:
                 continue
             reason = self.admission.refuse(spec, info)
             await self.state.set_job(job_id, "rejected" if reason else "accepted", spec.to_bytes(), reason)
+            if reason:
+                self.refused[job_id] = reason
             log.info("job %d %s%s", job_id, "rejected: " if reason else "accepted", reason or "")
         for job_id in await self.state.jobs_with_status("accepted"):
             job = self.jobs.get(job_id)
@@ -449,6 +454,7 @@ class Agent:
             if self.runner_failures[inp.job_id] >= 2:
                 reason = f"this worker cannot run it: {exc}"[:500]
                 await self.state.set_job(inp.job_id, "rejected", reason=reason)
+                self.refused[inp.job_id] = reason
                 self.jobs.pop(inp.job_id, None)
                 log.error("job %d rejected: %s", inp.job_id, reason)
             await asyncio.sleep(1.0)

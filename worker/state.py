@@ -112,6 +112,11 @@ class State:
     def jobs_with_status(self, status: str) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT job_id FROM jobs WHERE status = ?", (status,))]
 
+    def rejections(self, limit: int = 200) -> dict[int, str]:
+        """The newest jobs this worker refused, with why."""
+        return {r[0]: r[1] or "" for r in self.db.execute(
+            "SELECT job_id, reason FROM jobs WHERE status = 'rejected' ORDER BY job_id DESC LIMIT ?", (limit,))}
+
     # ------------------------------------------------------------ chain indexes
 
     def set_endpoint(self, address: str, url: str) -> None:

@@ -182,6 +182,11 @@ def test_without_a_sandbox_user_programs_are_refused_and_the_worker_says_why(dev
         posted = devnet.json("job", "submit", "--program-file", str(program), "--input", str(src))
         devnet.wait_for(lambda: f"job {posted['job_id']} rejected: user programs need a sandbox" in devnet.log(0),
                         what="the job to be refused")
+        # The requester hears why from the worker itself ("why is my job not running?").
+        status = devnet.json("job", "status", str(posted["job_id"]))
+        assert status["refusals"] == {described["address"]: "user programs need a sandbox, and this worker has "
+                                                             "none: disabled by --no-sandbox"}
+        assert "refused by " in devnet.cli("job", "status", str(posted["job_id"])).stdout.decode()
     finally:
         server.terminate()
         server.wait(10)
