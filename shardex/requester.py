@@ -177,8 +177,7 @@ async def refusals(client: ChainClient, job_id: int, timeout: float = 2.0) -> di
     answer, or have not judged the job yet, are left out."""
     import httpx
 
-    endpoints = {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
-                 if isinstance(e, EndpointAnnounced)}
+    endpoints = await announced_endpoints(client)
 
     async def ask(http: httpx.AsyncClient, address: str, url: str) -> tuple[str, str | None]:
         try:
@@ -228,11 +227,15 @@ async def status(client: ChainClient, job_id: int) -> dict:
 
 # ------------------------------------------------------------------ result
 
-async def announced_urls(client: ChainClient) -> list[str]:
-    """Every endpoint announced on chain, the latest one per address."""
-    urls = {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
+async def announced_endpoints(client: ChainClient) -> dict[str, str]:
+    """Address -> the latest endpoint it announced on chain."""
+    return {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
             if isinstance(e, EndpointAnnounced)}
-    return list(dict.fromkeys(urls.values()))
+
+
+async def announced_urls(client: ChainClient) -> list[str]:
+    """Every endpoint announced on chain, the latest one per address, once each."""
+    return list(dict.fromkeys((await announced_endpoints(client)).values()))
 
 
 async def result(client: ChainClient, store: EmbeddedStore, job_id: int, out: Path,
