@@ -12,7 +12,6 @@ from pathlib import Path
 from shardex import jobs
 from shardex.chain import ChainClient, JobParams, JobState
 from shardex.chain.models import (
-    EndpointAnnounced,
     ReplicaResolved,
     ResultCommitted,
     ResultRevealed,
@@ -20,6 +19,7 @@ from shardex.chain.models import (
     TaskSettled,
 )
 from shardex.errors import ShardexError
+from shardex.serving import announced_endpoints
 from shardex.storage import CID, EmbeddedStore, StoreError
 from shardex.storage.fetcher import Fetcher
 from shardex.storage.providers import Providers
@@ -226,12 +226,6 @@ async def status(client: ChainClient, job_id: int) -> dict:
 
 
 # ------------------------------------------------------------------ result
-
-async def announced_endpoints(client: ChainClient) -> dict[str, str]:
-    """Address -> the latest endpoint it announced on chain."""
-    return {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
-            if isinstance(e, EndpointAnnounced)}
-
 
 async def announced_urls(client: ChainClient) -> list[str]:
     """Every endpoint announced on chain, the latest one per address, once each."""

@@ -60,12 +60,14 @@ async def serving(store: EmbeddedStore, host: str = "127.0.0.1", port: int = 0) 
         await running.stop()
 
 
+async def announced_endpoints(client: ChainClient) -> dict[str, str]:
+    """Address -> the latest endpoint it announced on chain."""
+    return {e.worker: e.endpoint for e in await client.events(names=["EndpointAnnounced"])
+            if isinstance(e, EndpointAnnounced)}
+
+
 async def announced_endpoint(client: ChainClient, address: str) -> str | None:
-    latest = None
-    for e in await client.events(names=["EndpointAnnounced"]):
-        if isinstance(e, EndpointAnnounced) and e.worker == address:
-            latest = e.endpoint
-    return latest
+    return (await announced_endpoints(client)).get(address)
 
 
 async def serves(url: str, cid: str) -> bool:

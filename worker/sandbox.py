@@ -25,6 +25,7 @@ says why; the agent then refuses user programs and shows the reason.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -146,6 +147,7 @@ class Sandbox:
                 os.chown(d, uid, uid)
 
 
+@functools.cache  # the same for the life of the process: not recomputed at every task start
 def python_paths() -> list[str]:
     """What the runner needs to import: the interpreter's prefixes and the shardex package."""
     paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
