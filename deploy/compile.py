@@ -25,7 +25,7 @@ ARTIFACTS_DIR = ROOT / "shardex" / "abi"
 SOLC_SHIM = ROOT / "tools" / "solc"
 SOLC_VERSION = "0.8.28"
 #: Deployable contracts whose artifacts are written.
-CONTRACTS = ("JobMarket", "WorkerRegistry")
+CONTRACTS = ("JobMarket", "WorkerRegistry", "JobMarketV2", "WorkerPool")
 #: Same settings as foundry.toml and hardhat.config.js.
 SETTINGS = {
     "evmVersion": "cancun",

@@ -1,0 +1,749 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IRandomness} from "./IRandomness.sol";
+import {WorkerPool} from "./WorkerPool.sol";
+import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
+
+/// @title JobMarketV2
+/// @notice Protocol v2: escrowed map/reduce jobs whose task replicas go to
+/// workers drawn by a stake-weighted lottery, settled only by a unanimous
+/// round, escalated to fresh drawn workers on any dissent. The design, its
+/// formulas and the attacks it answers are in docs/protocol.md.
+///
+/// A requester states the error it accepts (epsilonPpm: the probability that
+/// a wrong result is accepted for a task) and the stake share it assumes an
+/// adversary holds (adversaryPpm); the replication r is the least r with
+/// f^r <= epsilon. Each round draws r workers who never served the task
+/// before. Each commits `result = keccak256(abi.encode(jobId, taskId, digest))`
+/// and `seal = keccak256(abi.encode(worker, jobId, taskId, digest))`. Results
+/// are compared at commit time, so no digest is ever published before the
+/// round is unanimous: a round that splits leaks nothing a later worker could
+/// copy, and a result copied from a co-replica cannot be opened (its seal
+/// needs the digest). A unanimous round opens its reveal window; the first
+/// opening settles the task. When the task settles, every committer whose
+/// result is the winner and who opened it is paid; everyone else who
+/// committed on the task, in any round, is slashed.
+contract JobMarketV2 is ReentrancyGuard {
+    uint8 public constant MAX_REPLICATION = 16;
+    uint256 public constant PPM = 1_000_000;
+    /// @notice collateral >= DETERRENCE * reward (see the deterrence inequality).
+    uint256 public constant DETERRENCE = 2;
+    /// @notice Candidates a draw may look at per open seat before it stops.
+    uint256 public constant DRAW_TRIES_PER_SEAT = 4;
+
+    enum JobState {
+        None,
+        Map,
+        Reduce,
+        Completed,
+        Failed,
+        Expired,
+        Cancelled
+    }
+
+    enum ReplicaState {
+        None,
+        Assigned,
+        Committed,
+        Revealed,
+        Slashed // a no-show's marker: it is never drawn for this task again
+    }
+
+    enum Outcome {
+        Paid,
+        Slashed,
+        Released
+    }
+
+    /// @notice Chain-wide floors, fixed at deployment from the chain's block time.
+    struct Config {
+        uint256 unbondingDelay;
+        uint96 minStake;
+        uint96 minCollateral;
+        uint32 minLeaseDuration;
+        uint32 minRevealWindow;
+        uint32 epochBlocks;
+        uint32 drawDelay;
+    }
+
+    struct JobParams {
+        bytes32 specDigest;
+        uint32 mapTasks;
+        uint32 reduceTasks;
+        uint8 resourceClass;
+        uint32 epsilonPpm;
+        uint32 adversaryPpm;
+        uint8 maxRounds;
+        uint32 escalations;
+        uint96 rewardPerReplica;
+        uint96 collateral;
+        uint96 minStake;
+        uint32 leaseDuration;
+        uint32 revealWindow;
+        uint32 jobTimeout;
+    }
+
+    struct Job {
+        address requester;
+        JobState state;
+        uint8 replication;
+        uint8 maxRounds;
+        uint8 resourceClass;
+        bool hasDraws;
+        uint32 leaseDuration;
+        uint32 revealWindow;
+        uint96 rewardPerReplica;
+        uint96 collateral;
+        uint40 deadline; // when an active job expires; once failed, when it failed
+        uint96 minStake;
+        uint32 mapTasks;
+        uint32 reduceTasks;
+        uint32 settledTasks;
+        uint40 horizon; // latest reveal deadline: refunds wait for it
+        uint40 seedBlock; // round 0's randomness comes from this block
+        uint32 escalations; // escalation rounds the escrow pays for
+        uint32 escalationsUsed;
+        uint32 epsilonPpm;
+        uint32 adversaryPpm;
+        uint128 paid;
+        uint128 owed;
+        uint128 escrow;
+        uint128 refunded;
+        bytes32 specDigest;
+    }
+
+    struct Task {
+        bytes12 winner; // result of the unanimous round; zero while none
+        bytes12 lead; // first result committed in the current round
+        uint8 round;
+        uint8 seated; // seats held in the current round (assigned or committed)
+        uint8 committed;
+        bool split; // the current round has two different results
+        bool settled; // the winner was opened: the task's digest is known
+        uint40 revealDeadline;
+        uint40 seedBlock; // escalation rounds draw from this block (0: the job's)
+        uint32 drawNonce; // candidates looked at in the current round
+    }
+
+    struct Replica {
+        bytes12 result;
+        bytes12 seal;
+        uint40 deadline; // commit deadline while assigned
+        ReplicaState state;
+        uint8 round;
+    }
+
+    WorkerPool public immutable pool;
+    IRandomness public immutable randomnessSource;
+    uint96 public immutable minCollateral;
+    uint32 public immutable minLeaseDuration;
+    uint32 public immutable minRevealWindow;
+    uint32 public immutable drawDelay;
+    uint256 public jobCount;
+    mapping(address => uint256) public credits;
+
+    mapping(uint256 => Job) private _jobs;
+    mapping(uint256 => mapping(uint256 => Task)) private _tasks;
+    mapping(uint256 => mapping(uint256 => mapping(address => Replica))) private _replicas;
+
+    // ----- errors: parameters -----
+    error JobMarketInvalidTaskCounts(uint256 mapTasks, uint256 reduceTasks);
+    error JobMarketInvalidErrorTarget(uint256 epsilonPpm, uint256 adversaryPpm);
+    error JobMarketErrorTargetUnreachable(uint256 epsilonPpm, uint256 adversaryPpm, uint256 maxReplication);
+    error JobMarketInvalidRounds(uint256 maxRounds, uint256 escalations);
+    error JobMarketInvalidClass(uint256 resourceClass);
+    error JobMarketWindowTooShort(uint256 leaseDuration, uint256 revealWindow, uint256 minLease, uint256 minReveal);
+    error JobMarketInvalidTimeout(uint256 jobTimeout, uint256 needed);
+    error JobMarketCollateralTooLow(uint256 collateral, uint256 minimum);
+    error JobMarketStakeTooLow(uint256 minStake, uint256 minimum);
+    error JobMarketEscrowMismatch(uint256 required, uint256 provided);
+    error JobMarketLengthMismatch(uint256 expected, uint256 actual);
+    error JobMarketEmptyBatch();
+    error JobMarketZeroHash(uint256 jobId, uint256 taskId);
+    // ----- errors: state -----
+    error JobMarketUnknownJob(uint256 jobId);
+    error JobMarketNotRequester(uint256 jobId, address caller);
+    error JobMarketJobHasDraws(uint256 jobId);
+    error JobMarketJobNotActive(uint256 jobId, JobState state);
+    error JobMarketJobNotExpired(uint256 jobId, uint256 deadline);
+    error JobMarketJobNotFinished(uint256 jobId, JobState state);
+    error JobMarketRefundNotReady(uint256 jobId, uint256 readyAt);
+    error JobMarketNothingToRefund(uint256 jobId);
+    error JobMarketTaskOutOfRange(uint256 jobId, uint256 taskId, uint256 taskCount);
+    error JobMarketTaskNotInPhase(uint256 jobId, uint256 taskId, JobState state);
+    /// @notice No seat could be drawn and no seed needed re-arming: the seats
+    /// are full, the seed block is not mined yet, or nobody eligible is in the pool.
+    error JobMarketNothingToDraw(uint256 jobId);
+    error JobMarketWrongReplicaState(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
+    error JobMarketLeaseExpired(uint256 jobId, uint256 taskId, uint256 deadline);
+    error JobMarketRevealNotOpen(uint256 jobId, uint256 taskId);
+    error JobMarketRevealClosed(uint256 jobId, uint256 taskId, uint256 deadline);
+    error JobMarketNotTheWinner(uint256 jobId, uint256 taskId, address worker);
+    error JobMarketCommitmentMismatch(uint256 jobId, uint256 taskId, address worker);
+    error JobMarketNotResolvable(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
+    error JobMarketRoundNotStale(uint256 jobId, uint256 taskId);
+    error JobMarketNothingToWithdraw(address account);
+    error JobMarketTransferFailed(address to, uint256 amount);
+
+    // ----- events -----
+    event JobPosted(
+        uint256 indexed jobId,
+        address indexed requester,
+        bytes32 specDigest,
+        uint256 mapTasks,
+        uint256 reduceTasks,
+        uint256 replication,
+        uint256 resourceClass,
+        uint256 rewardPerReplica,
+        uint256 escrow
+    );
+    event JobStateChanged(uint256 indexed jobId, JobState state);
+    /// @notice Draws for the task's round (all tasks' round 0 when taskId is
+    /// type(uint256).max) wait for this block's randomness.
+    event SeedArmed(uint256 indexed jobId, uint256 indexed taskId, uint256 seedBlock);
+    event TaskAssigned(
+        uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round, uint256 leaseDeadline
+    );
+    event ResultCommitted(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 result);
+    event RevealOpened(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 revealDeadline);
+    event TaskEscalated(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 seedBlock);
+    event ResultRevealed(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 digest);
+    event TaskSettled(uint256 indexed jobId, uint256 indexed taskId, uint256 round, bytes32 digest);
+    event ReplicaResolved(
+        uint256 indexed jobId, uint256 indexed taskId, address indexed worker, Outcome outcome, uint256 amount
+    );
+    event Refunded(uint256 indexed jobId, address indexed requester, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    constructor(Config memory c, IRandomness source) {
+        pool = new WorkerPool(c.unbondingDelay, c.minStake, c.epochBlocks == 0 ? 1 : c.epochBlocks);
+        randomnessSource = source;
+        minCollateral = c.minCollateral;
+        minLeaseDuration = c.minLeaseDuration;
+        minRevealWindow = c.minRevealWindow;
+        drawDelay = c.drawDelay;
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function job(uint256 jobId) external view returns (Job memory) {
+        return _knownJob(jobId);
+    }
+
+    function task(uint256 jobId, uint256 taskId) external view returns (Task memory) {
+        return _tasks[jobId][taskId];
+    }
+
+    function replica(uint256 jobId, uint256 taskId, address worker) external view returns (Replica memory) {
+        return _replicas[jobId][taskId][worker];
+    }
+
+    /// @notice The replication that meets `epsilonPpm` against an adversary
+    /// holding `adversaryPpm` of the stake: the least r with f^r <= epsilon
+    /// (f^r rounded up at every step, so r is never too small). 0 if none
+    /// up to MAX_REPLICATION does.
+    function replicationFor(uint256 epsilonPpm, uint256 adversaryPpm) public pure returns (uint8) {
+        uint256 p = PPM;
+        for (uint8 r = 1; r <= MAX_REPLICATION; ++r) {
+            p = (p * adversaryPpm + PPM - 1) / PPM;
+            if (p <= epsilonPpm) return r;
+        }
+        return 0;
+    }
+
+    function resultOf(uint256 jobId, uint256 taskId, bytes32 digest) public pure returns (bytes32) {
+        return keccak256(abi.encode(jobId, taskId, digest));
+    }
+
+    function sealOf(address worker, uint256 jobId, uint256 taskId, bytes32 digest) public pure returns (bytes32) {
+        return keccak256(abi.encode(worker, jobId, taskId, digest));
+    }
+
+    // -------------------------------------------------------------- requester
+
+    function postJob(JobParams calldata p) external payable returns (uint256 jobId) {
+        uint8 r = _validate(p);
+        uint256 required = uint256(p.rewardPerReplica) * r * (uint256(p.mapTasks) + p.reduceTasks + p.escalations);
+        if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);
+
+        jobId = ++jobCount;
+        Job storage j = _jobs[jobId];
+        j.requester = msg.sender;
+        j.state = JobState.Map;
+        j.replication = r;
+        j.maxRounds = p.maxRounds;
+        j.resourceClass = p.resourceClass;
+        j.leaseDuration = p.leaseDuration;
+        j.revealWindow = p.revealWindow;
+        j.rewardPerReplica = p.rewardPerReplica;
+        j.collateral = p.collateral;
+        j.deadline = uint40(block.timestamp + p.jobTimeout);
+        j.minStake = p.minStake;
+        j.mapTasks = p.mapTasks;
+        j.reduceTasks = p.reduceTasks;
+        j.escalations = p.escalations;
+        j.epsilonPpm = p.epsilonPpm;
+        j.adversaryPpm = p.adversaryPpm;
+        j.escrow = uint128(msg.value);
+        j.specDigest = p.specDigest;
+        uint40 seedBlock = _armBlock();
+        j.seedBlock = seedBlock;
+        emit JobPosted(
+            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, r, p.resourceClass, p.rewardPerReplica, msg.value
+        );
+        emit JobStateChanged(jobId, JobState.Map);
+        emit SeedArmed(jobId, type(uint256).max, seedBlock);
+    }
+
+    /// @dev Checks a job's parameters against the chain-wide floors; returns
+    /// the replication its error target needs.
+    function _validate(JobParams calldata p) private view returns (uint8 r) {
+        uint256 tasks = uint256(p.mapTasks) + p.reduceTasks;
+        if (p.mapTasks == 0 || tasks > type(uint32).max) revert JobMarketInvalidTaskCounts(p.mapTasks, p.reduceTasks);
+        if (p.epsilonPpm == 0 || p.epsilonPpm >= PPM || p.adversaryPpm >= PPM / 2) {
+            revert JobMarketInvalidErrorTarget(p.epsilonPpm, p.adversaryPpm);
+        }
+        r = replicationFor(p.epsilonPpm, p.adversaryPpm);
+        if (r == 0) revert JobMarketErrorTargetUnreachable(p.epsilonPpm, p.adversaryPpm, MAX_REPLICATION);
+        if (p.maxRounds == 0 || uint256(p.escalations) > tasks * (p.maxRounds - 1)) {
+            revert JobMarketInvalidRounds(p.maxRounds, p.escalations);
+        }
+        if (p.resourceClass >= pool.CLASSES()) revert JobMarketInvalidClass(p.resourceClass);
+        if (p.leaseDuration < minLeaseDuration || p.revealWindow < minRevealWindow) {
+            revert JobMarketWindowTooShort(p.leaseDuration, p.revealWindow, minLeaseDuration, minRevealWindow);
+        }
+        uint256 oneRound = uint256(p.leaseDuration) + p.revealWindow;
+        if (p.jobTimeout < oneRound) revert JobMarketInvalidTimeout(p.jobTimeout, oneRound);
+        // Deterrence: a replica caught cheating loses more than it could earn.
+        uint256 floor = uint256(p.rewardPerReplica) * DETERRENCE;
+        if (floor < minCollateral) floor = minCollateral;
+        if (floor == 0) floor = 1;
+        if (p.collateral < floor) revert JobMarketCollateralTooLow(p.collateral, floor);
+        uint256 stakeFloor = pool.minStake();
+        if (p.collateral > stakeFloor) stakeFloor = p.collateral;
+        if (p.minStake < stakeFloor) revert JobMarketStakeTooLow(p.minStake, stakeFloor);
+    }
+
+    function cancelJob(uint256 jobId) external {
+        Job storage j = _liveJob(jobId);
+        if (msg.sender != j.requester) revert JobMarketNotRequester(jobId, msg.sender);
+        if (j.hasDraws) revert JobMarketJobHasDraws(jobId);
+        uint128 escrow = j.escrow;
+        j.state = JobState.Cancelled;
+        j.refunded = escrow;
+        credits[msg.sender] += escrow;
+        emit JobStateChanged(jobId, JobState.Cancelled);
+        emit Refunded(jobId, msg.sender, escrow);
+    }
+
+    /// @notice Records that an active job is past its deadline. Nothing
+    /// depends on whether or when anyone calls this: every rule reads time.
+    function expireJob(uint256 jobId) external {
+        Job storage j = _knownJob(jobId);
+        if (!_isActive(j.state)) revert JobMarketJobNotActive(jobId, j.state);
+        if (block.timestamp <= j.deadline) revert JobMarketJobNotExpired(jobId, j.deadline);
+        j.state = JobState.Expired;
+        emit JobStateChanged(jobId, JobState.Expired);
+    }
+
+    function refund(uint256 jobId) external returns (uint256 amount) {
+        Job storage j = _knownJob(jobId);
+        if (_live(j)) revert JobMarketJobNotFinished(jobId, j.state);
+        if (_isActive(j.state)) {
+            j.state = JobState.Expired;
+            emit JobStateChanged(jobId, JobState.Expired);
+        }
+        // Until the last reveal window closes an agreeing replica may still
+        // open its result and earn its reward.
+        if (block.timestamp <= j.horizon) revert JobMarketRefundNotReady(jobId, j.horizon);
+        amount = uint256(j.escrow) - j.paid - j.owed - j.refunded;
+        if (amount == 0) revert JobMarketNothingToRefund(jobId);
+        j.refunded += uint128(amount);
+        address requester = j.requester;
+        credits[requester] += amount;
+        emit Refunded(jobId, requester, amount);
+    }
+
+    // ------------------------------------------------------------------ draws
+
+    /// @notice Fills the open seats of `taskIds` (current round) with workers
+    /// drawn from the job's class. Anyone may call it; what it draws depends
+    /// only on randomness fixed after the job (or round) was posted and on
+    /// pool weights fixed before that randomness existed. A seed that is no
+    /// longer usable (from an earlier epoch, or too old to read) is re-armed
+    /// to a future block and the task waits for it.
+    function draw(uint256 jobId, uint256[] calldata taskIds) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        Job storage j = _liveJob(jobId);
+        bool progressed;
+        for (uint256 i; i < n; ++i) {
+            uint256 taskId = taskIds[i];
+            _requireInPhase(jobId, j, taskId);
+            Task storage t = _tasks[jobId][taskId];
+            if (_advanceIfStale(jobId, taskId, j, t)) progressed = true;
+            if (!_live(j)) return; // the escalation failed the job
+            if (_drawSeats(jobId, taskId, j, t)) progressed = true;
+        }
+        // A call that changed nothing says why, instead of burning gas quietly.
+        if (!progressed) revert JobMarketNothingToDraw(jobId);
+    }
+
+    // ----------------------------------------------------------------- worker
+
+    function commit(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata results, bytes32[] calldata seals)
+        external
+    {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        if (results.length != n) revert JobMarketLengthMismatch(n, results.length);
+        if (seals.length != n) revert JobMarketLengthMismatch(n, seals.length);
+        Job storage j = _liveJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            _commitOne(jobId, j, taskIds[i], bytes12(results[i]), bytes12(seals[i]));
+        }
+    }
+
+    function reveal(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata digests) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        if (digests.length != n) revert JobMarketLengthMismatch(n, digests.length);
+        Job storage j = _knownJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            _revealOne(jobId, j, taskIds[i], digests[i]);
+        }
+    }
+
+    function collect(uint256 jobId, uint256[] calldata taskIds) external returns (uint256 reward) {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        Job storage j = _knownJob(jobId);
+        uint256[3] memory counts;
+        for (uint256 i; i < n; ++i) {
+            counts[uint8(_resolve(jobId, j, taskIds[i], msg.sender))] += 1;
+        }
+        reward = _applyOutcomes(j, msg.sender, counts);
+    }
+
+    /// @notice Resolves any worker's finished replica (e.g. a no-show, which
+    /// frees its seat for a redraw).
+    function resolve(uint256 jobId, uint256 taskId, address worker) external returns (Outcome outcome) {
+        Job storage j = _knownJob(jobId);
+        outcome = _resolve(jobId, j, taskId, worker);
+        uint256[3] memory counts;
+        counts[uint8(outcome)] = 1;
+        _applyOutcomes(j, worker, counts);
+    }
+
+    /// @notice Moves on a task whose unanimous round's reveal window closed
+    /// without a single opening: the round is void and escalates.
+    function poke(uint256 jobId, uint256 taskId) external {
+        Job storage j = _liveJob(jobId);
+        _requireInPhase(jobId, j, taskId);
+        if (!_advanceIfStale(jobId, taskId, j, _tasks[jobId][taskId])) revert JobMarketRoundNotStale(jobId, taskId);
+    }
+
+    function withdraw() external nonReentrant {
+        uint256 amount = credits[msg.sender];
+        if (amount == 0) revert JobMarketNothingToWithdraw(msg.sender);
+        credits[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert JobMarketTransferFailed(msg.sender, amount);
+    }
+
+    // --------------------------------------------------------------- internal
+
+    /// @dev Returns whether anything changed (a seat drawn or a seed re-armed).
+    function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
+        if (t.winner != 0) return false; // the round is complete
+        uint8 replication = j.replication;
+        uint256 open = replication - t.seated;
+        if (open == 0) return false;
+        bytes32 seed;
+        {
+            bool armed;
+            (seed, armed) = _seed(jobId, taskId, j, t);
+            if (seed == 0) return armed;
+        }
+        // Candidate k of this round is fixed by (seed, task, round, k): who
+        // calls, when, or in which batch does not change the sequence.
+        seed = keccak256(abi.encode(seed, taskId, t.round));
+        uint32 nonce = t.drawNonce;
+        uint256 budget = open * DRAW_TRIES_PER_SEAT;
+        for (uint256 tries; tries < budget && open != 0; ++tries) {
+            address w = pool.drawFrom(j.resourceClass, uint256(keccak256(abi.encode(seed, nonce))));
+            ++nonce;
+            if (w == address(0)) break; // nobody to draw from
+            if (_seat(jobId, taskId, j, t, w)) --open;
+        }
+        t.drawNonce = nonce;
+        uint8 seated = uint8(replication - open);
+        bool drew = seated != t.seated;
+        t.seated = seated;
+        if (drew && !j.hasDraws) j.hasDraws = true;
+        return drew;
+    }
+
+    /// @dev Seats `w` if it is eligible: not the requester, never on this
+    /// task before (in any round), with the job's minimum stake and enough
+    /// free stake for the collateral, which is locked here.
+    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w) private returns (bool) {
+        if (w == j.requester) return false;
+        Replica storage rep = _replicas[jobId][taskId][w];
+        if (rep.state != ReplicaState.None) return false;
+        WorkerPool.Worker memory info = pool.workers(w);
+        uint256 collateral = j.collateral;
+        uint256 minStake = j.minStake;
+        if (info.stake < minStake || info.stake - info.locked < collateral) return false;
+        pool.lock(w, collateral, minStake);
+        uint40 leaseDeadline = uint40(block.timestamp + j.leaseDuration);
+        rep.deadline = leaseDeadline;
+        rep.state = ReplicaState.Assigned;
+        uint8 round = t.round;
+        rep.round = round;
+        emit TaskAssigned(jobId, taskId, w, round, leaseDeadline);
+        return true;
+    }
+
+    /// @dev The round's seed; (0, false) while its block is still ahead,
+    /// (0, true) after re-arming a seed that can no longer be used.
+    function _seed(uint256 jobId, uint256 taskId, Job storage j, Task storage t)
+        private
+        returns (bytes32 seed, bool armed)
+    {
+        bool own = t.seedBlock != 0;
+        uint256 seedBlock = own ? t.seedBlock : j.seedBlock;
+        if (seedBlock >= block.number) return (0, false);
+        bytes32 random = _randomness(seedBlock);
+        // Weights fixed before the seed existed are only guaranteed within
+        // the seed block's epoch: after it, anyone could have re-weighted.
+        if (random == 0 || pool.epochOf(seedBlock) != pool.epoch()) {
+            uint40 next = _armBlock();
+            if (own) {
+                t.seedBlock = next;
+                emit SeedArmed(jobId, taskId, next);
+            } else {
+                j.seedBlock = next;
+                emit SeedArmed(jobId, type(uint256).max, next);
+            }
+            return (0, true);
+        }
+        return (keccak256(abi.encode(random, jobId)), false);
+    }
+
+    /// @dev A block `drawDelay` ahead whose successor is in the same epoch.
+    function _armBlock() private view returns (uint40) {
+        uint256 b = block.number + drawDelay;
+        uint256 epochBlocks = pool.epochBlocks();
+        if (epochBlocks > 1 && b % epochBlocks == epochBlocks - 1) b += 1;
+        return uint40(b);
+    }
+
+    function _randomness(uint256 blockNumber) private view returns (bytes32) {
+        if (address(randomnessSource) == address(0)) return blockhash(blockNumber);
+        return randomnessSource.randomness(blockNumber);
+    }
+
+    function _commitOne(uint256 jobId, Job storage j, uint256 taskId, bytes12 result, bytes12 seal) private {
+        if (result == 0 || seal == 0) revert JobMarketZeroHash(jobId, taskId);
+        Task storage t = _tasks[jobId][taskId];
+        Replica storage rep = _replicas[jobId][taskId][msg.sender];
+        if (rep.state != ReplicaState.Assigned || rep.round != t.round) {
+            revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+        }
+        if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
+        rep.result = result;
+        rep.seal = seal;
+        rep.state = ReplicaState.Committed;
+        emit ResultCommitted(jobId, taskId, msg.sender, bytes32(result));
+        uint8 committed = t.committed + 1;
+        t.committed = committed;
+        if (committed == 1) t.lead = result;
+        else if (result != t.lead) t.split = true;
+        if (committed == j.replication) {
+            if (t.split) {
+                _escalate(jobId, taskId, j, t);
+            } else {
+                t.winner = result;
+                uint40 until = uint40(block.timestamp + j.revealWindow);
+                t.revealDeadline = until;
+                if (until > j.horizon) j.horizon = until;
+                emit RevealOpened(jobId, taskId, t.round, until);
+            }
+        }
+    }
+
+    function _revealOne(uint256 jobId, Job storage j, uint256 taskId, bytes32 digest) private {
+        Task storage t = _tasks[jobId][taskId];
+        Replica storage rep = _replicas[jobId][taskId][msg.sender];
+        if (rep.state != ReplicaState.Committed) revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+        bytes12 winner = t.winner;
+        if (winner == 0) revert JobMarketRevealNotOpen(jobId, taskId);
+        bool settled = t.settled;
+        // A settled task hears its late openings (they are owed a reward);
+        // an unsettled one can only settle while the job is live.
+        if (!settled && !_live(j)) revert JobMarketJobNotActive(jobId, j.state);
+        uint40 until = t.revealDeadline;
+        if (block.timestamp > until) revert JobMarketRevealClosed(jobId, taskId, until);
+        if (rep.result != winner) revert JobMarketNotTheWinner(jobId, taskId, msg.sender);
+        if (bytes12(resultOf(jobId, taskId, digest)) != winner || bytes12(sealOf(msg.sender, jobId, taskId, digest)) != rep.seal) {
+            revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
+        }
+        rep.state = ReplicaState.Revealed;
+        j.owed += j.rewardPerReplica;
+        emit ResultRevealed(jobId, taskId, msg.sender, digest);
+        if (!settled) {
+            t.settled = true;
+            emit TaskSettled(jobId, taskId, t.round, digest);
+            _onTaskSettled(jobId, j);
+        }
+    }
+
+    /// @dev Decides how a finished replica ends. Reverts while it still has a
+    /// duty it can fulfil in time. Reads only time and state, never whether
+    /// someone already called expireJob or poke, so the outcome does not
+    /// depend on the order of permissionless calls.
+    function _resolve(uint256 jobId, Job storage j, uint256 taskId, address worker) private returns (Outcome o) {
+        Task storage t = _tasks[jobId][taskId];
+        _advanceIfStale(jobId, taskId, j, t);
+        Replica storage rep = _replicas[jobId][taskId][worker];
+        ReplicaState s = rep.state;
+        bool live = _live(j);
+        // Duties are judged up to the moment the job ended.
+        uint256 cutoff = block.timestamp;
+        if (!live && j.deadline < cutoff) cutoff = j.deadline;
+
+        if (s == ReplicaState.Assigned) {
+            if (cutoff > rep.deadline) o = Outcome.Slashed; // never committed
+            else if (!live) o = Outcome.Released;
+            else revert JobMarketNotResolvable(jobId, taskId, worker, s);
+        } else if (s == ReplicaState.Committed) {
+            if (t.settled) {
+                // A committer of the winner may open it until the window closes;
+                // a committer of anything else lost.
+                if (rep.result == t.winner && block.timestamp <= t.revealDeadline) {
+                    revert JobMarketNotResolvable(jobId, taskId, worker, s);
+                }
+                o = Outcome.Slashed;
+            } else if (!live) {
+                o = Outcome.Released; // the job ended before the task had a verdict
+            } else {
+                revert JobMarketNotResolvable(jobId, taskId, worker, s);
+            }
+        } else if (s == ReplicaState.Revealed) {
+            o = Outcome.Paid; // only the settled winner can be opened
+        } else {
+            revert JobMarketWrongReplicaState(jobId, taskId, worker, s);
+        }
+
+        uint256 amount;
+        if (o == Outcome.Paid) {
+            uint128 reward = j.rewardPerReplica;
+            j.owed -= reward;
+            j.paid += reward;
+            amount = reward;
+        } else if (o == Outcome.Slashed) {
+            amount = j.collateral;
+        }
+        if (s == ReplicaState.Assigned && o == Outcome.Slashed) {
+            // A no-show frees its seat for a redraw and is never drawn for
+            // this task again.
+            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
+            rep.state = ReplicaState.Slashed;
+        } else if (t.settled || !live) {
+            // No more draws can happen for this task: the slot may go.
+            delete _replicas[jobId][taskId][worker];
+        } else {
+            rep.state = ReplicaState.Slashed;
+        }
+        emit ReplicaResolved(jobId, taskId, worker, o, amount);
+    }
+
+    function _applyOutcomes(Job storage j, address worker, uint256[3] memory counts) private returns (uint256 reward) {
+        uint256 paid = counts[uint8(Outcome.Paid)];
+        uint256 slashed = counts[uint8(Outcome.Slashed)];
+        uint256 released = counts[uint8(Outcome.Released)];
+        uint256 collateral = j.collateral;
+        if (paid > 0) {
+            reward = paid * j.rewardPerReplica;
+            credits[worker] += reward;
+        }
+        if (paid + released > 0) pool.release(worker, (paid + released) * collateral, paid);
+        if (slashed > 0) pool.slash(worker, slashed * collateral, slashed);
+    }
+
+    /// @dev A unanimous round whose window closed with no opening is void:
+    /// its committers missed their reveal (they are slashed when resolved)
+    /// and the task escalates. Nothing was revealed, so nothing leaks.
+    function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
+        if (t.winner == 0 || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
+        _escalate(jobId, taskId, j, t);
+        return true;
+    }
+
+    /// @dev Opens the next round with fresh seats and its own future seed, or
+    /// fails the job when the task used all its rounds or the job's escrow
+    /// has no escalation left to pay for.
+    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private {
+        uint8 next = t.round + 1;
+        if (next >= j.maxRounds || j.escalationsUsed >= j.escalations) {
+            j.state = JobState.Failed;
+            if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
+            emit JobStateChanged(jobId, JobState.Failed);
+            return;
+        }
+        j.escalationsUsed += 1;
+        uint40 seedBlock = _armBlock();
+        t.winner = 0;
+        t.lead = 0;
+        t.round = next;
+        t.seated = 0;
+        t.committed = 0;
+        t.split = false;
+        t.revealDeadline = 0;
+        t.seedBlock = seedBlock;
+        t.drawNonce = 0;
+        emit TaskEscalated(jobId, taskId, next, seedBlock);
+    }
+
+    function _onTaskSettled(uint256 jobId, Job storage j) private {
+        uint32 settled = j.settledTasks + 1;
+        j.settledTasks = settled;
+        if (settled == j.mapTasks && j.reduceTasks != 0) {
+            j.state = JobState.Reduce;
+            emit JobStateChanged(jobId, JobState.Reduce);
+        } else if (settled == j.mapTasks + j.reduceTasks) {
+            j.state = JobState.Completed;
+            emit JobStateChanged(jobId, JobState.Completed);
+        }
+    }
+
+    function _knownJob(uint256 jobId) private view returns (Job storage j) {
+        j = _jobs[jobId];
+        if (j.state == JobState.None) revert JobMarketUnknownJob(jobId);
+    }
+
+    /// @dev Active and not past its deadline, whether or not anyone expired it.
+    function _liveJob(uint256 jobId) private view returns (Job storage j) {
+        j = _knownJob(jobId);
+        if (!_live(j)) revert JobMarketJobNotActive(jobId, j.state);
+    }
+
+    function _live(Job storage j) private view returns (bool) {
+        return _isActive(j.state) && block.timestamp <= j.deadline;
+    }
+
+    function _requireInPhase(uint256 jobId, Job storage j, uint256 taskId) private view {
+        uint256 mapTasks = j.mapTasks;
+        uint256 total = mapTasks + j.reduceTasks;
+        if (taskId >= total) revert JobMarketTaskOutOfRange(jobId, taskId, total);
+        JobState phase = taskId < mapTasks ? JobState.Map : JobState.Reduce;
+        if (j.state != phase) revert JobMarketTaskNotInPhase(jobId, taskId, j.state);
+    }
+
+    function _isActive(JobState state) private pure returns (bool) {
+        return state == JobState.Map || state == JobState.Reduce;
+    }
+}
