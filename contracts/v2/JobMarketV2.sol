@@ -7,23 +7,27 @@ import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
 
 /// @title JobMarketV2
 /// @notice Protocol v2: escrowed map/reduce jobs whose task replicas go to
-/// workers drawn by a stake-weighted lottery, settled only by a unanimous
-/// round, escalated to fresh drawn workers on any dissent. The design, its
-/// formulas and the attacks it answers are in docs/protocol.md.
+/// workers drawn by a stake-weighted lottery and settle by a margin of
+/// agreeing, independently drawn workers: unanimity of the first round, and
+/// on any dissent escalation to fresh drawn workers until one result leads
+/// all others by the margin. The design, its formulas and the attacks it
+/// answers are in docs/protocol.md.
 ///
 /// A requester states the error it accepts (epsilonPpm: the probability that
 /// a wrong result is accepted for a task) and the stake share it assumes an
-/// adversary holds (adversaryPpm); the replication r is the least r with
-/// f^r <= epsilon. Each round draws r workers who never served the task
-/// before. Each commits `result = keccak256(abi.encode(jobId, taskId, digest))`
+/// adversary holds (adversaryPpm, f); the margin m is the least m with
+/// f^m / (f^m + (1-f)^m) <= epsilon, the chance that an adversary who
+/// dissents whenever it is drawn wins the race to a lead of m. The first
+/// round draws m workers; a round that leaves the leader d votes ahead draws
+/// m - d more, so the task stops exactly when a result leads by m.
+/// Each seat commits `result = keccak256(abi.encode(jobId, taskId, digest))`
 /// and `seal = keccak256(abi.encode(worker, jobId, taskId, digest))`. Results
-/// are compared at commit time, so no digest is ever published before the
-/// round is unanimous: a round that splits leaks nothing a later worker could
-/// copy, and a result copied from a co-replica cannot be opened (its seal
-/// needs the digest). A unanimous round opens its reveal window; the first
-/// opening settles the task. When the task settles, every committer whose
-/// result is the winner and who opened it is paid; everyone else who
-/// committed on the task, in any round, is slashed.
+/// are compared at commit time, so no digest is published before a result
+/// has won: a split round leaks nothing a later worker could copy, and a
+/// result copied from a co-replica cannot be opened (its seal needs the
+/// digest). Winning opens a reveal window; the first opening settles the
+/// task. Every committer of the winner who opens it is paid; everyone else
+/// who committed on the task, in any round, is slashed.
 contract JobMarketV2 is ReentrancyGuard {
     uint8 public constant MAX_REPLICATION = 16;
     uint256 public constant PPM = 1_000_000;
@@ -47,7 +51,8 @@ contract JobMarketV2 is ReentrancyGuard {
         Assigned,
         Committed,
         Revealed,
-        Slashed // a no-show's marker: it is never drawn for this task again
+        Slashed, // a no-show's marker: it is never drawn for this task again
+        Declined // declined its seat in time: never drawn for this task again
     }
 
     enum Outcome {
@@ -75,7 +80,7 @@ contract JobMarketV2 is ReentrancyGuard {
         uint32 epsilonPpm;
         uint32 adversaryPpm;
         uint8 maxRounds;
-        uint32 escalations;
+        uint32 extraSeats;
         uint96 rewardPerReplica;
         uint96 collateral;
         uint96 minStake;
@@ -87,7 +92,7 @@ contract JobMarketV2 is ReentrancyGuard {
     struct Job {
         address requester;
         JobState state;
-        uint8 replication;
+        uint8 margin; // lead (in distinct drawn workers) that settles a task
         uint8 maxRounds;
         uint8 resourceClass;
         bool hasDraws;
@@ -102,8 +107,8 @@ contract JobMarketV2 is ReentrancyGuard {
         uint32 settledTasks;
         uint40 horizon; // latest reveal deadline: refunds wait for it
         uint40 seedBlock; // round 0's randomness comes from this block
-        uint32 escalations; // escalation rounds the escrow pays for
-        uint32 escalationsUsed;
+        uint32 extraSeats; // seats beyond margin * tasks the escrow pays for
+        uint32 extraSeatsUsed;
         uint32 epsilonPpm;
         uint32 adversaryPpm;
         uint128 paid;
@@ -114,13 +119,16 @@ contract JobMarketV2 is ReentrancyGuard {
     }
 
     struct Task {
-        bytes12 winner; // result of the unanimous round; zero while none
-        bytes12 lead; // first result committed in the current round
+        bytes12 winner; // result that reached the margin; zero while none
+        bytes12 lead; // result with the most commits in the current tally
         uint8 round;
+        uint8 seats; // seats of the current round
         uint8 seated; // seats held in the current round (assigned or committed)
-        uint8 committed;
-        bool split; // the current round has two different results
+        uint8 committed; // commits in the current round
         bool settled; // the winner was opened: the task's digest is known
+        uint16 leadCount; // commits of `lead` in the tally
+        uint16 total; // commits in the tally, all results
+        uint8 tally; // bumped when a void round discards the tally
         uint40 revealDeadline;
         uint40 seedBlock; // escalation rounds draw from this block (0: the job's)
         uint32 drawNonce; // candidates looked at in the current round
@@ -146,12 +154,14 @@ contract JobMarketV2 is ReentrancyGuard {
     mapping(uint256 => Job) private _jobs;
     mapping(uint256 => mapping(uint256 => Task)) private _tasks;
     mapping(uint256 => mapping(uint256 => mapping(address => Replica))) private _replicas;
+    /// @dev Commits per (job, task, tally, result) for results other than the leader.
+    mapping(bytes32 => uint16) private _votes;
 
     // ----- errors: parameters -----
     error JobMarketInvalidTaskCounts(uint256 mapTasks, uint256 reduceTasks);
     error JobMarketInvalidErrorTarget(uint256 epsilonPpm, uint256 adversaryPpm);
     error JobMarketErrorTargetUnreachable(uint256 epsilonPpm, uint256 adversaryPpm, uint256 maxReplication);
-    error JobMarketInvalidRounds(uint256 maxRounds, uint256 escalations);
+    error JobMarketInvalidRounds(uint256 maxRounds, uint256 extraSeats);
     error JobMarketInvalidClass(uint256 resourceClass);
     error JobMarketWindowTooShort(uint256 leaseDuration, uint256 revealWindow, uint256 minLease, uint256 minReveal);
     error JobMarketInvalidTimeout(uint256 jobTimeout, uint256 needed);
@@ -193,7 +203,7 @@ contract JobMarketV2 is ReentrancyGuard {
         bytes32 specDigest,
         uint256 mapTasks,
         uint256 reduceTasks,
-        uint256 replication,
+        uint256 margin,
         uint256 resourceClass,
         uint256 rewardPerReplica,
         uint256 escrow
@@ -205,9 +215,10 @@ contract JobMarketV2 is ReentrancyGuard {
     event TaskAssigned(
         uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round, uint256 leaseDeadline
     );
+    event TaskDeclined(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round);
     event ResultCommitted(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 result);
     event RevealOpened(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 revealDeadline);
-    event TaskEscalated(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 seedBlock);
+    event TaskEscalated(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 seats, uint256 seedBlock);
     event ResultRevealed(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 digest);
     event TaskSettled(uint256 indexed jobId, uint256 indexed taskId, uint256 round, bytes32 digest);
     event ReplicaResolved(
@@ -239,15 +250,19 @@ contract JobMarketV2 is ReentrancyGuard {
         return _replicas[jobId][taskId][worker];
     }
 
-    /// @notice The replication that meets `epsilonPpm` against an adversary
-    /// holding `adversaryPpm` of the stake: the least r with f^r <= epsilon
-    /// (f^r rounded up at every step, so r is never too small). 0 if none
-    /// up to MAX_REPLICATION does.
-    function replicationFor(uint256 epsilonPpm, uint256 adversaryPpm) public pure returns (uint8) {
-        uint256 p = PPM;
-        for (uint8 r = 1; r <= MAX_REPLICATION; ++r) {
-            p = (p * adversaryPpm + PPM - 1) / PPM;
-            if (p <= epsilonPpm) return r;
+    /// @notice The margin that meets `epsilonPpm` against an adversary holding
+    /// `adversaryPpm` of the stake: the least m with
+    /// f^m * (1 - epsilon) <= epsilon * (1 - f)^m, i.e. f^m / (f^m + (1-f)^m)
+    /// <= epsilon (f^m rounded up and (1-f)^m down at every step, so m is
+    /// never too small). 0 if none up to MAX_REPLICATION does.
+    function marginFor(uint256 epsilonPpm, uint256 adversaryPpm) public pure returns (uint8) {
+        uint256 one = 1e36;
+        uint256 bad = one; // f^m
+        uint256 good = one; // (1 - f)^m
+        for (uint8 m = 1; m <= MAX_REPLICATION; ++m) {
+            bad = (bad * adversaryPpm + PPM - 1) / PPM;
+            good = (good * (PPM - adversaryPpm)) / PPM;
+            if (bad * (PPM - epsilonPpm) <= good * epsilonPpm) return m;
         }
         return 0;
     }
@@ -263,15 +278,16 @@ contract JobMarketV2 is ReentrancyGuard {
     // -------------------------------------------------------------- requester
 
     function postJob(JobParams calldata p) external payable returns (uint256 jobId) {
-        uint8 r = _validate(p);
-        uint256 required = uint256(p.rewardPerReplica) * r * (uint256(p.mapTasks) + p.reduceTasks + p.escalations);
+        uint8 m = _validate(p);
+        uint256 seats = uint256(m) * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats;
+        uint256 required = uint256(p.rewardPerReplica) * seats;
         if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);
 
         jobId = ++jobCount;
         Job storage j = _jobs[jobId];
         j.requester = msg.sender;
         j.state = JobState.Map;
-        j.replication = r;
+        j.margin = m;
         j.maxRounds = p.maxRounds;
         j.resourceClass = p.resourceClass;
         j.leaseDuration = p.leaseDuration;
@@ -282,7 +298,7 @@ contract JobMarketV2 is ReentrancyGuard {
         j.minStake = p.minStake;
         j.mapTasks = p.mapTasks;
         j.reduceTasks = p.reduceTasks;
-        j.escalations = p.escalations;
+        j.extraSeats = p.extraSeats;
         j.epsilonPpm = p.epsilonPpm;
         j.adversaryPpm = p.adversaryPpm;
         j.escrow = uint128(msg.value);
@@ -290,24 +306,24 @@ contract JobMarketV2 is ReentrancyGuard {
         uint40 seedBlock = _armBlock();
         j.seedBlock = seedBlock;
         emit JobPosted(
-            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, r, p.resourceClass, p.rewardPerReplica, msg.value
+            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, m, p.resourceClass, p.rewardPerReplica, msg.value
         );
         emit JobStateChanged(jobId, JobState.Map);
         emit SeedArmed(jobId, type(uint256).max, seedBlock);
     }
 
     /// @dev Checks a job's parameters against the chain-wide floors; returns
-    /// the replication its error target needs.
-    function _validate(JobParams calldata p) private view returns (uint8 r) {
+    /// the margin its error target needs.
+    function _validate(JobParams calldata p) private view returns (uint8 m) {
         uint256 tasks = uint256(p.mapTasks) + p.reduceTasks;
         if (p.mapTasks == 0 || tasks > type(uint32).max) revert JobMarketInvalidTaskCounts(p.mapTasks, p.reduceTasks);
         if (p.epsilonPpm == 0 || p.epsilonPpm >= PPM || p.adversaryPpm >= PPM / 2) {
             revert JobMarketInvalidErrorTarget(p.epsilonPpm, p.adversaryPpm);
         }
-        r = replicationFor(p.epsilonPpm, p.adversaryPpm);
-        if (r == 0) revert JobMarketErrorTargetUnreachable(p.epsilonPpm, p.adversaryPpm, MAX_REPLICATION);
-        if (p.maxRounds == 0 || uint256(p.escalations) > tasks * (p.maxRounds - 1)) {
-            revert JobMarketInvalidRounds(p.maxRounds, p.escalations);
+        m = marginFor(p.epsilonPpm, p.adversaryPpm);
+        if (m == 0) revert JobMarketErrorTargetUnreachable(p.epsilonPpm, p.adversaryPpm, MAX_REPLICATION);
+        if (p.maxRounds == 0 || (p.maxRounds == 1 && p.extraSeats != 0)) {
+            revert JobMarketInvalidRounds(p.maxRounds, p.extraSeats);
         }
         if (p.resourceClass >= pool.CLASSES()) revert JobMarketInvalidClass(p.resourceClass);
         if (p.leaseDuration < minLeaseDuration || p.revealWindow < minRevealWindow) {
@@ -426,6 +442,31 @@ contract JobMarketV2 is ReentrancyGuard {
         reward = _applyOutcomes(j, msg.sender, counts);
     }
 
+    /// @notice Gives back seats the caller was drawn for and has not committed
+    /// to, before their lease ends: the collateral is released, the seat is
+    /// redrawn, and the caller is never drawn for that task again. This is how
+    /// a worker refuses a job it cannot run (a program it does not support,
+    /// terms it does not accept) without being slashed as a no-show. It cannot
+    /// help an adversary: giving up a seat only hands it to a random draw.
+    function decline(uint256 jobId, uint256[] calldata taskIds) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        Job storage j = _knownJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            uint256 taskId = taskIds[i];
+            Task storage t = _tasks[jobId][taskId];
+            Replica storage rep = _replicas[jobId][taskId][msg.sender];
+            if (rep.state != ReplicaState.Assigned) {
+                revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+            }
+            if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
+            rep.state = ReplicaState.Declined;
+            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
+            emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
+        }
+        pool.release(msg.sender, n * uint256(j.collateral), 0);
+    }
+
     /// @notice Resolves any worker's finished replica (e.g. a no-show, which
     /// frees its seat for a redraw).
     function resolve(uint256 jobId, uint256 taskId, address worker) external returns (Outcome outcome) {
@@ -457,9 +498,10 @@ contract JobMarketV2 is ReentrancyGuard {
 
     /// @dev Returns whether anything changed (a seat drawn or a seed re-armed).
     function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
-        if (t.winner != 0) return false; // the round is complete
-        uint8 replication = j.replication;
-        uint256 open = replication - t.seated;
+        if (t.winner != 0) return false; // the task has its result
+        uint8 seats = t.seats;
+        if (seats == 0) seats = t.seats = j.margin; // round 0
+        uint256 open = seats - t.seated;
         if (open == 0) return false;
         bytes32 seed;
         {
@@ -479,7 +521,7 @@ contract JobMarketV2 is ReentrancyGuard {
             if (_seat(jobId, taskId, j, t, w)) --open;
         }
         t.drawNonce = nonce;
-        uint8 seated = uint8(replication - open);
+        uint8 seated = uint8(seats - open);
         bool drew = seated != t.seated;
         t.seated = seated;
         if (drew && !j.hasDraws) j.hasDraws = true;
@@ -558,20 +600,25 @@ contract JobMarketV2 is ReentrancyGuard {
         rep.seal = seal;
         rep.state = ReplicaState.Committed;
         emit ResultCommitted(jobId, taskId, msg.sender, bytes32(result));
+        _count(jobId, taskId, t, result);
         uint8 committed = t.committed + 1;
         t.committed = committed;
-        if (committed == 1) t.lead = result;
-        else if (result != t.lead) t.split = true;
-        if (committed == j.replication) {
-            if (t.split) {
-                _escalate(jobId, taskId, j, t);
-            } else {
-                t.winner = result;
-                uint40 until = uint40(block.timestamp + j.revealWindow);
-                t.revealDeadline = until;
-                if (until > j.horizon) j.horizon = until;
-                emit RevealOpened(jobId, taskId, t.round, until);
-            }
+        if (committed < t.seats) return;
+        // The round is complete: judge the tally only now, so a round's
+        // outcome does not depend on the order its commits arrived in.
+        int256 lead = 2 * int256(uint256(t.leadCount)) - int256(uint256(t.total));
+        uint8 margin = j.margin;
+        if (lead >= int256(uint256(margin))) {
+            t.winner = t.lead;
+            uint40 until = uint40(block.timestamp + j.revealWindow);
+            t.revealDeadline = until;
+            if (until > j.horizon) j.horizon = until;
+            emit RevealOpened(jobId, taskId, t.round, until);
+        } else {
+            // Just enough fresh seats for the leader to reach the margin if
+            // they all agree with it.
+            uint256 need = uint256(int256(uint256(margin)) - lead);
+            _escalate(jobId, taskId, j, t, need > MAX_REPLICATION ? MAX_REPLICATION : need);
         }
     }
 
@@ -679,33 +726,60 @@ contract JobMarketV2 is ReentrancyGuard {
     /// and the task escalates. Nothing was revealed, so nothing leaks.
     function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
         if (t.winner == 0 || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
-        _escalate(jobId, taskId, j, t);
+        // Nobody could open the winner: its votes were worth nothing. Start
+        // a fresh tally (earlier committers are still judged at settlement).
+        t.tally += 1;
+        t.lead = 0;
+        t.leadCount = 0;
+        t.total = 0;
+        _escalate(jobId, taskId, j, t, j.margin);
         return true;
     }
 
-    /// @dev Opens the next round with fresh seats and its own future seed, or
-    /// fails the job when the task used all its rounds or the job's escrow
-    /// has no escalation left to pay for.
-    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private {
+    /// @dev Adds one commit to the task's tally. The leader's count lives in
+    /// the task; other results' counts in `_votes`, written only on dissent.
+    function _count(uint256 jobId, uint256 taskId, Task storage t, bytes12 result) private {
+        t.total += 1;
+        if (t.leadCount == 0 || result == t.lead) {
+            t.lead = result;
+            t.leadCount += 1;
+            return;
+        }
+        uint8 tally = t.tally;
+        uint16 votes = ++_votes[_voteKey(jobId, taskId, tally, result)];
+        if (votes > t.leadCount) {
+            _votes[_voteKey(jobId, taskId, tally, t.lead)] = t.leadCount;
+            t.lead = result;
+            t.leadCount = votes;
+        }
+    }
+
+    function _voteKey(uint256 jobId, uint256 taskId, uint8 tally, bytes12 result) private pure returns (bytes32) {
+        return keccak256(abi.encode(jobId, taskId, tally, result));
+    }
+
+    /// @dev Opens the next round with `seats` fresh seats and its own future
+    /// seed, or fails the job when the task used all its rounds or the job's
+    /// escrow cannot pay for the seats.
+    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t, uint256 seats) private {
         uint8 next = t.round + 1;
-        if (next >= j.maxRounds || j.escalationsUsed >= j.escalations) {
+        if (next >= j.maxRounds || uint256(j.extraSeatsUsed) + seats > j.extraSeats) {
             j.state = JobState.Failed;
             if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
             emit JobStateChanged(jobId, JobState.Failed);
             return;
         }
-        j.escalationsUsed += 1;
+        j.extraSeatsUsed += uint32(seats);
         uint40 seedBlock = _armBlock();
         t.winner = 0;
-        t.lead = 0;
         t.round = next;
+        t.seats = uint8(seats);
         t.seated = 0;
         t.committed = 0;
-        t.split = false;
         t.revealDeadline = 0;
         t.seedBlock = seedBlock;
         t.drawNonce = 0;
-        emit TaskEscalated(jobId, taskId, next, seedBlock);
+        emit TaskEscalated(jobId, taskId, next, seats, seedBlock);
     }
 
     function _onTaskSettled(uint256 jobId, Job storage j) private {
