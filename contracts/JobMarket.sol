@@ -1,94 +1,295 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IJobMarket} from "./interfaces/IJobMarket.sol";
-import {IWorkerRegistry} from "./interfaces/IWorkerRegistry.sol";
-import {WorkerRegistry} from "./WorkerRegistry.sol";
+import {IRandomness} from "./interfaces/IRandomness.sol";
+import {WorkerPool} from "./WorkerPool.sol";
 import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
 
 /// @title JobMarket
-/// @notice Escrow, leases, commit-reveal and quorum settlement for Shardex jobs.
-/// @dev Accounting: ETH balance == sum over jobs of (escrow - paid - refunded)
-/// + sum of credits. Loops run only over the caller's own batch arguments;
-/// everything per task is bounded by MAX_REPLICATION through uint8 counters.
-contract JobMarket is IJobMarket, ReentrancyGuard {
-    /// @inheritdoc IJobMarket
+/// @notice Protocol v2: escrowed map/reduce jobs whose task replicas go to
+/// workers drawn by a stake-weighted lottery and settle by a margin of
+/// agreeing, independently drawn workers: unanimity of the first round, and
+/// on any dissent escalation to fresh drawn workers until one result leads
+/// all others by the margin. The design, its formulas and the attacks it
+/// answers are in docs/protocol.md.
+///
+/// A requester states the error it accepts (epsilonPpm: the probability that
+/// a wrong result is accepted for a task) and the stake share it assumes an
+/// adversary holds (adversaryPpm, f); the margin m is the least m with
+/// f^m / (f^m + (1-f)^m) <= epsilon, the chance that an adversary who
+/// dissents whenever it is drawn wins the race to a lead of m. The first
+/// round draws m workers; a round that leaves the leader d votes ahead draws
+/// m - d more, so the task stops exactly when a result leads by m.
+/// Each seat commits `result = keccak256(abi.encode(jobId, taskId, digest))`
+/// and `seal = keccak256(abi.encode(worker, jobId, taskId, digest))`. Results
+/// are compared at commit time, so no digest is published before a result
+/// has won: a split round leaks nothing a later worker could copy, and a
+/// result copied from a co-replica cannot be opened (its seal needs the
+/// digest). Winning opens a reveal window; the first opening settles the
+/// task. Every committer of the winner who opens it is paid; everyone else
+/// who committed on the task, in any round, is slashed.
+contract JobMarket is ReentrancyGuard {
     uint8 public constant MAX_REPLICATION = 16;
+    uint256 public constant PPM = 1_000_000;
+    /// @notice collateral >= DETERRENCE * reward (see the deterrence inequality).
+    uint256 public constant DETERRENCE = 2;
+    /// @notice Candidates a draw may look at per open seat before it stops.
+    uint256 public constant DRAW_TRIES_PER_SEAT = 4;
 
-    /// @inheritdoc IJobMarket
-    IWorkerRegistry public immutable registry;
-    /// @inheritdoc IJobMarket
+    enum JobState {
+        None,
+        Map,
+        Reduce,
+        Completed,
+        Failed,
+        Expired,
+        Cancelled
+    }
+
+    enum ReplicaState {
+        None,
+        Assigned,
+        Committed,
+        Revealed,
+        Slashed, // a no-show's marker: it is never drawn for this task again
+        Declined // declined its seat in time: never drawn for this task again
+    }
+
+    enum Outcome {
+        Paid,
+        Slashed,
+        Released
+    }
+
+    /// @notice Chain-wide floors, fixed at deployment from the chain's block time.
+    struct Config {
+        uint256 unbondingDelay;
+        uint96 minStake;
+        uint96 minCollateral;
+        uint32 minLeaseDuration;
+        uint32 minRevealWindow;
+        uint32 epochBlocks;
+        uint32 drawDelay;
+    }
+
+    struct JobParams {
+        bytes32 specDigest;
+        uint32 mapTasks;
+        uint32 reduceTasks;
+        uint8 resourceClass;
+        uint32 epsilonPpm;
+        uint32 adversaryPpm;
+        uint8 maxRounds;
+        uint32 extraSeats;
+        uint96 rewardPerReplica;
+        uint96 collateral;
+        uint96 minStake;
+        uint32 leaseDuration;
+        uint32 revealWindow;
+        uint32 jobTimeout;
+    }
+
+    struct Job {
+        address requester;
+        JobState state;
+        uint8 margin; // lead (in distinct drawn workers) that settles a task
+        uint8 maxRounds;
+        uint8 resourceClass;
+        bool hasDraws;
+        uint32 leaseDuration;
+        uint32 revealWindow;
+        uint96 rewardPerReplica;
+        uint96 collateral;
+        uint40 deadline; // when an active job expires; once failed, when it failed
+        uint96 minStake;
+        uint32 mapTasks;
+        uint32 reduceTasks;
+        uint32 settledTasks;
+        uint40 horizon; // latest reveal deadline: refunds wait for it
+        uint40 seedBlock; // round 0's randomness comes from this block
+        uint32 extraSeats; // seats beyond margin * tasks the escrow pays for
+        uint32 extraSeatsUsed;
+        uint32 epsilonPpm;
+        uint32 adversaryPpm;
+        uint128 paid;
+        uint128 owed;
+        uint128 escrow;
+        uint128 refunded;
+        bytes32 specDigest;
+    }
+
+    struct Task {
+        bytes12 winner; // result that reached the margin; zero while none
+        bytes12 lead; // result with the most commits in the current tally
+        uint8 round;
+        uint8 seats; // seats of the current round
+        uint8 seated; // seats held in the current round (assigned or committed)
+        uint8 committed; // commits in the current round
+        bool settled; // the winner was opened: the task's digest is known
+        uint16 leadCount; // commits of `lead` in the tally
+        uint16 total; // commits in the tally, all results
+        uint8 tally; // bumped when a void round discards the tally
+        uint40 revealDeadline;
+        uint40 seedBlock; // escalation rounds draw from this block (0: the job's)
+        uint32 drawNonce; // candidates looked at in the current round
+    }
+
+    struct Replica {
+        bytes12 result;
+        bytes12 seal;
+        uint40 deadline; // commit deadline while assigned
+        ReplicaState state;
+        uint8 round;
+    }
+
+    WorkerPool public immutable pool;
+    IRandomness public immutable randomnessSource;
+    uint96 public immutable minCollateral;
+    uint32 public immutable minLeaseDuration;
+    uint32 public immutable minRevealWindow;
+    uint32 public immutable drawDelay;
     uint256 public jobCount;
-    /// @inheritdoc IJobMarket
     mapping(address => uint256) public credits;
 
     mapping(uint256 => Job) private _jobs;
     mapping(uint256 => mapping(uint256 => Task)) private _tasks;
     mapping(uint256 => mapping(uint256 => mapping(address => Replica))) private _replicas;
-    /// @dev Matching reveals per (jobId, taskId, round, digest prefix); only
-    /// written when quorum > 1, since a quorum of one settles on first reveal.
-    mapping(bytes32 => uint256) private _votes;
+    /// @dev Commits per (job, task, tally, result) for results other than the leader.
+    mapping(bytes32 => uint16) private _votes;
 
-    /// @param unbondingDelay Seconds a worker's stake waits before it can leave.
-    constructor(uint256 unbondingDelay) {
-        // The market creates its registry, so the registry's only privileged
-        // caller is fixed at deployment and no one holds an admin key.
-        registry = new WorkerRegistry(unbondingDelay);
+    // ----- errors: parameters -----
+    error JobMarketInvalidTaskCounts(uint256 mapTasks, uint256 reduceTasks);
+    error JobMarketInvalidErrorTarget(uint256 epsilonPpm, uint256 adversaryPpm);
+    error JobMarketErrorTargetUnreachable(uint256 epsilonPpm, uint256 adversaryPpm, uint256 maxReplication);
+    error JobMarketInvalidRounds(uint256 maxRounds, uint256 extraSeats);
+    error JobMarketInvalidClass(uint256 resourceClass);
+    error JobMarketWindowTooShort(uint256 leaseDuration, uint256 revealWindow, uint256 minLease, uint256 minReveal);
+    error JobMarketInvalidTimeout(uint256 jobTimeout, uint256 needed);
+    error JobMarketCollateralTooLow(uint256 collateral, uint256 minimum);
+    error JobMarketStakeTooLow(uint256 minStake, uint256 minimum);
+    error JobMarketEscrowMismatch(uint256 required, uint256 provided);
+    error JobMarketLengthMismatch(uint256 expected, uint256 actual);
+    error JobMarketEmptyBatch();
+    error JobMarketZeroHash(uint256 jobId, uint256 taskId);
+    // ----- errors: state -----
+    error JobMarketUnknownJob(uint256 jobId);
+    error JobMarketNotRequester(uint256 jobId, address caller);
+    error JobMarketJobHasDraws(uint256 jobId);
+    error JobMarketJobNotActive(uint256 jobId, JobState state);
+    error JobMarketJobNotExpired(uint256 jobId, uint256 deadline);
+    error JobMarketJobNotFinished(uint256 jobId, JobState state);
+    error JobMarketRefundNotReady(uint256 jobId, uint256 readyAt);
+    error JobMarketNothingToRefund(uint256 jobId);
+    error JobMarketTaskOutOfRange(uint256 jobId, uint256 taskId, uint256 taskCount);
+    error JobMarketTaskNotInPhase(uint256 jobId, uint256 taskId, JobState state);
+    /// @notice No seat could be drawn and no seed needed re-arming: the seats
+    /// are full, the seed block is not mined yet, or nobody eligible is in the pool.
+    error JobMarketNothingToDraw(uint256 jobId);
+    error JobMarketWrongReplicaState(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
+    error JobMarketLeaseExpired(uint256 jobId, uint256 taskId, uint256 deadline);
+    error JobMarketRevealNotOpen(uint256 jobId, uint256 taskId);
+    error JobMarketRevealClosed(uint256 jobId, uint256 taskId, uint256 deadline);
+    error JobMarketNotTheWinner(uint256 jobId, uint256 taskId, address worker);
+    error JobMarketCommitmentMismatch(uint256 jobId, uint256 taskId, address worker);
+    error JobMarketNotResolvable(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
+    error JobMarketRoundNotStale(uint256 jobId, uint256 taskId);
+    error JobMarketNothingToWithdraw(address account);
+    error JobMarketTransferFailed(address to, uint256 amount);
+
+    // ----- events -----
+    event JobPosted(
+        uint256 indexed jobId,
+        address indexed requester,
+        bytes32 specDigest,
+        uint256 mapTasks,
+        uint256 reduceTasks,
+        uint256 margin,
+        uint256 resourceClass,
+        uint256 rewardPerReplica,
+        uint256 escrow
+    );
+    event JobStateChanged(uint256 indexed jobId, JobState state);
+    /// @notice Draws for the task's round (all tasks' round 0 when taskId is
+    /// type(uint256).max) wait for this block's randomness.
+    event SeedArmed(uint256 indexed jobId, uint256 indexed taskId, uint256 seedBlock);
+    event TaskAssigned(
+        uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round, uint256 leaseDeadline
+    );
+    event TaskDeclined(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round);
+    event ResultCommitted(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 result);
+    event RevealOpened(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 revealDeadline);
+    event TaskEscalated(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 seats, uint256 seedBlock);
+    event ResultRevealed(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 digest);
+    event TaskSettled(uint256 indexed jobId, uint256 indexed taskId, uint256 round, bytes32 digest);
+    event ReplicaResolved(
+        uint256 indexed jobId, uint256 indexed taskId, address indexed worker, Outcome outcome, uint256 amount
+    );
+    event Refunded(uint256 indexed jobId, address indexed requester, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    constructor(Config memory c, IRandomness source) {
+        pool = new WorkerPool(c.unbondingDelay, c.minStake, c.epochBlocks == 0 ? 1 : c.epochBlocks);
+        randomnessSource = source;
+        minCollateral = c.minCollateral;
+        minLeaseDuration = c.minLeaseDuration;
+        minRevealWindow = c.minRevealWindow;
+        drawDelay = c.drawDelay;
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @inheritdoc IJobMarket
     function job(uint256 jobId) external view returns (Job memory) {
-        Job storage j = _jobs[jobId];
-        if (j.state == JobState.None) revert JobMarketUnknownJob(jobId);
-        return j;
+        return _knownJob(jobId);
     }
 
-    /// @inheritdoc IJobMarket
     function task(uint256 jobId, uint256 taskId) external view returns (Task memory) {
         return _tasks[jobId][taskId];
     }
 
-    /// @inheritdoc IJobMarket
     function replica(uint256 jobId, uint256 taskId, address worker) external view returns (Replica memory) {
         return _replicas[jobId][taskId][worker];
     }
 
-    /// @inheritdoc IJobMarket
-    function commitmentOf(bytes32 digest, bytes32 salt, address worker, uint256 jobId, uint256 taskId)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(digest, salt, worker, jobId, taskId));
+    /// @notice The margin that meets `epsilonPpm` against an adversary holding
+    /// `adversaryPpm` of the stake: the least m with
+    /// f^m * (1 - epsilon) <= epsilon * (1 - f)^m, i.e. f^m / (f^m + (1-f)^m)
+    /// <= epsilon (f^m rounded up and (1-f)^m down at every step, so m is
+    /// never too small). 0 if none up to MAX_REPLICATION does.
+    function marginFor(uint256 epsilonPpm, uint256 adversaryPpm) public pure returns (uint8) {
+        uint256 one = 1e36;
+        uint256 bad = one; // f^m
+        uint256 good = one; // (1 - f)^m
+        for (uint8 m = 1; m <= MAX_REPLICATION; ++m) {
+            bad = (bad * adversaryPpm + PPM - 1) / PPM;
+            good = (good * (PPM - adversaryPpm)) / PPM;
+            if (bad * (PPM - epsilonPpm) <= good * epsilonPpm) return m;
+        }
+        return 0;
+    }
+
+    function resultOf(uint256 jobId, uint256 taskId, bytes32 digest) public pure returns (bytes32) {
+        return keccak256(abi.encode(jobId, taskId, digest));
+    }
+
+    function sealOf(address worker, uint256 jobId, uint256 taskId, bytes32 digest) public pure returns (bytes32) {
+        return keccak256(abi.encode(worker, jobId, taskId, digest));
     }
 
     // -------------------------------------------------------------- requester
 
-    /// @inheritdoc IJobMarket
     function postJob(JobParams calldata p) external payable returns (uint256 jobId) {
-        uint256 tasks = uint256(p.mapTasks) + p.reduceTasks;
-        if (p.mapTasks == 0 || tasks > type(uint32).max) revert JobMarketInvalidTaskCounts(p.mapTasks, p.reduceTasks);
-        if (p.replication == 0 || p.replication > MAX_REPLICATION || p.quorum == 0 || p.quorum > p.replication) {
-            revert JobMarketInvalidQuorum(p.replication, p.quorum);
-        }
-        if (p.maxRounds == 0) revert JobMarketInvalidMaxRounds(p.maxRounds);
-        if (p.leaseDuration == 0 || p.revealWindow == 0 || p.jobTimeout == 0) {
-            revert JobMarketInvalidWindows(p.leaseDuration, p.revealWindow, p.jobTimeout);
-        }
-        uint256 required = uint256(p.rewardPerReplica) * p.replication * tasks;
-        // Equality (not >=) so no wei arrives that the job has no use for. It
-        // also bounds `required` by the ETH supply, so uint128 cannot truncate.
+        uint8 m = _validate(p);
+        uint256 seats = uint256(m) * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats;
+        uint256 required = uint256(p.rewardPerReplica) * seats;
         if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);
 
         jobId = ++jobCount;
         Job storage j = _jobs[jobId];
         j.requester = msg.sender;
         j.state = JobState.Map;
-        j.replication = p.replication;
-        j.quorum = p.quorum;
+        j.margin = m;
         j.maxRounds = p.maxRounds;
+        j.resourceClass = p.resourceClass;
         j.leaseDuration = p.leaseDuration;
         j.revealWindow = p.revealWindow;
         j.rewardPerReplica = p.rewardPerReplica;
@@ -97,19 +298,53 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         j.minStake = p.minStake;
         j.mapTasks = p.mapTasks;
         j.reduceTasks = p.reduceTasks;
+        j.extraSeats = p.extraSeats;
+        j.epsilonPpm = p.epsilonPpm;
+        j.adversaryPpm = p.adversaryPpm;
         j.escrow = uint128(msg.value);
         j.specDigest = p.specDigest;
+        uint40 seedBlock = _armBlock();
+        j.seedBlock = seedBlock;
         emit JobPosted(
-            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, p.replication, p.quorum, p.rewardPerReplica, msg.value
+            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, m, p.resourceClass, p.rewardPerReplica, msg.value
         );
         emit JobStateChanged(jobId, JobState.Map);
+        emit SeedArmed(jobId, type(uint256).max, seedBlock);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @dev Checks a job's parameters against the chain-wide floors; returns
+    /// the margin its error target needs.
+    function _validate(JobParams calldata p) private view returns (uint8 m) {
+        uint256 tasks = uint256(p.mapTasks) + p.reduceTasks;
+        if (p.mapTasks == 0 || tasks > type(uint32).max) revert JobMarketInvalidTaskCounts(p.mapTasks, p.reduceTasks);
+        if (p.epsilonPpm == 0 || p.epsilonPpm >= PPM || p.adversaryPpm >= PPM / 2) {
+            revert JobMarketInvalidErrorTarget(p.epsilonPpm, p.adversaryPpm);
+        }
+        m = marginFor(p.epsilonPpm, p.adversaryPpm);
+        if (m == 0) revert JobMarketErrorTargetUnreachable(p.epsilonPpm, p.adversaryPpm, MAX_REPLICATION);
+        if (p.maxRounds == 0 || (p.maxRounds == 1 && p.extraSeats != 0)) {
+            revert JobMarketInvalidRounds(p.maxRounds, p.extraSeats);
+        }
+        if (p.resourceClass >= pool.CLASSES()) revert JobMarketInvalidClass(p.resourceClass);
+        if (p.leaseDuration < minLeaseDuration || p.revealWindow < minRevealWindow) {
+            revert JobMarketWindowTooShort(p.leaseDuration, p.revealWindow, minLeaseDuration, minRevealWindow);
+        }
+        uint256 oneRound = uint256(p.leaseDuration) + p.revealWindow;
+        if (p.jobTimeout < oneRound) revert JobMarketInvalidTimeout(p.jobTimeout, oneRound);
+        // Deterrence: a replica caught cheating loses more than it could earn.
+        uint256 floor = uint256(p.rewardPerReplica) * DETERRENCE;
+        if (floor < minCollateral) floor = minCollateral;
+        if (floor == 0) floor = 1;
+        if (p.collateral < floor) revert JobMarketCollateralTooLow(p.collateral, floor);
+        uint256 stakeFloor = pool.minStake();
+        if (p.collateral > stakeFloor) stakeFloor = p.collateral;
+        if (p.minStake < stakeFloor) revert JobMarketStakeTooLow(p.minStake, stakeFloor);
+    }
+
     function cancelJob(uint256 jobId) external {
-        Job storage j = _activeJob(jobId);
+        Job storage j = _liveJob(jobId);
         if (msg.sender != j.requester) revert JobMarketNotRequester(jobId, msg.sender);
-        if (j.hasClaims) revert JobMarketJobHasClaims(jobId);
+        if (j.hasDraws) revert JobMarketJobHasDraws(jobId);
         uint128 escrow = j.escrow;
         j.state = JobState.Cancelled;
         j.refunded = escrow;
@@ -118,22 +353,25 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         emit Refunded(jobId, msg.sender, escrow);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @notice Records that an active job is past its deadline. Nothing
+    /// depends on whether or when anyone calls this: every rule reads time.
     function expireJob(uint256 jobId) external {
-        Job storage j = _activeJob(jobId);
+        Job storage j = _knownJob(jobId);
+        if (!_isActive(j.state)) revert JobMarketJobNotActive(jobId, j.state);
         if (block.timestamp <= j.deadline) revert JobMarketJobNotExpired(jobId, j.deadline);
         j.state = JobState.Expired;
         emit JobStateChanged(jobId, JobState.Expired);
     }
 
-    /// @inheritdoc IJobMarket
     function refund(uint256 jobId) external returns (uint256 amount) {
-        Job storage j = _jobs[jobId];
-        JobState state = j.state;
-        if (state == JobState.None) revert JobMarketUnknownJob(jobId);
-        if (state == JobState.Map || state == JobState.Reduce) revert JobMarketJobNotFinished(jobId, state);
+        Job storage j = _knownJob(jobId);
+        if (_live(j)) revert JobMarketJobNotFinished(jobId, j.state);
+        if (_isActive(j.state)) {
+            j.state = JobState.Expired;
+            emit JobStateChanged(jobId, JobState.Expired);
+        }
         // Until the last reveal window closes an agreeing replica may still
-        // reveal and earn its reward, so what is owed is not final before then.
+        // open its result and earn its reward.
         if (block.timestamp <= j.horizon) revert JobMarketRefundNotReady(jobId, j.horizon);
         amount = uint256(j.escrow) - j.paid - j.owed - j.refunded;
         if (amount == 0) revert JobMarketNothingToRefund(jobId);
@@ -143,103 +381,94 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         emit Refunded(jobId, requester, amount);
     }
 
-    // ----------------------------------------------------------------- worker
+    // ------------------------------------------------------------------ draws
 
-    /// @inheritdoc IJobMarket
-    function claim(uint256 jobId, uint256[] calldata taskIds) external {
+    /// @notice Fills the open seats of `taskIds` (current round) with workers
+    /// drawn from the job's class. Anyone may call it; what it draws depends
+    /// only on randomness fixed after the job (or round) was posted and on
+    /// pool weights fixed before that randomness existed. A seed that is no
+    /// longer usable (from an earlier epoch, or too old to read) is re-armed
+    /// to a future block and the task waits for it.
+    function draw(uint256 jobId, uint256[] calldata taskIds) external {
         uint256 n = taskIds.length;
         if (n == 0) revert JobMarketEmptyBatch();
-        Job storage j = _activeJob(jobId);
-        uint40 leaseDeadline = uint40(block.timestamp + j.leaseDuration);
-        uint8 replication = j.replication;
+        Job storage j = _liveJob(jobId);
+        bool progressed;
         for (uint256 i; i < n; ++i) {
             uint256 taskId = taskIds[i];
             _requireInPhase(jobId, j, taskId);
             Task storage t = _tasks[jobId][taskId];
-            _advanceIfStale(jobId, taskId, j, t);
-            if (!_isActive(j.state)) revert JobMarketJobNotActive(jobId, j.state);
-            if (t.winner != 0) revert JobMarketTaskSettled(jobId, taskId);
-            if (t.claimed >= replication) revert JobMarketTaskFull(jobId, taskId, replication);
-            Replica storage rep = _replicas[jobId][taskId][msg.sender];
-            if (rep.state != ReplicaState.None) {
-                // A worker slashed in an earlier round may try again; anything
-                // else is either this round's claim or a replica to collect first.
-                if (rep.round == t.round) revert JobMarketAlreadyClaimed(jobId, taskId, msg.sender);
-                if (rep.state != ReplicaState.Slashed) {
-                    revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
-                }
-            }
-            uint8 round = t.round;
-            t.claimed += 1;
-            _replicas[jobId][taskId][msg.sender] =
-                Replica({hash: 0, deadline: leaseDeadline, state: ReplicaState.Claimed, round: round});
-            emit TaskClaimed(jobId, taskId, msg.sender, round, leaseDeadline);
+            if (_advanceIfStale(jobId, taskId, j, t)) progressed = true;
+            if (!_live(j)) return; // the escalation failed the job
+            if (_drawSeats(jobId, taskId, j, t)) progressed = true;
         }
-        if (!j.hasClaims) j.hasClaims = true;
-        registry.lock(msg.sender, uint256(j.collateral) * n, j.minStake);
+        // A call that changed nothing says why, instead of burning gas quietly.
+        if (!progressed) revert JobMarketNothingToDraw(jobId);
     }
 
-    /// @inheritdoc IJobMarket
-    function commit(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata commitments) external {
-        uint256 n = taskIds.length;
-        if (n == 0) revert JobMarketEmptyBatch();
-        if (commitments.length != n) revert JobMarketLengthMismatch(n, commitments.length);
-        Job storage j = _activeJob(jobId);
-        for (uint256 i; i < n; ++i) {
-            uint256 taskId = taskIds[i];
-            bytes32 commitment = commitments[i];
-            // Only the first 24 bytes are stored, so they must not be zero.
-            if (bytes24(commitment) == 0) revert JobMarketZeroHash(jobId, taskId);
-            Task storage t = _tasks[jobId][taskId];
-            Replica storage rep = _replicas[jobId][taskId][msg.sender];
-            if (rep.state != ReplicaState.Claimed || rep.round != t.round) {
-                revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
-            }
-            if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
-            rep.hash = bytes24(commitment);
-            rep.state = ReplicaState.Committed;
-            emit ResultCommitted(jobId, taskId, msg.sender, commitment);
-            uint8 committed = t.committed + 1;
-            t.committed = committed;
-            if (committed == j.replication) {
-                // Saturate, never wrap: a window reaching past the uint32 clock
-                // would otherwise wrap into the past and close as it opens.
-                uint256 until = block.timestamp + j.revealWindow;
-                uint32 revealDeadline = until > type(uint32).max ? type(uint32).max : uint32(until);
-                t.revealDeadline = revealDeadline;
-                if (revealDeadline > j.horizon) j.horizon = revealDeadline;
-                emit RevealOpened(jobId, taskId, t.round, revealDeadline);
-            }
-        }
-    }
+    // ----------------------------------------------------------------- worker
 
-    /// @inheritdoc IJobMarket
-    function reveal(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata digests, bytes32[] calldata salts)
+    function commit(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata results, bytes32[] calldata seals)
         external
     {
         uint256 n = taskIds.length;
         if (n == 0) revert JobMarketEmptyBatch();
-        if (digests.length != n) revert JobMarketLengthMismatch(n, digests.length);
-        if (salts.length != n) revert JobMarketLengthMismatch(n, salts.length);
-        Job storage j = _knownJob(jobId);
+        if (results.length != n) revert JobMarketLengthMismatch(n, results.length);
+        if (seals.length != n) revert JobMarketLengthMismatch(n, seals.length);
+        Job storage j = _liveJob(jobId);
         for (uint256 i; i < n; ++i) {
-            _revealOne(jobId, j, taskIds[i], digests[i], salts[i]);
+            _commitOne(jobId, j, taskIds[i], bytes12(results[i]), bytes12(seals[i]));
         }
     }
 
-    /// @inheritdoc IJobMarket
+    function reveal(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata digests) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        if (digests.length != n) revert JobMarketLengthMismatch(n, digests.length);
+        Job storage j = _knownJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            _revealOne(jobId, j, taskIds[i], digests[i]);
+        }
+    }
+
     function collect(uint256 jobId, uint256[] calldata taskIds) external returns (uint256 reward) {
         uint256 n = taskIds.length;
         if (n == 0) revert JobMarketEmptyBatch();
         Job storage j = _knownJob(jobId);
-        uint256[3] memory counts; // indexed by Outcome
+        uint256[3] memory counts;
         for (uint256 i; i < n; ++i) {
             counts[uint8(_resolve(jobId, j, taskIds[i], msg.sender))] += 1;
         }
         reward = _applyOutcomes(j, msg.sender, counts);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @notice Gives back seats the caller was drawn for and has not committed
+    /// to, before their lease ends: the collateral is released, the seat is
+    /// redrawn, and the caller is never drawn for that task again. This is how
+    /// a worker refuses a job it cannot run (a program it does not support,
+    /// terms it does not accept) without being slashed as a no-show. It cannot
+    /// help an adversary: giving up a seat only hands it to a random draw.
+    function decline(uint256 jobId, uint256[] calldata taskIds) external {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        Job storage j = _knownJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            uint256 taskId = taskIds[i];
+            Task storage t = _tasks[jobId][taskId];
+            Replica storage rep = _replicas[jobId][taskId][msg.sender];
+            if (rep.state != ReplicaState.Assigned) {
+                revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+            }
+            if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
+            rep.state = ReplicaState.Declined;
+            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
+            emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
+        }
+        pool.release(msg.sender, n * uint256(j.collateral), 0);
+    }
+
+    /// @notice Resolves any worker's finished replica (e.g. a no-show, which
+    /// frees its seat for a redraw).
     function resolve(uint256 jobId, uint256 taskId, address worker) external returns (Outcome outcome) {
         Job storage j = _knownJob(jobId);
         outcome = _resolve(jobId, j, taskId, worker);
@@ -248,14 +477,14 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         _applyOutcomes(j, worker, counts);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @notice Moves on a task whose unanimous round's reveal window closed
+    /// without a single opening: the round is void and escalates.
     function poke(uint256 jobId, uint256 taskId) external {
-        Job storage j = _activeJob(jobId);
+        Job storage j = _liveJob(jobId);
         _requireInPhase(jobId, j, taskId);
         if (!_advanceIfStale(jobId, taskId, j, _tasks[jobId][taskId])) revert JobMarketRoundNotStale(jobId, taskId);
     }
 
-    /// @inheritdoc IJobMarket
     function withdraw() external nonReentrant {
         uint256 amount = credits[msg.sender];
         if (amount == 0) revert JobMarketNothingToWithdraw(msg.sender);
@@ -267,90 +496,191 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
 
     // --------------------------------------------------------------- internal
 
-    function _revealOne(uint256 jobId, Job storage j, uint256 taskId, bytes32 digest, bytes32 salt) private {
+    /// @dev Returns whether anything changed (a seat drawn or a seed re-armed).
+    function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
+        if (t.winner != 0) return false; // the task has its result
+        uint8 seats = t.seats;
+        if (seats == 0) seats = t.seats = j.margin; // round 0
+        uint256 open = seats - t.seated;
+        if (open == 0) return false;
+        bytes32 seed;
+        {
+            bool armed;
+            (seed, armed) = _seed(jobId, taskId, j, t);
+            if (seed == 0) return armed;
+        }
+        // Candidate k of this round is fixed by (seed, task, round, k): who
+        // calls, when, or in which batch does not change the sequence.
+        seed = keccak256(abi.encode(seed, taskId, t.round));
+        uint32 nonce = t.drawNonce;
+        uint256 budget = open * DRAW_TRIES_PER_SEAT;
+        for (uint256 tries; tries < budget && open != 0; ++tries) {
+            address w = pool.drawFrom(j.resourceClass, uint256(keccak256(abi.encode(seed, nonce))));
+            ++nonce;
+            if (w == address(0)) break; // nobody to draw from
+            if (_seat(jobId, taskId, j, t, w)) --open;
+        }
+        t.drawNonce = nonce;
+        uint8 seated = uint8(seats - open);
+        bool drew = seated != t.seated;
+        t.seated = seated;
+        if (drew && !j.hasDraws) j.hasDraws = true;
+        return drew;
+    }
+
+    /// @dev Seats `w` if it is eligible: not the requester, never on this
+    /// task before (in any round), with the job's minimum stake and enough
+    /// free stake for the collateral, which is locked here.
+    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w) private returns (bool) {
+        if (w == j.requester) return false;
+        Replica storage rep = _replicas[jobId][taskId][w];
+        if (rep.state != ReplicaState.None) return false;
+        WorkerPool.Worker memory info = pool.workers(w);
+        uint256 collateral = j.collateral;
+        uint256 minStake = j.minStake;
+        if (info.stake < minStake || info.stake - info.locked < collateral) return false;
+        pool.lock(w, collateral, minStake);
+        uint40 leaseDeadline = uint40(block.timestamp + j.leaseDuration);
+        rep.deadline = leaseDeadline;
+        rep.state = ReplicaState.Assigned;
+        uint8 round = t.round;
+        rep.round = round;
+        emit TaskAssigned(jobId, taskId, w, round, leaseDeadline);
+        return true;
+    }
+
+    /// @dev The round's seed; (0, false) while its block is still ahead,
+    /// (0, true) after re-arming a seed that can no longer be used.
+    function _seed(uint256 jobId, uint256 taskId, Job storage j, Task storage t)
+        private
+        returns (bytes32 seed, bool armed)
+    {
+        bool own = t.seedBlock != 0;
+        uint256 seedBlock = own ? t.seedBlock : j.seedBlock;
+        if (seedBlock >= block.number) return (0, false);
+        bytes32 random = _randomness(seedBlock);
+        // Weights fixed before the seed existed are only guaranteed within
+        // the seed block's epoch: after it, anyone could have re-weighted.
+        if (random == 0 || pool.epochOf(seedBlock) != pool.epoch()) {
+            uint40 next = _armBlock();
+            if (own) {
+                t.seedBlock = next;
+                emit SeedArmed(jobId, taskId, next);
+            } else {
+                j.seedBlock = next;
+                emit SeedArmed(jobId, type(uint256).max, next);
+            }
+            return (0, true);
+        }
+        return (keccak256(abi.encode(random, jobId)), false);
+    }
+
+    /// @dev A block `drawDelay` ahead whose successor is in the same epoch.
+    function _armBlock() private view returns (uint40) {
+        uint256 b = block.number + drawDelay;
+        uint256 epochBlocks = pool.epochBlocks();
+        if (epochBlocks > 1 && b % epochBlocks == epochBlocks - 1) b += 1;
+        return uint40(b);
+    }
+
+    function _randomness(uint256 blockNumber) private view returns (bytes32) {
+        if (address(randomnessSource) == address(0)) return blockhash(blockNumber);
+        return randomnessSource.randomness(blockNumber);
+    }
+
+    function _commitOne(uint256 jobId, Job storage j, uint256 taskId, bytes12 result, bytes12 seal) private {
+        if (result == 0 || seal == 0) revert JobMarketZeroHash(jobId, taskId);
         Task storage t = _tasks[jobId][taskId];
         Replica storage rep = _replicas[jobId][taskId][msg.sender];
-        if (rep.state != ReplicaState.Committed || rep.round != t.round) {
+        if (rep.state != ReplicaState.Assigned || rep.round != t.round) {
             revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
         }
-        bool settled = t.winner != 0;
-        // A settled task still hears its late replicas (they may be owed a
-        // reward); an unsettled one can only progress while the job is live.
-        if (!settled && !_isActive(j.state)) revert JobMarketJobNotActive(jobId, j.state);
-        uint32 revealDeadline = t.revealDeadline;
-        if (revealDeadline == 0) revert JobMarketRevealNotOpen(jobId, taskId);
-        if (block.timestamp > revealDeadline) revert JobMarketRevealClosed(jobId, taskId, revealDeadline);
-        // A zero prefix would read as "no winner": a task settled on it could
-        // be settled again and counted twice.
-        if (bytes24(digest) == 0) revert JobMarketZeroHash(jobId, taskId);
-        if (bytes24(commitmentOf(digest, salt, msg.sender, jobId, taskId)) != rep.hash) {
-            revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
-        }
-        bytes24 prefix = bytes24(digest);
-        rep.hash = prefix;
-        rep.state = ReplicaState.Revealed;
-        emit ResultRevealed(jobId, taskId, msg.sender, digest);
-
-        uint128 reward = j.rewardPerReplica;
-        if (settled) {
-            if (prefix == t.winner) j.owed += reward;
-            return;
-        }
-        uint8 round = t.round;
-        uint8 revealed = t.revealed + 1;
-        t.revealed = revealed;
-        uint256 votes = 1;
-        if (j.quorum > 1) votes = ++_votes[keccak256(abi.encode(jobId, taskId, round, prefix))];
-        if (votes >= j.quorum) {
-            // First digest to reach quorum wins; exactly `votes` replicas have
-            // revealed it, and each is now owed its reward.
-            t.winner = prefix;
-            j.owed += uint128(votes * reward);
-            emit TaskSettled(jobId, taskId, round, digest);
-            _onTaskSettled(jobId, j);
-        } else if (revealed == j.replication) {
-            // Everyone revealed and no digest reached quorum: no need to wait
-            // for the window to close.
-            _failRound(jobId, taskId, j, t);
+        if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
+        rep.result = result;
+        rep.seal = seal;
+        rep.state = ReplicaState.Committed;
+        emit ResultCommitted(jobId, taskId, msg.sender, bytes32(result));
+        _count(jobId, taskId, t, result);
+        uint8 committed = t.committed + 1;
+        t.committed = committed;
+        if (committed < t.seats) return;
+        // The round is complete: judge the tally only now, so a round's
+        // outcome does not depend on the order its commits arrived in.
+        int256 lead = 2 * int256(uint256(t.leadCount)) - int256(uint256(t.total));
+        uint8 margin = j.margin;
+        if (lead >= int256(uint256(margin))) {
+            t.winner = t.lead;
+            uint40 until = uint40(block.timestamp + j.revealWindow);
+            t.revealDeadline = until;
+            if (until > j.horizon) j.horizon = until;
+            emit RevealOpened(jobId, taskId, t.round, until);
+        } else {
+            // Just enough fresh seats for the leader to reach the margin if
+            // they all agree with it.
+            uint256 need = uint256(int256(uint256(margin)) - lead);
+            _escalate(jobId, taskId, j, t, need > MAX_REPLICATION ? MAX_REPLICATION : need);
         }
     }
 
-    /// @dev Decides how a finished replica ends and clears its slot. Reverts if
-    /// the replica still has a duty it can fulfil in time.
+    function _revealOne(uint256 jobId, Job storage j, uint256 taskId, bytes32 digest) private {
+        Task storage t = _tasks[jobId][taskId];
+        Replica storage rep = _replicas[jobId][taskId][msg.sender];
+        if (rep.state != ReplicaState.Committed) revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+        bytes12 winner = t.winner;
+        if (winner == 0) revert JobMarketRevealNotOpen(jobId, taskId);
+        bool settled = t.settled;
+        // A settled task hears its late openings (they are owed a reward);
+        // an unsettled one can only settle while the job is live.
+        if (!settled && !_live(j)) revert JobMarketJobNotActive(jobId, j.state);
+        uint40 until = t.revealDeadline;
+        if (block.timestamp > until) revert JobMarketRevealClosed(jobId, taskId, until);
+        if (rep.result != winner) revert JobMarketNotTheWinner(jobId, taskId, msg.sender);
+        if (bytes12(resultOf(jobId, taskId, digest)) != winner || bytes12(sealOf(msg.sender, jobId, taskId, digest)) != rep.seal) {
+            revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
+        }
+        rep.state = ReplicaState.Revealed;
+        j.owed += j.rewardPerReplica;
+        emit ResultRevealed(jobId, taskId, msg.sender, digest);
+        if (!settled) {
+            t.settled = true;
+            emit TaskSettled(jobId, taskId, t.round, digest);
+            _onTaskSettled(jobId, j);
+        }
+    }
+
+    /// @dev Decides how a finished replica ends. Reverts while it still has a
+    /// duty it can fulfil in time. Reads only time and state, never whether
+    /// someone already called expireJob or poke, so the outcome does not
+    /// depend on the order of permissionless calls.
     function _resolve(uint256 jobId, Job storage j, uint256 taskId, address worker) private returns (Outcome o) {
         Task storage t = _tasks[jobId][taskId];
         _advanceIfStale(jobId, taskId, j, t);
         Replica storage rep = _replicas[jobId][taskId][worker];
         ReplicaState s = rep.state;
-        bool current = rep.round == t.round;
-        bool settledHere = current && t.winner != 0;
-        bool active = _isActive(j.state);
-        // Duties are judged up to the moment the job ended: a deadline missed
-        // while the job was live is slashed even if nobody noticed before the
-        // job expired or failed (so a no-show cannot escape by expiring it).
+        bool live = _live(j);
+        // Duties are judged up to the moment the job ended.
         uint256 cutoff = block.timestamp;
-        if (!active && j.deadline < cutoff) cutoff = j.deadline;
+        if (!live && j.deadline < cutoff) cutoff = j.deadline;
 
-        if (s == ReplicaState.Claimed) {
-            if (cutoff > rep.deadline) o = Outcome.Slashed; // missed its commit
-            else if (!active) o = Outcome.Released; // the job ended inside its lease
+        if (s == ReplicaState.Assigned) {
+            if (cutoff > rep.deadline) o = Outcome.Slashed; // never committed
+            else if (!live) o = Outcome.Released;
             else revert JobMarketNotResolvable(jobId, taskId, worker, s);
         } else if (s == ReplicaState.Committed) {
-            uint32 revealDeadline = t.revealDeadline;
-            if (settledHere) {
-                if (block.timestamp <= revealDeadline) revert JobMarketNotResolvable(jobId, taskId, worker, s);
-                o = Outcome.Slashed; // missed its reveal
-            } else if (!current || (revealDeadline != 0 && cutoff > revealDeadline)) {
-                o = Outcome.Slashed; // its round's reveal window closed without it
-            } else if (!active) {
-                o = Outcome.Released; // the job ended before it could reveal
+            if (t.settled) {
+                // A committer of the winner may open it until the window closes;
+                // a committer of anything else lost.
+                if (rep.result == t.winner && block.timestamp <= t.revealDeadline) {
+                    revert JobMarketNotResolvable(jobId, taskId, worker, s);
+                }
+                o = Outcome.Slashed;
+            } else if (!live) {
+                o = Outcome.Released; // the job ended before the task had a verdict
             } else {
                 revert JobMarketNotResolvable(jobId, taskId, worker, s);
             }
         } else if (s == ReplicaState.Revealed) {
-            if (settledHere) o = rep.hash == t.winner ? Outcome.Paid : Outcome.Slashed;
-            else if (!current || !active) o = Outcome.Released; // no quorum, nobody to blame
-            else revert JobMarketNotResolvable(jobId, taskId, worker, s);
+            o = Outcome.Paid; // only the settled winner can be opened
         } else {
             revert JobMarketWrongReplicaState(jobId, taskId, worker, s);
         }
@@ -364,18 +694,20 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         } else if (o == Outcome.Slashed) {
             amount = j.collateral;
         }
-        if (s == ReplicaState.Claimed && o == Outcome.Slashed) {
-            // A no-show frees its slot for another worker, but keeps a marker so
-            // it cannot claim the same task again in this round.
-            t.claimed -= 1;
+        if (s == ReplicaState.Assigned && o == Outcome.Slashed) {
+            // A no-show frees its seat for a redraw and is never drawn for
+            // this task again.
+            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
             rep.state = ReplicaState.Slashed;
-        } else {
+        } else if (t.settled || !live) {
+            // No more draws can happen for this task: the slot may go.
             delete _replicas[jobId][taskId][worker];
+        } else {
+            rep.state = ReplicaState.Slashed;
         }
         emit ReplicaResolved(jobId, taskId, worker, o, amount);
     }
 
-    /// @dev One registry call per outcome kind for a whole batch.
     function _applyOutcomes(Job storage j, address worker, uint256[3] memory counts) private returns (uint256 reward) {
         uint256 paid = counts[uint8(Outcome.Paid)];
         uint256 slashed = counts[uint8(Outcome.Slashed)];
@@ -385,37 +717,69 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
             reward = paid * j.rewardPerReplica;
             credits[worker] += reward;
         }
-        if (paid + released > 0) registry.release(worker, (paid + released) * collateral, paid);
-        if (slashed > 0) registry.slash(worker, slashed * collateral, slashed, j.requester);
+        if (paid + released > 0) pool.release(worker, (paid + released) * collateral, paid);
+        if (slashed > 0) pool.slash(worker, slashed * collateral, slashed);
     }
 
-    /// @dev Closes a round whose reveal window passed without quorum.
+    /// @dev A unanimous round whose window closed with no opening is void:
+    /// its committers missed their reveal (they are slashed when resolved)
+    /// and the task escalates. Nothing was revealed, so nothing leaks.
     function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
-        uint32 revealDeadline = t.revealDeadline;
-        if (t.winner != 0 || revealDeadline == 0 || block.timestamp <= revealDeadline || !_isActive(j.state)) {
-            return false;
-        }
-        _failRound(jobId, taskId, j, t);
+        if (t.winner == 0 || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
+        // Nobody could open the winner: its votes were worth nothing. Start
+        // a fresh tally (earlier committers are still judged at settlement).
+        t.tally += 1;
+        t.lead = 0;
+        t.leadCount = 0;
+        t.total = 0;
+        _escalate(jobId, taskId, j, t, j.margin);
         return true;
     }
 
-    /// @dev Reopens the task with fresh replica slots, or fails the job once the
-    /// task has used all its rounds.
-    function _failRound(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private {
+    /// @dev Adds one commit to the task's tally. The leader's count lives in
+    /// the task; other results' counts in `_votes`, written only on dissent.
+    function _count(uint256 jobId, uint256 taskId, Task storage t, bytes12 result) private {
+        t.total += 1;
+        if (t.leadCount == 0 || result == t.lead) {
+            t.lead = result;
+            t.leadCount += 1;
+            return;
+        }
+        uint8 tally = t.tally;
+        uint16 votes = ++_votes[_voteKey(jobId, taskId, tally, result)];
+        if (votes > t.leadCount) {
+            _votes[_voteKey(jobId, taskId, tally, t.lead)] = t.leadCount;
+            t.lead = result;
+            t.leadCount = votes;
+        }
+    }
+
+    function _voteKey(uint256 jobId, uint256 taskId, uint8 tally, bytes12 result) private pure returns (bytes32) {
+        return keccak256(abi.encode(jobId, taskId, tally, result));
+    }
+
+    /// @dev Opens the next round with `seats` fresh seats and its own future
+    /// seed, or fails the job when the task used all its rounds or the job's
+    /// escrow cannot pay for the seats.
+    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t, uint256 seats) private {
         uint8 next = t.round + 1;
-        if (next >= j.maxRounds) {
-            // Close the round even though none follows: its silent replicas
-            // then resolve as missed reveals (slashed) like in any earlier
-            // round, instead of being released because the job failed.
-            t.round = next;
+        if (next >= j.maxRounds || uint256(j.extraSeatsUsed) + seats > j.extraSeats) {
             j.state = JobState.Failed;
-            // From now on `deadline` records when the job ended (see _resolve).
             if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
             emit JobStateChanged(jobId, JobState.Failed);
             return;
         }
-        _tasks[jobId][taskId] = Task({winner: 0, revealDeadline: 0, round: next, claimed: 0, committed: 0, revealed: 0});
-        emit TaskReopened(jobId, taskId, next);
+        j.extraSeatsUsed += uint32(seats);
+        uint40 seedBlock = _armBlock();
+        t.winner = 0;
+        t.round = next;
+        t.seats = uint8(seats);
+        t.seated = 0;
+        t.committed = 0;
+        t.revealDeadline = 0;
+        t.seedBlock = seedBlock;
+        t.drawNonce = 0;
+        emit TaskEscalated(jobId, taskId, next, seats, seedBlock);
     }
 
     function _onTaskSettled(uint256 jobId, Job storage j) private {
@@ -435,9 +799,14 @@ contract JobMarket is IJobMarket, ReentrancyGuard {
         if (j.state == JobState.None) revert JobMarketUnknownJob(jobId);
     }
 
-    function _activeJob(uint256 jobId) private view returns (Job storage j) {
+    /// @dev Active and not past its deadline, whether or not anyone expired it.
+    function _liveJob(uint256 jobId) private view returns (Job storage j) {
         j = _knownJob(jobId);
-        if (!_isActive(j.state)) revert JobMarketJobNotActive(jobId, j.state);
+        if (!_live(j)) revert JobMarketJobNotActive(jobId, j.state);
+    }
+
+    function _live(Job storage j) private view returns (bool) {
+        return _isActive(j.state) && block.timestamp <= j.deadline;
     }
 
     function _requireInPhase(uint256 jobId, Job storage j, uint256 taskId) private view {

@@ -25,11 +25,11 @@ ARTIFACTS_DIR = ROOT / "shardex" / "abi"
 SOLC_SHIM = ROOT / "tools" / "solc"
 SOLC_VERSION = "0.8.28"
 #: Deployable contracts whose artifacts are written.
-CONTRACTS = ("JobMarket", "WorkerRegistry", "JobMarketV2", "WorkerPool")
+CONTRACTS = ("JobMarket", "WorkerPool")
 #: Same settings as foundry.toml and hardhat.config.js.
 SETTINGS = {
     "evmVersion": "cancun",
-    "optimizer": {"enabled": True, "runs": 20000},
+    "optimizer": {"enabled": True, "runs": 1000},
     # No metadata hash: bytecode then depends only on sources and settings,
     # not on comments' byte offsets, so the freshness check is exact.
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},

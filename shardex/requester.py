@@ -12,11 +12,15 @@ from pathlib import Path
 from shardex import jobs
 from shardex.chain import ChainClient, JobParams, JobState
 from shardex.chain.models import (
+    PPM,
     ReplicaResolved,
     ResultCommitted,
     ResultRevealed,
-    TaskClaimed,
+    TaskAssigned,
+    TaskDeclined,
+    TaskEscalated,
     TaskSettled,
+    margin_for,
 )
 from shardex.errors import ShardexError
 from shardex.serving import announced_endpoints
@@ -36,13 +40,16 @@ class SubmitRequest:
     input: str  # a path or a CID
     map_shards: int
     reduce_shards: int
-    replication: int
-    quorum: int
     reward: int
     collateral: int
     params: dict = field(default_factory=dict)
+    #: The chance of a wrong result being accepted for a task that the requester
+    #: accepts, against an adversary holding ``adversary`` of the workers' stake.
+    epsilon: float = 1e-3
+    adversary: float = 0.1
+    extra_seats: int | None = None  # escalation seats prefunded (None: two per task plus one round)
     min_stake: int = 0
-    max_rounds: int = 3
+    max_rounds: int = 8
     lease_duration: int = 600
     reveal_window: int = 120
     job_timeout: int = 3600
@@ -57,7 +64,7 @@ class SubmitRequest:
 #: Every bounded job parameter, (low, high) inclusive: the one set the CLI, the
 #: gateway's API (its form fields are declared from these) and submit all use.
 BOUNDS: dict[str, tuple[float, float]] = {
-    "map_shards": (1, 10_000), "reduce_shards": (1, 1_000), "replication": (1, 16), "quorum": (1, 16),
+    "map_shards": (1, 10_000), "reduce_shards": (1, 1_000), "epsilon": (1e-6, 0.5), "adversary": (0.0, 0.49),
     "max_rounds": (1, 255), "lease_duration": (10, 30 * 86400), "reveal_window": (5, 7 * 86400),
     "job_timeout": (60, 365 * 86400), "timeout_s": (1, 86400), "memory_mb": (16, 1 << 20), "disk_mb": (1, 1 << 24),
     "gpus": (0, 64), "gpu_memory_mb": (0, 10_000_000), "gpu_share": (0.01, 1.0),
@@ -84,8 +91,16 @@ def _validate(req: SubmitRequest) -> None:
         raise SubmitError("--gpu-memory-mb needs --gpus >= 1")
     if req.gpu_share != 1 and not req.gpus:
         raise SubmitError("--gpu-share needs --gpus >= 1")
-    if req.quorum > req.replication:
-        raise SubmitError(f"need 1 <= quorum <= replication <= 16, got r={req.replication} q={req.quorum}")
+    if req.extra_seats is not None and req.extra_seats < 0:
+        raise SubmitError(f"--extra-seats must be >= 0, got {req.extra_seats}")
+    if margin_for(*ppm(req)) == 0:
+        raise SubmitError(f"--epsilon {req.epsilon:g} cannot be met against --adversary {req.adversary:g} with at most "
+                          "16 agreeing workers: accept a larger epsilon or assume a smaller adversary")
+
+
+def ppm(req: SubmitRequest) -> tuple[int, int]:
+    """(epsilonPpm, adversaryPpm) as the market takes them."""
+    return max(1, round(req.epsilon * PPM)), round(req.adversary * PPM)
 
 
 async def prepare(req: SubmitRequest, store: EmbeddedStore, fetcher: Fetcher | None = None) -> jobs.JobSpec:
@@ -144,11 +159,14 @@ async def _store_job(req: SubmitRequest, store: EmbeddedStore, program, source: 
 
 
 def job_params(req: SubmitRequest, spec_digest: bytes) -> JobParams:
+    epsilon_ppm, adversary_ppm = ppm(req)
     return JobParams(spec_digest=spec_digest, map_tasks=req.map_shards, reduce_tasks=req.reduce_shards,
-                       replication=req.replication, quorum=req.quorum, reward_per_replica=req.reward,
-                       collateral=req.collateral, min_stake=req.min_stake, max_rounds=req.max_rounds,
-                       lease_duration=req.lease_duration, reveal_window=req.reveal_window,
-                       job_timeout=req.job_timeout)
+                     reward_per_replica=req.reward, collateral=req.collateral,
+                     # The market asks every drawn worker to hold at least its collateral.
+                     min_stake=max(req.min_stake, req.collateral), epsilon_ppm=epsilon_ppm,
+                     adversary_ppm=adversary_ppm, resource_class=1 if req.gpus else 0, max_rounds=req.max_rounds,
+                     extra_seats=req.extra_seats, lease_duration=req.lease_duration,
+                     reveal_window=req.reveal_window, job_timeout=req.job_timeout)
 
 
 async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
@@ -164,9 +182,9 @@ class TaskView:
     kind: str
     round: int
     settled: bool
-    claimed: int
+    seats: int
+    seated: int
     committed: int
-    revealed: int
     workers: dict[str, str] = field(default_factory=dict)  # address -> last action
     digest: str | None = None
 
@@ -194,13 +212,18 @@ async def refusals(client: ChainClient, job_id: int, timeout: float = 2.0) -> di
 async def status(client: ChainClient, job_id: int) -> dict:
     job = await client.job(job_id)
     tasks = await asyncio.gather(*(client.task(job_id, t) for t in range(job.tasks)))
-    views = [TaskView(i, "map" if i < job.map_tasks else "reduce", t.round, t.settled, t.claimed, t.committed,
-                      t.revealed) for i, t in enumerate(tasks)]
-    slashes = payouts = 0
+    views = [TaskView(i, "map" if i < job.map_tasks else "reduce", t.round, t.settled, t.seats or job.margin,
+                      t.seated, t.committed) for i, t in enumerate(tasks)]
+    slashes = payouts = declines = escalations = 0
     events = await client.events(job_id=job_id)
     for e in events:
-        if isinstance(e, TaskClaimed):
-            views[e.task_id].workers[e.worker] = "claimed"
+        if isinstance(e, TaskAssigned):
+            views[e.task_id].workers[e.worker] = "assigned"
+        elif isinstance(e, TaskDeclined):
+            views[e.task_id].workers[e.worker] = "declined"
+            declines += 1
+        elif isinstance(e, TaskEscalated):
+            escalations += 1
         elif isinstance(e, ResultCommitted):
             views[e.task_id].workers[e.worker] = "committed"
         elif isinstance(e, ResultRevealed):
@@ -214,15 +237,45 @@ async def status(client: ChainClient, job_id: int) -> dict:
     receipts = await asyncio.gather(*(client.w3.eth.get_transaction_receipt(tx)
                                       for tx in dict.fromkeys(e.tx_hash for e in events)))
     gas = sum(r["gasUsed"] for r in receipts)
+    active = job.state.active
+    refused = await refusals(client, job_id) if active else {}
     return {
         "job_id": job_id, "state": job.state.name, "requester": job.requester,
-        "tasks_settled": job.settled_tasks, "tasks": job.tasks, "replication": job.replication,
-        "quorum": job.quorum, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
-        "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "gas_used_all_parties": gas,
-        "task_list": [v.__dict__ for v in views],
+        "tasks_settled": job.settled_tasks, "tasks": job.tasks, "margin": job.margin,
+        "epsilon": job.epsilon_ppm / PPM, "adversary_share": job.adversary_ppm / PPM,
+        "resource_class": job.resource_class, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
+        "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "declines": declines,
+        "escalations": escalations, "extra_seats_used": job.extra_seats_used, "extra_seats": job.extra_seats,
+        "gas_used_all_parties": gas, "task_list": [v.__dict__ for v in views],
         # While it runs: which workers will not take it, and why ("why is my job not running?").
-        "refusals": await refusals(client, job_id) if job.state.active else {},
+        "refusals": refused,
+        "waiting": await waiting_reasons(client, job, views, refused, declines) if active else [],
     }
+
+
+CLASS_NAMES = {0: "CPU", 1: "GPU"}
+
+
+async def waiting_reasons(client: ChainClient, job, views: list[TaskView], refused: dict[str, str],
+                          declines: int) -> list[str]:
+    """Why tasks of a live job are not moving, in words a requester can act on."""
+    reasons = []
+    phase = [v for v in views if (v.kind == "map") == (job.state == JobState.MAP) and not v.settled]
+    if not phase:
+        return reasons
+    name = CLASS_NAMES.get(job.resource_class, f"class {job.resource_class}")
+    if await client.pool_weight(job.resource_class) == 0:
+        reasons.append(f"no worker has opted in to {name} jobs (resource class {job.resource_class}) this epoch")
+    short = [v for v in phase if v.seated < v.seats]
+    if short:
+        reasons.append(f"{len(short)} task(s) wait for drawn workers: seats are drawn from the {name} pool by stake, "
+                       f"a task needs {job.margin} distinct workers in its first round")
+    if declines:
+        reasons.append(f"drawn workers declined {declines} seat(s)"
+                       + (": " + "; ".join(f"{a}: {why}" for a, why in refused.items()) if refused else ""))
+    elif refused:
+        reasons.append("workers refuse this job: " + "; ".join(f"{a}: {why}" for a, why in refused.items()))
+    return reasons
 
 
 # ------------------------------------------------------------------ result

@@ -42,16 +42,16 @@ def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
         job = await c.job(job_id)
         tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
         data = job_json(job)
-        data["tasks"] = [{"task_id": i, "round": t.round, "claimed": t.claimed, "committed": t.committed,
-                          "revealed": t.revealed, "settled": t.settled, "reveal_deadline": t.reveal_deadline}
+        data["tasks"] = [{"task_id": i, "round": t.round, "seats": t.seats or job.margin, "seated": t.seated,
+                          "committed": t.committed, "settled": t.settled, "reveal_deadline": t.reveal_deadline}
                          for i, t in enumerate(tasks)]
         lines = [f"job {job_id}: {job.state.name}  tasks {job.settled_tasks}/{job.tasks} settled  "
-                 f"r={job.replication} q={job.quorum}",
+                 f"margin {job.margin} (epsilon {job.epsilon_ppm / 1e6:g} vs adversary {job.adversary_ppm / 1e6:g})",
                  f"  escrow {format_eth(job.escrow)}  paid {format_eth(job.paid)}  owed {format_eth(job.owed)}  "
                  f"refunded {format_eth(job.refunded)}"]
         for t in data["tasks"]:
             kind = "map" if t["task_id"] < job.map_tasks else "reduce"
-            state = "settled" if t["settled"] else f"claimed {t['claimed']} committed {t['committed']}"
+            state = "settled" if t["settled"] else f"seated {t['seated']}/{t['seats']} committed {t['committed']}"
             lines.append(f"  task {t['task_id']:>3} {kind:<6} round {t['round']}  {state}")
         return data, "\n".join(lines)
     run(ctx, as_json, body, need_account=False)
@@ -66,20 +66,25 @@ def job_submit(
                                                        )] = None,
     map_shards: Annotated[int, typer.Option("--map-shards")] = 4,
     reduce_shards: Annotated[int, typer.Option("--reduce-shards")] = 1,
-    replication: Annotated[int, typer.Option("--replication")] = 1,
-    quorum: Annotated[int, typer.Option("--quorum")] = 1,
+    epsilon: Annotated[float, typer.Option(help="The chance of a wrong result being accepted for a task that you "
+                                                "accept.")] = 1e-3,
+    adversary: Annotated[float, typer.Option(help="The share of the workers' stake you assume dishonest (< 0.5); "
+                                                  "with --epsilon it sets how many drawn workers must agree. "
+                                                  "0 trusts any one worker.")] = 0.1,
+    extra_seats: Annotated[int | None, typer.Option(help="Escalation seats to prefund (paid only if used); "
+                                                         "default two per task plus one round.")] = None,
     reward: Annotated[str, typer.Option(help="Per replica, e.g. 0.001 or 1000gwei.")] = "0.001",
-    collateral: Annotated[str, typer.Option(help="Stake a worker risks per claim.")] = "0.01",
+    collateral: Annotated[str, typer.Option(help="Stake a drawn worker risks per seat (at least 2x the reward).")]
+    = "0.01",
     pattern: Annotated[str | None, typer.Option(help="Regex for grep.")] = None,
-    lease: Annotated[int, typer.Option(help="Seconds a claim has to commit.")] = 600,
-    max_rounds: Annotated[int, typer.Option(help="Rounds a task may take to reach quorum before the job fails.")]
-    = 3,
-    reveal_window: Annotated[int, typer.Option(help="Seconds to reveal once all replicas committed.")] = 120,
+    lease: Annotated[int, typer.Option(help="Seconds a drawn worker has to commit.")] = 600,
+    max_rounds: Annotated[int, typer.Option(help="Rounds a task may take before the job fails.")] = 8,
+    reveal_window: Annotated[int, typer.Option(help="Seconds to open a winning result.")] = 120,
     timeout: Annotated[int, typer.Option(help="Seconds before the job can be expired.")] = 3600,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task run.")] = 600.0,
     memory_mb: Annotated[int, typer.Option(help="Memory a task may use.")] = 2048,
     disk_mb: Annotated[int, typer.Option(help="Bytes a task may write (outputs and temporary files).")] = 4096,
-    gpus: Annotated[int, typer.Option(help="GPUs each task needs (only fitting workers claim).")] = 0,
+    gpus: Annotated[int, typer.Option(help="GPUs each task needs (drawn from workers with GPUs).")] = 0,
     gpu_memory_mb: Annotated[int, typer.Option(help="GPU memory each task needs, across its GPUs.")] = 0,
     gpu_share: Annotated[float, typer.Option(help="Part of each card's compute a task needs, (0, 1]: two tasks "
                                                   "of 0.5 share one card.")] = 1.0,
@@ -93,7 +98,7 @@ def job_submit(
     from shardex.storage import EmbeddedStore
 
     req = SubmitRequest(program=program, program_file=program_file, input=input, map_shards=map_shards,
-                        reduce_shards=reduce_shards, replication=replication, quorum=quorum,
+                        reduce_shards=reduce_shards, epsilon=epsilon, adversary=adversary, extra_seats=extra_seats,
                         reward=amount_arg(reward), collateral=amount_arg(collateral),
                         params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
                         max_rounds=max_rounds,
@@ -133,7 +138,7 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
     """Progress bars per phase until the job ends; returns the final state name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from shardex.requester import refusals
+    from shardex.requester import status
 
     job = await c.job(job_id)
     started, explained = asyncio.get_running_loop().time(), False
@@ -142,29 +147,31 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
         phases = {"map": (0, job.map_tasks), "reduce": (job.map_tasks, job.tasks)}
         rows = {}
         for name, (lo, hi) in phases.items():
-            total = (hi - lo) * job.replication
-            rows[name] = (bars.add_task(f"{name}: claimed", total=total), bars.add_task(f"{name}: committed",
+            total = (hi - lo) * job.margin
+            rows[name] = (bars.add_task(f"{name}: drawn", total=total), bars.add_task(f"{name}: committed",
                           total=total), bars.add_task(f"{name}: settled tasks", total=hi - lo))
         while True:
             job = await c.job(job_id)
             tasks = await asyncio.gather(*(c.task(job_id, t) for t in range(job.tasks)))
             for name, (lo, hi) in phases.items():
-                claimed_row, committed_row, settled_row = rows[name]
+                drawn_row, committed_row, settled_row = rows[name]
                 part = tasks[lo:hi]
-                bars.update(claimed_row, completed=sum(t.claimed if not t.settled else job.replication for t in part))
-                bars.update(committed_row,
-                            completed=sum(t.committed if not t.settled else job.replication for t in part))
+                done = [t.settled or t.has_winner for t in part]
+                bars.update(drawn_row, completed=sum(job.margin if d else min(t.seated, job.margin)
+                                                     for t, d in zip(part, done, strict=True)))
+                bars.update(committed_row, completed=sum(job.margin if d else min(t.committed, job.margin)
+                                                         for t, d in zip(part, done, strict=True)))
                 bars.update(settled_row, completed=sum(t.settled for t in part))
             if not job.state.active:
                 return job.state.name
-            idle = not any(t.claimed or t.settled for t in tasks)
+            idle = not any(t.seated or t.settled for t in tasks)
             if idle and not explained and asyncio.get_running_loop().time() - started > 10:
-                explained = True  # say once why nobody has claimed anything yet
-                why = await refusals(c, job_id)
-                for address, reason in why.items():
-                    bars.console.print(f"refused by {address}: {reason}")
-                if not why:
-                    bars.console.print("no claims yet, and no worker has refused the job: are workers running?")
+                explained = True  # say once why no worker has been drawn yet
+                data = await status(c, job_id)
+                for reason in data["waiting"]:
+                    bars.console.print(f"waiting: {reason}")
+                if not data["waiting"]:
+                    bars.console.print("no worker drawn yet, and none has refused the job: are workers running?")
             await asyncio.sleep(0.5)
 
 
@@ -176,15 +183,17 @@ def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> Non
     async def body(c: ChainClient):
         data = await status(c, job_id)
         lines = [f"job {job_id}: {data['state']}  {data['tasks_settled']}/{data['tasks']} tasks settled  "
-                 f"r={data['replication']} q={data['quorum']}",
+                 f"margin {data['margin']} (epsilon {data['epsilon']:g} vs adversary {data['adversary_share']:g})",
                  f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
                  f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
                  f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}"]
         for address, why in data["refusals"].items():
             lines.append(f"  refused by {address}: {why}")
+        for why in data["waiting"]:
+            lines.append(f"  waiting: {why}")
         for t in data["task_list"]:
             who = ", ".join(f"{w[:10]}…:{a}" for w, a in t["workers"].items()) or "-"
-            state = "settled" if t["settled"] else f"round {t['round']} claimed {t['claimed']}"
+            state = "settled" if t["settled"] else f"round {t['round']} seated {t['seated']}/{t['seats']}"
             lines.append(f"  task {t['task_id']:>4} {t['kind']:<6} {state:<26} {who}")
         return data, "\n".join(lines)
     run(ctx, as_json, body, need_account=False)
@@ -214,7 +223,7 @@ def _simple_tx(ctx: typer.Context, as_json: bool, make, verb: str) -> None:
 
 @job_app.command("cancel")
 def job_cancel(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
-    """Cancel your job before any claim; the escrow is credited back."""
+    """Cancel your job before any worker was drawn; the escrow is credited back."""
     _simple_tx(ctx, as_json, lambda c: c.cancel_job(job_id), f"cancelled job {job_id}")
 
 

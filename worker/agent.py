@@ -1,7 +1,8 @@
-"""The worker agent: follows the chain, claims tasks that fit, computes them in
-sandboxed subprocesses, commits, reveals, collects and withdraws.
+"""The worker agent: follows the chain, helps draw seats for the jobs it takes,
+computes the tasks it is drawn for in sandboxed subprocesses, commits,
+reveals, collects and withdraws; declines seats of jobs it refuses.
 
-State that matters after a crash (claims, digests, salts) is in SQLite before
+State that matters after a crash (seats, digests) is in SQLite before
 any transaction acts on it; on restart every open replica is reconciled with
 the chain and carried on. The chain is the source of truth: the local tables
 only remember what this worker intends and what it has already seen.
@@ -13,7 +14,6 @@ import asyncio
 import fcntl
 import logging
 import os
-import random
 import signal
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,13 +22,17 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from shardex import jobs
-from shardex.chain import ChainClient, Deployment, JobState, ReplicaState, new_salt
+from shardex.chain import ChainClient, Deployment, JobState
 from shardex.chain.errors import ChainError, ContractRevert
 from shardex.chain.models import (
     EndpointAnnounced,
     JobPosted,
+    ReplicaResolved,
     ResultCommitted,
-    TaskClaimed,
+    SeedArmed,
+    TaskAssigned,
+    TaskDeclined,
+    TaskEscalated,
     TaskSettled,
 )
 from shardex.errors import ConfigError
@@ -46,7 +50,7 @@ from worker.loopstats import LoopStats
 from worker.options import WorkerOptions
 from worker.runtime import TaskRuntime
 from worker.settlement import Settlement
-from worker.state import OPEN, AsyncState
+from worker.state import AsyncState
 from worker.tasks import TaskInput, compute
 
 log = logging.getLogger("shardex.worker")
@@ -95,7 +99,7 @@ class Agent:
         pass others to run the agent against something else."""
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
-        opts.data_dir.chmod(0o700)  # salts before reveal, keys' neighbours: nobody else's to read
+        opts.data_dir.chmod(0o700)  # digests before reveal, keys' neighbours: nobody else's to read
         self._lock = _lock_data_dir(opts.data_dir)
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
@@ -111,7 +115,11 @@ class Agent:
         self.running: dict[tuple[int, int, int], asyncio.Task] = {}
         self.jobs: dict[int, _Job] = {}
         self.providers = Providers(timeout=10)
-        self.others_claims: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
+        self.others_seats: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
+        #: Tasks whose seats may need drawing, per job (a draw says when not).
+        self.draw_wanted: dict[int, set[int]] = defaultdict(set)
+        self._draw_phase: dict[int, JobState] = {}
+        self._draw_backoff: dict[int, float] = {}
         self.endpoint: str | None = None
         self._last_withdraw = 0.0
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
@@ -198,7 +206,8 @@ class Agent:
         await self._evaluate_jobs()
         await self._reconcile(now)
         if not self.stopping.is_set():
-            await self._claim()
+            await self._draw(asyncio.get_running_loop().time())
+        await self._decline_refused()
         await self._start_computations()
         await self.settlement.commit()
         await self.settlement.reveal(now)
@@ -234,9 +243,11 @@ class Agent:
         await self.state.put("deployment", identity)
 
     async def _drain(self) -> None:
-        """SIGTERM: no new claims; finish running tasks, commit, reveal and collect
-        what can be done within the grace period, withdraw, exit."""
+        """SIGTERM: leave the lottery (from the next epoch on); decline seats not
+        started; finish running tasks, commit, reveal and collect what can be
+        done within the grace period, withdraw, exit."""
         log.info("stopping: finishing %d running tasks", len(self.running))
+        await self._opt_out()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.opts.grace_s
         while loop.time() < deadline:
@@ -283,6 +294,10 @@ class Agent:
         self.online_url = self._online_server.url
         log.info("online embed service at %s/embed, p99 SLO %g ms", self.online_url, self.opts.online_slo_ms)
 
+    def resource_classes(self) -> list[int]:
+        """The lotteries this worker enters: CPU jobs always, GPU jobs with a GPU."""
+        return [0, 1] if self.gpu_pool.advertise()["gpu_count"] else [0]
+
     async def _ensure_stake(self) -> None:
         info = await self.chain.worker()
         if info.stake < self.opts.stake:
@@ -291,6 +306,19 @@ class Agent:
         if await self.state.get("endpoint") != self.endpoint:
             await self.chain.announce(self.endpoint)
             await self.state.put("endpoint", self.endpoint)
+        for resource_class in self.resource_classes():
+            if not info.classes & (1 << resource_class):
+                await self.chain.opt_in(resource_class)
+                log.info("opted in to resource class %d (drawable from the next epoch)", resource_class)
+
+    async def _opt_out(self) -> None:
+        try:
+            info = await self.chain.worker()
+            for resource_class in range(8):
+                if info.classes & (1 << resource_class):
+                    await self.chain.opt_out(resource_class)
+        except ChainError as exc:
+            log.warning("could not opt out of the lottery: %s", exc)
 
     # ------------------------------------------------------------ chain events
 
@@ -313,11 +341,24 @@ class Agent:
             await self.state.set_endpoint(e.worker, e.endpoint)
         elif isinstance(e, TaskSettled):
             await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
-        elif isinstance(e, TaskClaimed) and e.worker != self.address:
-            self.others_claims[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
-        elif isinstance(e, ResultCommitted):
-            for key in [k for k in self.others_claims if k[:2] == (e.job_id, e.task_id)]:
-                self.others_claims[key].pop(e.worker, None)
+        elif isinstance(e, TaskAssigned):
+            if e.worker == self.address:
+                if await self.state.replica(e.job_id, e.task_id, e.round) is None:
+                    await self.state.upsert(e.job_id, e.task_id, e.round, "assigned", lease_deadline=e.lease_deadline)
+            else:
+                self.others_seats[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
+        elif isinstance(e, (ResultCommitted, TaskDeclined)):
+            for key in [k for k in self.others_seats if k[:2] == (e.job_id, e.task_id)]:
+                self.others_seats[key].pop(e.worker, None)
+            if isinstance(e, TaskDeclined):
+                self.draw_wanted[e.job_id].add(e.task_id)
+        elif isinstance(e, TaskEscalated) or (isinstance(e, ReplicaResolved) and e.outcome.name == "SLASHED"):
+            self.draw_wanted[e.job_id].add(e.task_id)
+        elif isinstance(e, SeedArmed):
+            if e.task_id < 2**255:
+                self.draw_wanted[e.job_id].add(e.task_id)
+            else:
+                self._draw_phase.pop(e.job_id, None)  # round 0 of every task: look at the whole phase again
 
     # ------------------------------------------------------------ jobs
 
@@ -353,60 +394,84 @@ class Agent:
             elif job.info.state.active:  # a finished job stays finished: no need to ask the chain again
                 job.info = await self.chain.job(job_id)
 
-    # ------------------------------------------------------------ claims
+    # ------------------------------------------------------------ draws
 
     def _admitting(self) -> bool:
         """Online work first: no new offline work while the controller says so."""
         return self.colocation is None or self.colocation.admit()
 
-    async def _claim(self) -> None:
-        if not self._admitting():
-            return
-        # A claim occupies a slot from the claim until its result is computed
-        # (running tasks are among these rows: do not count them twice).
-        free = self.opts.max_tasks - len(await self.state.replicas("claiming", "claimed"))
-        if free <= 0:
-            return
-        w = await self.chain.worker()
+    async def _draw(self, loop_time: float) -> None:
+        """Fill the open seats of the jobs this worker takes. Anyone may draw and
+        what a draw picks does not depend on who calls it, so every agent helps
+        and no job waits for a keeper. A refusal (seats full, seed block not
+        mined yet, nobody eligible) is the answer, not a failure."""
         for job_id, job in self.jobs.items():
             info = job.info
-            if not info.state.active or free <= 0:
+            if not info.state.active or loop_time < self._draw_backoff.get(job_id, 0.0):
                 continue
-            first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
-            mine = {(r.task_id) for r in await self.state.replicas(*OPEN, job_id=job_id)}
-            candidates = [t for t in range(first, last) if t not in mine]
-            random.shuffle(candidates)  # spread workers over tasks instead of racing for the same ones
-            picked: list[tuple[int, int]] = []
-            for task_id in candidates[: 4 * self.opts.claim_batch]:
-                task = await self.chain.task(job_id, task_id)
-                if task.settled or task.claimed >= info.replication:
-                    continue
-                rep = await self.chain.replica(job_id, task_id, self.address)
-                if rep.state != ReplicaState.NONE and not (rep.state == ReplicaState.SLASHED and rep.round < task.round):
-                    continue
-                picked.append((task_id, task.round))
-                if len(picked) >= min(free, self.opts.claim_batch):
-                    break
-            if not picked or w.free_stake < info.collateral * len(picked):
+            if self._draw_phase.get(job_id) != info.state:
+                self._draw_phase[job_id] = info.state
+                first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
+                self.draw_wanted[job_id].update(range(first, last))
+            wanted = self.draw_wanted.get(job_id)
+            if not wanted:
                 continue
-            for task_id, rnd in picked:
-                await self.state.upsert(job_id, task_id, rnd, "claiming")
+            batch = sorted(wanted)[: self.opts.claim_batch]
             try:
-                receipt = await self.chain.claim(job_id, [t for t, _ in picked])
+                await self.chain.draw(job_id, batch)
             except ContractRevert as exc:
-                log.info("job %d: claim of %s refused: %s", job_id, [t for t, _ in picked], exc)
-                for task_id, rnd in picked:
-                    await self.state.forget(job_id, task_id, rnd)
+                if exc.error_name != "JobMarketNothingToDraw":
+                    log.info("job %d: draw of %s refused: %s", job_id, batch, exc)
+                    self._draw_backoff[job_id] = loop_time + 2.0
+                    continue
+                if await self._seed_pending(job_id, info, batch):
+                    continue
+                # Full, or nobody eligible to draw now: look again in a while.
+                self._draw_backoff[job_id] = loop_time + 5.0
+            for task_id in batch:
+                task = await self.chain.task(job_id, task_id)
+                if task.open_seats(info.margin) == 0:
+                    wanted.discard(task_id)
+
+    async def _seed_pending(self, job_id: int, info, batch: list[int]) -> bool:
+        """Whether the draw waits for a block: its seed block, or the next epoch
+        for a pool whose members all joined in this one. On a chain that mines
+        only when a transaction arrives (Anvil's automine) that block would never
+        come while everyone waits for it: mine an empty one."""
+        latest = await self.chain.block_number()
+        tasks = [await self.chain.task(job_id, t) for t in batch]
+        pending = any((t.seed_block or info.seed_block) >= latest for t in tasks)
+        pending = pending or await self.chain.pool_weight(info.resource_class) == 0
+        if pending and self.admission.block_time_s == 0:
+            await self.chain.mine_empty_block()
+        return pending
+
+    async def _decline_refused(self) -> None:
+        """Seats drawn for jobs this worker refuses are given back while their
+        lease runs, so they are redrawn and nobody is slashed."""
+        by_job: dict[int, list] = defaultdict(list)
+        for row in await self.state.replicas("assigned"):
+            status = await self.state.job(row.job_id)
+            if (status is not None and status[0] == "rejected") or self.stopping.is_set():
+                if (row.job_id, row.task_id, row.round) not in self.running:
+                    by_job[row.job_id].append(row)
+        for job_id, rows in by_job.items():
+            try:
+                await self.chain.decline(job_id, [r.task_id for r in rows])
+            except ContractRevert as exc:
+                log.info("job %d: decline of %s refused: %s", job_id, [r.task_id for r in rows], exc)
+                for row in rows:
+                    await self.state.upsert(job_id, row.task_id, row.round, "lost", error=str(exc))
                 continue
-            for e in receipt.events:
-                if isinstance(e, TaskClaimed):
-                    await self.state.upsert(job_id, e.task_id, e.round, "claimed", lease_deadline=e.lease_deadline)
-            free -= len(picked)
+            for row in rows:
+                await self.state.upsert(job_id, row.task_id, row.round, "declined")
+            log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
+                     self.refused.get(job_id, "stopping"))
 
     async def _start_computations(self) -> None:
         if not self._admitting():
             return
-        for row in await self.state.replicas("claimed"):
+        for row in await self.state.replicas("assigned"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or row.job_id not in self.jobs:
                 continue
@@ -427,7 +492,7 @@ class Agent:
                 log.warning("job %d task %d: cannot ever fit this worker's GPUs: %s", inp.job_id, inp.task_id, exc)
                 return
             if lease is None:
-                return  # the GPUs are busy: try again next tick, the claim is kept
+                return  # the GPUs are busy: try again next tick, the seat is kept
 
         key = (inp.job_id, inp.task_id, inp.round)
 
@@ -447,8 +512,7 @@ class Agent:
             self.runner_failures.pop(inp.job_id, None)
         except RunnerFailure as exc:
             # This machine, not the job: never commit it. Twice in a row for a
-            # job and the worker stops taking its tasks (a claim already held
-            # cannot be handed back under this protocol).
+            # job and the worker refuses it: its seats are declined.
             self.runner_failures[inp.job_id] += 1
             log.warning("job %d task %d: the task runner failed on this worker: %s", inp.job_id, inp.task_id, exc)
             if self.runner_failures[inp.job_id] >= 2:
@@ -475,43 +539,36 @@ class Agent:
         if key in self._preempted:
             self._preempted.discard(key)
             log.info("job %d task %d: preempted for online work; will run again", inp.job_id, inp.task_id)
-            return  # not the program's outcome: commit nothing, the claim stays open
+            return  # not the program's outcome: commit nothing, the seat stays open
         cid = await self.store.add_bytes(manifest)
         digest = cid.digest
-        # Written before the commit transaction exists: digest and salt survive any crash.
-        await self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest, salt=new_salt())
+        # Written before the commit transaction exists: the digest survives any crash.
+        await self.state.upsert(inp.job_id, inp.task_id, inp.round, "computed", digest=digest)
 
     # ------------------------------------------------------------ commit, reveal, collect
 
     async def _reconcile(self, now: int) -> None:
-        """Claims whose transaction outcome is unknown (a crash between intent and
-        receipt), and claims that ran out of lease before committing."""
-        for row in await self.state.replicas("claiming", "claimed"):
+        """Seats whose lease ran out before this worker could commit."""
+        for row in await self.state.replicas("assigned"):
             if (row.job_id, row.task_id, row.round) in self.running:
                 continue
-            rep = await self.chain.replica(row.job_id, row.task_id, self.address)
-            if row.status == "claiming":
-                if rep.state == ReplicaState.CLAIMED and rep.round == row.round:
-                    await self.state.upsert(row.job_id, row.task_id, row.round, "claimed", lease_deadline=rep.deadline)
-                else:
-                    await self.state.forget(row.job_id, row.task_id, row.round)
-            elif row.lease_deadline and now > row.lease_deadline:
+            if row.lease_deadline and now > row.lease_deadline:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
 
     async def _janitor(self, now: int) -> None:
-        """Slash no-shows whose lease expired, so their slots reopen (anyone may)."""
-        for (job_id, task_id, rnd), claims in list(self.others_claims.items()):
-            for worker, lease in list(claims.items()):
+        """Slash no-shows whose lease expired, so their seats are redrawn (anyone may)."""
+        for (job_id, task_id, rnd), seats in list(self.others_seats.items()):
+            for worker, lease in list(seats.items()):
                 if now <= lease:
                     continue
-                claims.pop(worker)
+                seats.pop(worker)
                 try:
                     await self.chain.resolve(job_id, task_id, worker)
                     log.info("job %d task %d: slashed no-show %s", job_id, task_id, worker)
                 except ChainError:
                     pass
-            if not claims:
-                self.others_claims.pop((job_id, task_id, rnd), None)
+            if not seats:
+                self.others_seats.pop((job_id, task_id, rnd), None)
 
     async def _maybe_withdraw(self, loop_time: float | None) -> None:
         if loop_time is not None and loop_time - self._last_withdraw < self.opts.withdraw_every_s:

@@ -3,6 +3,11 @@
 Each step reads what to do from the local state (written before any
 transaction, so a crash loses nothing), batches one transaction per job, and
 when a batch is refused learns from the chain what each replica is.
+
+A worker commits ``result`` (the same for every worker with the same output)
+and ``seal`` (its own); once a result has won its task (a margin of agreeing
+drawn workers, see docs/protocol.md) every committer of that result opens it
+with the digest within the reveal window, whatever round it committed in.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from shardex.chain import ChainClient, ReplicaState, commitment_of
+from shardex.chain import ChainClient, ReplicaState, result_of, seal_of
 from shardex.chain.errors import ContractRevert
 from worker.state import AsyncState
 
@@ -23,6 +28,10 @@ class Settlement:
         self.state = state
         self.address = address
 
+    def _commitment(self, row) -> tuple[bytes, bytes]:
+        return (result_of(row.job_id, row.task_id, row.digest),
+                seal_of(self.address, row.job_id, row.task_id, row.digest))
+
     async def commit(self) -> None:
         """Commit every computed replica, one transaction per job."""
         by_job = defaultdict(list)
@@ -31,27 +40,27 @@ class Settlement:
         for job_id, rows in by_job.items():
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "committing")
-            commitments = [commitment_of(r.digest, r.salt, self.address, job_id, r.task_id) for r in rows]
+            pairs = [self._commitment(r) for r in rows]
             try:
-                await self.chain.commit(job_id, [r.task_id for r in rows], commitments)
+                await self.chain.commit(job_id, [r.task_id for r in rows], [p[0] for p in pairs],
+                                        [p[1] for p in pairs])
             except ContractRevert as exc:
                 log.info("job %d: commit refused (%s); checking each replica", job_id, exc)
-                await self._settle_rows_individually(rows)
+                await self._commit_rows_individually(rows)
                 continue
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "committed")
 
-    async def _settle_rows_individually(self, rows) -> None:
+    async def _commit_rows_individually(self, rows) -> None:
         """After a batch was refused: learn from the chain what each replica is."""
         for row in rows:
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if rep.state == ReplicaState.COMMITTED and rep.round == row.round:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "committed")
-            elif rep.state == ReplicaState.CLAIMED and rep.round == row.round:
+            elif rep.state == ReplicaState.ASSIGNED and rep.round == row.round:
+                result, seal = self._commitment(row)
                 try:
-                    await self.chain.commit(row.job_id, [row.task_id],
-                                            [commitment_of(row.digest, row.salt, self.address, row.job_id,
-                                                           row.task_id)])
+                    await self.chain.commit(row.job_id, [row.task_id], [result], [seal])
                     await self.state.upsert(row.job_id, row.task_id, row.round, "committed")
                 except ContractRevert as exc:
                     await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
@@ -59,21 +68,23 @@ class Settlement:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
 
     async def reveal(self, now: int) -> None:
-        """Reveal every committed replica whose round's reveal window is open."""
+        """Open every committed result that has won its task, while its window is open."""
         by_job = defaultdict(list)
         for row in await self.state.replicas("committed"):
             task = await self.chain.task(row.job_id, row.task_id)
-            if task.round == row.round and task.reveal_deadline and now <= task.reveal_deadline:
-                by_job[row.job_id].append(row)
+            if not task.has_winner or now > task.reveal_deadline:
+                continue
+            if task.winner != result_of(row.job_id, row.task_id, row.digest)[:12]:
+                continue  # another result won: this replica will be slashed when resolved
+            by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():
             try:
-                await self.chain.reveal(job_id, [r.task_id for r in rows], [r.digest for r in rows],
-                                        [r.salt for r in rows])
+                await self.chain.reveal(job_id, [r.task_id for r in rows], [r.digest for r in rows])
             except ContractRevert as exc:
                 log.info("job %d: reveal refused: %s", job_id, exc)
                 for row in rows:
                     try:
-                        await self.chain.reveal(job_id, [row.task_id], [row.digest], [row.salt])
+                        await self.chain.reveal(job_id, [row.task_id], [row.digest])
                     except ContractRevert:
                         continue
                     await self.state.upsert(job_id, row.task_id, row.round, "revealed")
@@ -82,7 +93,7 @@ class Settlement:
                 await self.state.upsert(job_id, row.task_id, row.round, "revealed")
 
     async def collect(self, now: int, jobs: dict) -> None:
-        """Collect (and so release the collateral of) every replica whose round is over."""
+        """Collect (and so release the collateral of) every replica whose task has a verdict."""
         by_job = defaultdict(list)
         for row in await self.state.replicas("revealed", "committed"):
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
@@ -90,12 +101,14 @@ class Settlement:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
                 continue
             task = await self.chain.task(row.job_id, row.task_id)
-            job = jobs[row.job_id].info  # read from the chain this tick, by the agent's job evaluation
-            window_over = bool(task.reveal_deadline) and now > task.reveal_deadline
-            # A round whose window closed without quorum is closed by the collect
-            # itself (the contract advances it), which releases our collateral.
-            ready = (task.round != row.round or not job.state.active or window_over
-                     or (task.settled and rep.state == ReplicaState.REVEALED))
+            job = jobs[row.job_id].info if row.job_id in jobs else await self.chain.job(row.job_id)
+            if task.settled:
+                # Paid once opened; slashed if another result won or the window
+                # closed before it was opened.
+                ready = (rep.state == ReplicaState.REVEALED or rep.result != task.winner
+                         or now > task.reveal_deadline)
+            else:
+                ready = not job.state.active or now > job.deadline  # no verdict will come: released
             if ready:
                 by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():

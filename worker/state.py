@@ -2,8 +2,8 @@
 
 Every intent is written (and committed) *before* the transaction that acts
 on it is sent, so a worker killed at any instant and restarted knows what it
-may have done: which claims it holds, and the digest and salt of every
-commitment — without the salt it could never reveal, and would be slashed.
+may have done: which seats it was drawn for, and the digest of every
+commitment — without it, it could never open its result, and would be slashed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS replicas (
     job_id INTEGER NOT NULL,
     task_id INTEGER NOT NULL,
     round INTEGER NOT NULL,
-    status TEXT NOT NULL,     -- claiming, claimed, computed, committing, committed, revealed, resolved, lost
+    status TEXT NOT NULL,     -- assigned, computed, committing, committed, revealed, declined, resolved, lost
     lease_deadline INTEGER,
     digest BLOB,              -- manifest digest (what we commit to)
     salt BLOB,
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS settled (
 """
 
 #: Statuses of a replica this worker still has to act on.
-OPEN = ("claiming", "claimed", "computed", "committing", "committed", "revealed")
+OPEN = ("assigned", "computed", "committing", "committed", "revealed")
 
 
 @dataclass
@@ -157,9 +157,11 @@ class State:
             query += " WHERE " + " AND ".join(clauses)
         return [ReplicaRow(*row) for row in self.db.execute(query + " ORDER BY job_id, task_id, round", args)]
 
-    def forget(self, job_id: int, task_id: int, rnd: int) -> None:
-        """Drop a replica this worker turned out never to hold (its claim did not happen)."""
-        self.db.execute("DELETE FROM replicas WHERE job_id = ? AND task_id = ? AND round = ?", (job_id, task_id, rnd))
+    def replica(self, job_id: int, task_id: int, rnd: int) -> ReplicaRow | None:
+        row = self.db.execute(
+            "SELECT job_id, task_id, round, status, lease_deadline, digest, salt, error FROM replicas "
+            "WHERE job_id = ? AND task_id = ? AND round = ?", (job_id, task_id, rnd)).fetchone()
+        return ReplicaRow(*row) if row else None
 
 
 class AsyncState:

@@ -11,7 +11,7 @@ ABI_DIR = Path(__file__).resolve().parent.parent / "abi"
 
 @cache
 def load_artifact(name: str) -> dict:
-    """Artifact of contract ``name`` (``JobMarket`` or ``WorkerRegistry``)."""
+    """Artifact of contract ``name`` (``JobMarket`` or ``WorkerPool``)."""
     return json.loads((ABI_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 

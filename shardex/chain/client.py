@@ -1,9 +1,9 @@
-"""Async, typed client for the JobMarket and WorkerRegistry contracts.
+"""Async, typed client for the JobMarket and WorkerPool contracts.
 
 Transactions are signed locally and the client hands out nonces itself, so a
 caller can keep many transactions in flight::
 
-    receipt = await client.claim(job_id, [0, 1])              # send and wait
+    receipt = await client.draw(job_id, [0, 1])               # send and wait
     pending = [await client.stake(10**18).send() for _ in range(5)]
     receipts = await asyncio.gather(*(p.receipt() for p in pending))
 
@@ -106,8 +106,8 @@ class ChainClient:
         self.account = account
         self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
         self.market = self.w3.eth.contract(address=deployment.market, abi=abi("JobMarket"))
-        self.registry = self.w3.eth.contract(address=deployment.registry, abi=abi("WorkerRegistry"))
-        self._names_by_address = {deployment.market.lower(): "JobMarket", deployment.registry.lower(): "WorkerRegistry"}
+        self.registry = self.w3.eth.contract(address=deployment.registry, abi=abi("WorkerPool"))
+        self._names_by_address = {deployment.market.lower(): "JobMarket", deployment.registry.lower(): "WorkerPool"}
         self._nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
         self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
@@ -151,6 +151,11 @@ class ChainClient:
         gaps = sorted(int(b["timestamp"]) - int(a["timestamp"]) for a, b in zip(blocks, blocks[1:], strict=False))
         return float(gaps[len(gaps) // 2])
 
+    async def mine_empty_block(self) -> None:
+        """Mine one empty block on a chain that mines on demand (Anvil, Hardhat):
+        a draw waiting for its seed block there would otherwise wait forever."""
+        await self.w3.provider.make_request("evm_mine", [])
+
     async def deployment_identity(self) -> str:
         """Names this deployment on this chain instance: chain id, market, and the hash
         of the deployment block (a devnet brought down and up again, same addresses
@@ -186,15 +191,24 @@ class ChainClient:
         """Wei withdrawable from the market (rewards, refunds)."""
         return await self._view(self.market, "credits", account or self.address)
 
-    async def slash_credits(self, account: str | None = None) -> int:
-        """Wei withdrawable from the registry (slashed collateral)."""
-        return await self._view(self.registry, "credits", account or self.address)
+    async def burned(self) -> int:
+        """Wei of slashed collateral burned so far (owed to no one)."""
+        return await self._view(self.registry, "burned")
 
     async def worker(self, address: str | None = None) -> WorkerInfo:
         address = to_checksum_address(address or self.address)
-        (stake, locked, settled, slashed), (unbond_amount, ready_at) = await asyncio.gather(
-            self._view(self.registry, "workers", address), self._view(self.registry, "unbonding", address))
-        return WorkerInfo(address, stake, locked, settled, slashed, unbond_amount, ready_at)
+        (stake, locked, settled, slashed), (unbond_amount, ready_at), (_floor, classes) = await asyncio.gather(
+            self._view(self.registry, "workers", address), self._view(self.registry, "unbonding", address),
+            self._view(self.registry, "membership", address))
+        return WorkerInfo(address, stake, locked, settled, slashed, unbond_amount, ready_at, classes)
+
+    async def epoch(self) -> int:
+        """The pool's epoch: weights (stakes, opt-ins) change only from one to the next."""
+        return await self._view(self.registry, "epoch")
+
+    async def pool_weight(self, resource_class: int) -> int:
+        """Stake that can be drawn for jobs of ``resource_class`` this epoch."""
+        return await self._view(self.registry, "poolWeight", resource_class)
 
     async def balance(self, address: str | None = None) -> int:
         return await self.w3.eth.get_balance(to_checksum_address(address or self.address))
@@ -213,16 +227,21 @@ class ChainClient:
     def cancel_job(self, job_id: int) -> Call:
         return self._call(self.market, "cancelJob", job_id)
 
-    def claim(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
-        return self._call(self.market, "claim", job_id, list(task_ids), gas=gas)
+    def draw(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
+        """Fill the open seats of ``task_ids`` with drawn workers (anyone may)."""
+        return self._call(self.market, "draw", job_id, list(task_ids), gas=gas)
 
-    def commit(self, job_id: int, task_ids: Sequence[int], commitments: Sequence[bytes], *,
-               gas: int | None = None) -> Call:
-        return self._call(self.market, "commit", job_id, list(task_ids), list(commitments), gas=gas)
+    def decline(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
+        """Give back seats this worker was drawn for and will not run (no slash)."""
+        return self._call(self.market, "decline", job_id, list(task_ids), gas=gas)
 
-    def reveal(self, job_id: int, task_ids: Sequence[int], digests: Sequence[bytes], salts: Sequence[bytes], *,
+    def commit(self, job_id: int, task_ids: Sequence[int], results: Sequence[bytes], seals: Sequence[bytes], *,
                gas: int | None = None) -> Call:
-        return self._call(self.market, "reveal", job_id, list(task_ids), list(digests), list(salts), gas=gas)
+        return self._call(self.market, "commit", job_id, list(task_ids), list(results), list(seals), gas=gas)
+
+    def reveal(self, job_id: int, task_ids: Sequence[int], digests: Sequence[bytes], *,
+               gas: int | None = None) -> Call:
+        return self._call(self.market, "reveal", job_id, list(task_ids), list(digests), gas=gas)
 
     def collect(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
         return self._call(self.market, "collect", job_id, list(task_ids), gas=gas)
@@ -252,13 +271,16 @@ class ChainClient:
     def withdraw_unbonded(self) -> Call:
         return self._call(self.registry, "withdrawUnbonded")
 
+    def opt_in(self, resource_class: int) -> Call:
+        """Enter the lottery of ``resource_class`` (0 CPU, 1 GPU) from the next epoch on."""
+        return self._call(self.registry, "optIn", resource_class)
+
+    def opt_out(self, resource_class: int) -> Call:
+        return self._call(self.registry, "optOut", resource_class)
+
     def announce(self, endpoint: str) -> Call:
         """Publish where this worker serves its outputs (event only)."""
         return self._call(self.registry, "announce", endpoint)
-
-    def withdraw_slash_credits(self) -> Call:
-        """Withdraw registry credits (collateral slashed from workers on your jobs)."""
-        return self._call(self.registry, "withdraw")
 
     # ------------------------------------------------------------ events
 

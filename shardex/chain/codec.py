@@ -67,7 +67,7 @@ def events(contract: str) -> dict[bytes, EventCodec]:
 @cache
 def event_topics() -> dict[str, str]:
     """Event name -> topic0 (hex) over both contracts; ``Withdrawn`` is the same event in each."""
-    return {e.name: "0x" + topic.hex() for contract in ("JobMarket", "WorkerRegistry")
+    return {e.name: "0x" + topic.hex() for contract in ("JobMarket", "WorkerPool")
             for topic, e in events(contract).items()}
 
 

@@ -96,7 +96,7 @@ def _register(error_abi: dict) -> type[ContractRevert]:
     return cls
 
 
-for _contract in ("JobMarket", "WorkerRegistry"):
+for _contract in ("JobMarket", "WorkerPool"):
     for _entry in abi(_contract):
         if _entry["type"] == "error":
             _register(_entry)

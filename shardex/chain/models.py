@@ -29,10 +29,11 @@ class JobState(IntEnum):
 
 class ReplicaState(IntEnum):
     NONE = 0
-    CLAIMED = 1
+    ASSIGNED = 1
     COMMITTED = 2
     REVEALED = 3
     SLASHED = 4
+    DECLINED = 5
 
 
 class Outcome(IntEnum):
@@ -41,19 +42,48 @@ class Outcome(IntEnum):
     RELEASED = 2
 
 
+#: Fixed-point scale of epsilon and the adversary share (parts per million).
+PPM = 1_000_000
+#: Largest margin (and most seats per round) the market allows.
+MAX_REPLICATION = 16
+
+
+def margin_for(epsilon_ppm: int, adversary_ppm: int) -> int:
+    """``JobMarket.marginFor``, computed here with the same integer rounding:
+    the least m with f^m / (f^m + (1-f)^m) <= epsilon; 0 if none up to 16."""
+    one = 10**36
+    bad = good = one
+    for m in range(1, MAX_REPLICATION + 1):
+        bad = (bad * adversary_ppm + PPM - 1) // PPM
+        good = (good * (PPM - adversary_ppm)) // PPM
+        if bad * (PPM - epsilon_ppm) <= good * epsilon_ppm:
+            return m
+    return 0
+
+
 @dataclass(frozen=True)
 class JobParams:
-    """What a requester chooses; mirrors ``IJobMarket.JobParams``."""
+    """What a requester chooses; mirrors ``JobMarket.JobParams``.
+
+    The requester states the error it accepts (``epsilon_ppm``: the chance a
+    wrong result is accepted for a task) and the stake share it assumes an
+    adversary holds (``adversary_ppm``); the market derives the margin of
+    agreeing drawn workers that settles a task. ``extra_seats`` prefunds
+    escalations (seats beyond ``margin`` per task); None: two per task plus one
+    round.
+    """
 
     spec_digest: bytes
     map_tasks: int
     reduce_tasks: int
-    replication: int
-    quorum: int
     reward_per_replica: int
     collateral: int
     min_stake: int = 0
-    max_rounds: int = 3
+    epsilon_ppm: int = 1_000
+    adversary_ppm: int = 100_000
+    resource_class: int = 0
+    max_rounds: int = 8
+    extra_seats: int | None = None
     lease_duration: int = 600
     reveal_window: int = 300
     job_timeout: int = 86_400
@@ -63,15 +93,26 @@ class JobParams:
         return self.map_tasks + self.reduce_tasks
 
     @property
+    def margin(self) -> int:
+        return margin_for(self.epsilon_ppm, self.adversary_ppm)
+
+    @property
+    def seats(self) -> int:
+        """Extra seats the escrow pays for (the default when none were given)."""
+        if self.extra_seats is not None:
+            return self.extra_seats
+        return 0 if self.max_rounds <= 1 else 2 * self.tasks + self.margin
+
+    @property
     def escrow(self) -> int:
-        """Exact wei ``postJob`` requires: every replica of every task, paid once."""
-        return self.reward_per_replica * self.replication * self.tasks
+        """Exact wei ``postJob`` requires: a reward for every seat the job may fill."""
+        return self.reward_per_replica * (self.margin * self.tasks + self.seats)
 
     def as_abi_tuple(self) -> tuple:
         return (
-            self.spec_digest, self.map_tasks, self.reduce_tasks, self.replication, self.quorum,
-            self.max_rounds, self.reward_per_replica, self.collateral, self.min_stake,
-            self.lease_duration, self.reveal_window, self.job_timeout,
+            self.spec_digest, self.map_tasks, self.reduce_tasks, self.resource_class, self.epsilon_ppm,
+            self.adversary_ppm, self.max_rounds, self.seats, self.reward_per_replica, self.collateral,
+            self.min_stake, self.lease_duration, self.reveal_window, self.job_timeout,
         )
 
 
@@ -80,20 +121,25 @@ class Job:
     job_id: int
     requester: str
     state: JobState
-    replication: int
-    quorum: int
+    margin: int
     max_rounds: int
+    resource_class: int
+    has_draws: bool
     lease_duration: int
     reveal_window: int
     reward_per_replica: int
     collateral: int
     deadline: int
-    has_claims: bool
     min_stake: int
     map_tasks: int
     reduce_tasks: int
     settled_tasks: int
     horizon: int
+    seed_block: int
+    extra_seats: int
+    extra_seats_used: int
+    epsilon_ppm: int
+    adversary_ppm: int
     paid: int
     owed: int
     escrow: int
@@ -111,44 +157,56 @@ class Job:
 
     @classmethod
     def from_abi(cls, job_id: int, raw: Any) -> Job:
-        (requester, state, replication, quorum, max_rounds, lease, reveal, reward, collateral, deadline,
-         has_claims, min_stake, map_tasks, reduce_tasks, settled, horizon, paid, owed, escrow, refunded,
-         spec) = tuple(raw)
-        return cls(job_id, requester, JobState(state), replication, quorum, max_rounds, lease, reveal, reward,
-                   collateral, deadline, has_claims, min_stake, map_tasks, reduce_tasks, settled, horizon, paid,
-                   owed, escrow, refunded, bytes(spec))
+        values = list(raw)
+        values[1] = JobState(values[1])
+        values[-1] = bytes(values[-1])
+        return cls(job_id, *values)
 
 
 @dataclass(frozen=True)
 class Task:
-    winner: bytes  # first 24 bytes of the accepted digest, zeros until settled
-    reveal_deadline: int
+    winner: bytes  # first 12 bytes of the result that reached the margin; zeros until then
+    lead: bytes
     round: int
-    claimed: int
+    seats: int  # seats of the current round (0 until round 0 is first drawn)
+    seated: int
     committed: int
-    revealed: int
+    settled: bool  # the winner was opened: the digest is known
+    lead_count: int
+    total: int
+    tally: int
+    reveal_deadline: int
+    seed_block: int
+    draw_nonce: int
 
     @property
-    def settled(self) -> bool:
+    def has_winner(self) -> bool:
         return any(self.winner)
+
+    def open_seats(self, margin: int) -> int:
+        """Seats of the current round still to draw (0 once a result won)."""
+        if self.has_winner or self.settled:
+            return 0
+        return (self.seats or margin) - self.seated
 
     @classmethod
     def from_abi(cls, raw: Any) -> Task:
-        winner, deadline, rnd, claimed, committed, revealed = tuple(raw)
-        return cls(bytes(winner), deadline, rnd, claimed, committed, revealed)
+        winner, lead, *rest = tuple(raw)
+        return cls(bytes(winner), bytes(lead), *rest)
 
 
 @dataclass(frozen=True)
 class Replica:
-    hash: bytes
+    result: bytes
+    seal: bytes
     deadline: int
     state: ReplicaState
     round: int
 
     @classmethod
     def from_abi(cls, raw: Any) -> Replica:
-        h, deadline, state, rnd = tuple(raw)
-        return cls(bytes(h), deadline, ReplicaState(state), rnd)
+        result, seal, deadline, state, rnd = tuple(raw)
+        return cls(bytes(result), bytes(seal), deadline, ReplicaState(state), rnd)
 
 
 @dataclass(frozen=True)
@@ -160,6 +218,7 @@ class WorkerInfo:
     slashed: int
     unbonding: int
     unbonding_ready_at: int
+    classes: int = 0  # bitmask of the resource classes it opted in to
 
     @property
     def free_stake(self) -> int:
@@ -200,8 +259,8 @@ class JobPosted(Event):
     spec_digest: bytes
     map_tasks: int
     reduce_tasks: int
-    replication: int
-    quorum: int
+    margin: int
+    resource_class: int
     reward_per_replica: int
     escrow: int
 
@@ -214,8 +273,18 @@ class JobStateChanged(Event):
 
 
 @dataclass(frozen=True)
-class TaskClaimed(Event):
-    name = "TaskClaimed"
+class SeedArmed(Event):
+    """Draws wait for this block's randomness (task_id 2**256-1: the job's round 0)."""
+
+    name = "SeedArmed"
+    job_id: int
+    task_id: int
+    seed_block: int
+
+
+@dataclass(frozen=True)
+class TaskAssigned(Event):
+    name = "TaskAssigned"
     job_id: int
     task_id: int
     worker: str
@@ -224,12 +293,21 @@ class TaskClaimed(Event):
 
 
 @dataclass(frozen=True)
+class TaskDeclined(Event):
+    name = "TaskDeclined"
+    job_id: int
+    task_id: int
+    worker: str
+    round: int
+
+
+@dataclass(frozen=True)
 class ResultCommitted(Event):
     name = "ResultCommitted"
     job_id: int
     task_id: int
     worker: str
-    commitment: bytes
+    result: bytes
 
 
 @dataclass(frozen=True)
@@ -260,11 +338,13 @@ class TaskSettled(Event):
 
 
 @dataclass(frozen=True)
-class TaskReopened(Event):
-    name = "TaskReopened"
+class TaskEscalated(Event):
+    name = "TaskEscalated"
     job_id: int
     task_id: int
     round: int
+    seats: int
+    seed_block: int
 
 
 @dataclass(frozen=True)
@@ -287,8 +367,6 @@ class Refunded(Event):
 
 @dataclass(frozen=True)
 class Withdrawn(Event):
-    """Emitted by both contracts; ``contract`` tells which paid."""
-
     name = "Withdrawn"
     account: str
     amount: int
@@ -301,6 +379,22 @@ class Staked(Event):
     worker: str
     amount: int
     stake: int
+
+
+@dataclass(frozen=True)
+class OptedIn(Event):
+    name = "OptedIn"
+    worker: str
+    class_: int
+    from_epoch: int
+
+
+@dataclass(frozen=True)
+class OptedOut(Event):
+    name = "OptedOut"
+    worker: str
+    class_: int
+    from_epoch: int
 
 
 @dataclass(frozen=True)
@@ -335,9 +429,10 @@ class CollateralReleased(Event):
 
 @dataclass(frozen=True)
 class Slashed(Event):
+    """Collateral burned (protocol v2 credits slashes to no one)."""
+
     name = "Slashed"
     worker: str
-    beneficiary: str
     amount: int
     count: int
 
@@ -351,9 +446,10 @@ class EndpointAnnounced(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
-    for cls in (JobPosted, JobStateChanged, TaskClaimed, ResultCommitted, RevealOpened, ResultRevealed,
-                TaskSettled, TaskReopened, ReplicaResolved, Refunded, Withdrawn, Staked, UnbondRequested,
-                Unbonded, CollateralLocked, CollateralReleased, Slashed, EndpointAnnounced)
+    for cls in (JobPosted, JobStateChanged, SeedArmed, TaskAssigned, TaskDeclined, ResultCommitted, RevealOpened,
+                ResultRevealed, TaskSettled, TaskEscalated, ReplicaResolved, Refunded, Withdrawn, Staked, OptedIn,
+                OptedOut, UnbondRequested, Unbonded, CollateralLocked, CollateralReleased, Slashed,
+                EndpointAnnounced)
 }
 
 _ENUM_FIELDS = {("JobStateChanged", "state"): JobState, ("ReplicaResolved", "outcome"): Outcome}

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
-import {Sortition} from "./Sortition.sol";
+import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
+import {Sortition} from "./utils/Sortition.sol";
 
 /// @title WorkerPool
 /// @notice Protocol v2 stake custody and the lottery that assigns work.
