@@ -13,6 +13,7 @@ from shardex import jobs
 from shardex.chain import ChainClient, JobParams, JobState
 from shardex.chain.models import (
     PPM,
+    OptedIn,
     ReplicaResolved,
     ResultCommitted,
     ResultRevealed,
@@ -256,6 +257,15 @@ async def status(client: ChainClient, job_id: int) -> dict:
 CLASS_NAMES = {0: "CPU", 1: "GPU"}
 
 
+async def pool_members(client: ChainClient, resource_class: int) -> set[str]:
+    """Workers opted in to ``resource_class`` now (from the pool's events)."""
+    members: set[str] = set()
+    for e in await client.events(names=["OptedIn", "OptedOut"]):
+        if e.class_ == resource_class:
+            (members.add if isinstance(e, OptedIn) else members.discard)(e.worker)
+    return members
+
+
 async def waiting_reasons(client: ChainClient, job, views: list[TaskView], refused: dict[str, str],
                           declines: int) -> list[str]:
     """Why tasks of a live job are not moving, in words a requester can act on."""
@@ -264,8 +274,13 @@ async def waiting_reasons(client: ChainClient, job, views: list[TaskView], refus
     if not phase:
         return reasons
     name = CLASS_NAMES.get(job.resource_class, f"class {job.resource_class}")
-    if await client.pool_weight(job.resource_class) == 0:
+    members = await pool_members(client, job.resource_class)
+    if not members or await client.pool_weight(job.resource_class) == 0:
         reasons.append(f"no worker has opted in to {name} jobs (resource class {job.resource_class}) this epoch")
+    elif len(members) < job.margin:
+        reasons.append(f"only {len(members)} worker(s) have opted in to {name} jobs, and each task needs "
+                       f"{job.margin} distinct drawn workers (--epsilon {job.epsilon_ppm / PPM:g} against "
+                       f"--adversary {job.adversary_ppm / PPM:g}): start more workers or accept more risk")
     short = [v for v in phase if v.seated < v.seats]
     if short:
         reasons.append(f"{len(short)} task(s) wait for drawn workers: seats are drawn from the {name} pool by stake, "

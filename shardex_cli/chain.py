@@ -84,7 +84,7 @@ def deploy_cmd(ctx: typer.Context,
         raise fail(as_json, exc) from None
     path = write_deployment(deployment, out_dir)
     data = {**deployment.to_json(), "file": str(path)}
-    emit(as_json, data, f"JobMarket {deployment.market}\nWorkerRegistry {deployment.registry}\nwrote {path}")
+    emit(as_json, data, f"JobMarket {deployment.market}\nWorkerPool {deployment.registry}\nwrote {path}")
 
 
 # ------------------------------------------------------------------ stake
@@ -129,11 +129,13 @@ def stake_withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @stake_app.command("show")
 def stake_show(ctx: typer.Context, address: Annotated[str | None, typer.Argument()] = None,
                as_json: JsonOpt = False) -> None:
-    """Stake, locked collateral, unbonding and reputation counters of a worker."""
+    """Stake, locked collateral, unbonding, lotteries entered and reputation counters of a worker."""
     async def body(c: ChainClient):
         w = await c.worker(address)
+        classes = [c for c in range(8) if w.classes & (1 << c)]
         text = (f"worker {w.address}\n  stake {format_eth(w.stake)} (locked {format_eth(w.locked)})\n"
                 f"  unbonding {format_eth(w.unbonding)} ready at {w.unbonding_ready_at}\n"
+                f"  drawn for resource classes {classes or 'none (not opted in)'}\n"
                 f"  settled {w.settled}  slashed {w.slashed}")
         return asdict(w), text
     run(ctx, as_json, body, need_account=address is None)
@@ -145,17 +147,12 @@ def stake_show(ctx: typer.Context, address: Annotated[str | None, typer.Argument
 
 @app.command("withdraw")
 def withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Withdraw everything credited to you: rewards, refunds and slashed collateral."""
+    """Withdraw everything credited to you: rewards and refunds. (Slashed collateral is
+    burned, credited to no one.)"""
     async def body(c: ChainClient):
-        market, registry = await c.credits(), await c.slash_credits()
-        txs = []
-        if market:
-            txs.append((await c.withdraw()).tx_hash)
-        if registry:
-            txs.append((await c.withdraw_slash_credits()).tx_hash)
-        total = market + registry
-        return ({"market": market, "registry": registry, "total": total, "txs": txs},
-                f"withdrew {format_eth(total)}" if total else "nothing to withdraw")
+        total = await c.credits()
+        txs = [(await c.withdraw()).tx_hash] if total else []
+        return ({"total": total, "txs": txs}, f"withdrew {format_eth(total)}" if total else "nothing to withdraw")
     run(ctx, as_json, body)
 
 
@@ -163,9 +160,8 @@ def withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def account(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Your address, balance and withdrawable credits."""
     async def body(c: ChainClient):
-        data = {"address": c.address, "balance": await c.balance(), "market_credits": await c.credits(),
-                "registry_credits": await c.slash_credits()}
+        data = {"address": c.address, "balance": await c.balance(), "market_credits": await c.credits()}
         text = (f"{data['address']}\n  balance {format_eth(data['balance'])}\n"
-                f"  withdrawable {format_eth(data['market_credits'] + data['registry_credits'])}")
+                f"  withdrawable {format_eth(data['market_credits'])}")
         return data, text
     run(ctx, as_json, body)

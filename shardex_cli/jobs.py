@@ -165,7 +165,7 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
             if not job.state.active:
                 return job.state.name
             idle = not any(t.seated or t.settled for t in tasks)
-            if idle and not explained and asyncio.get_running_loop().time() - started > 10:
+            if idle and not quiet and not explained and asyncio.get_running_loop().time() - started > 10:
                 explained = True  # say once why no worker has been drawn yet
                 data = await status(c, job_id)
                 for reason in data["waiting"]:

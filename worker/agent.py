@@ -409,11 +409,12 @@ class Agent:
             info = job.info
             if not info.state.active or loop_time < self._draw_backoff.get(job_id, 0.0):
                 continue
+            first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
+            wanted = self.draw_wanted[job_id]
             if self._draw_phase.get(job_id) != info.state:
                 self._draw_phase[job_id] = info.state
-                first, last = (0, info.map_tasks) if info.state == JobState.MAP else (info.map_tasks, info.tasks)
-                self.draw_wanted[job_id].update(range(first, last))
-            wanted = self.draw_wanted.get(job_id)
+                wanted.update(range(first, last))
+            wanted.difference_update([t for t in wanted if not first <= t < last])  # the phase moved on
             if not wanted:
                 continue
             batch = sorted(wanted)[: self.opts.claim_batch]
@@ -434,17 +435,23 @@ class Agent:
                     wanted.discard(task_id)
 
     async def _seed_pending(self, job_id: int, info, batch: list[int]) -> bool:
-        """Whether the draw waits for a block: its seed block, or the next epoch
-        for a pool whose members all joined in this one. On a chain that mines
-        only when a transaction arrives (Anvil's automine) that block would never
-        come while everyone waits for it: mine an empty one."""
+        """Whether the draw waits for its seed block. On a chain that mines only
+        when a transaction arrives (Anvil's automine) that block, or the next
+        epoch that brings new members into the pool, would never come while
+        everyone waits for it: mine empty blocks."""
         latest = await self.chain.block_number()
         tasks = [await self.chain.task(job_id, t) for t in batch]
         pending = any((t.seed_block or info.seed_block) >= latest for t in tasks)
-        pending = pending or await self.chain.pool_weight(info.resource_class) == 0
-        if pending and self.admission.block_time_s == 0:
-            await self.chain.mine_empty_block()
+        if self.admission.block_time_s == 0:
+            # On demand, blocks (and with them epochs, which bring new pool
+            # members into the lottery) pass only when someone transacts.
+            await self.chain.mine_empty_blocks(1 if pending else await self._blocks_to_next_epoch())
         return pending
+
+    async def _blocks_to_next_epoch(self) -> int:
+        latest = await self.chain.block_number()
+        epoch_blocks = await self.chain.epoch_blocks()
+        return epoch_blocks - latest % epoch_blocks
 
     async def _decline_refused(self) -> None:
         """Seats drawn for jobs this worker refuses are given back while their

@@ -151,10 +151,14 @@ class ChainClient:
         gaps = sorted(int(b["timestamp"]) - int(a["timestamp"]) for a, b in zip(blocks, blocks[1:], strict=False))
         return float(gaps[len(gaps) // 2])
 
-    async def mine_empty_block(self) -> None:
-        """Mine one empty block on a chain that mines on demand (Anvil, Hardhat):
-        a draw waiting for its seed block there would otherwise wait forever."""
-        await self.w3.provider.make_request("evm_mine", [])
+    async def mine_empty_blocks(self, count: int = 1) -> None:
+        """Mine empty blocks on a chain that mines on demand (Anvil, Hardhat): a
+        draw waiting there for its seed block or a new epoch would wait forever."""
+        for _ in range(count):
+            await self.w3.provider.make_request("evm_mine", [])
+
+    async def epoch_blocks(self) -> int:
+        return await self._view(self.registry, "epochBlocks")
 
     async def deployment_identity(self) -> str:
         """Names this deployment on this chain instance: chain id, market, and the hash

@@ -69,8 +69,9 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     src.write_bytes(text)
     with GatewayClient(gateway.url, dev_key(devnet, REQUESTER)) as client:
         client.sign_in()
+        # A margin of 2 (epsilon 2% against a 10% adversary): both workers agree on every task.
         posted = client.submit(src, program="wordcount", map_shards=MAP_SHARDS, reduce_shards=REDUCE_SHARDS,
-                               replication=2, quorum=2, reveal_window_s=60)
+                               epsilon=0.02, adversary=0.1, extra_seats=0, reveal_window_s=60)
     job_id = posted["job_id"]
     assert isinstance(job_id, int)
 
@@ -88,6 +89,9 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     assert int(posted["escrow_wei"]) == 2 * TASKS * 10**15
     expect(escrow).to_have_text("0.01 ETH")
     expect(escrow).to_have_attribute("title", f"{posted['escrow_wei']} wei")
+    expect(page.get_by_test_id("margin").locator(".stat-v")).to_have_text("2")
+    # Why it does not run yet: nobody is in the CPU pool.
+    expect(page.locator('[data-testid="waiting-reason"][data-code="no-workers"]')).to_have_count(1)
     try:  # the event stream is open
         page.wait_for_function("window.__shardexLive && window.__shardexLive.opens > 0", timeout=LONG_MS)
     except playwright_sync.Error as exc:
@@ -108,6 +112,7 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
         " return c.length === n && [...c].every(e => e.dataset.state === 'settled'); }",
         arg=TASKS, timeout=LONG_MS)
     expect(page.get_by_test_id("job-state-label")).to_have_text("Completed")
+    expect(page.get_by_test_id("waiting-reason")).to_have_count(0)
     link = page.get_by_test_id("result-link")
     expect(link).to_be_visible(timeout=LONG_MS)
     assert link.get_attribute("href") == f"/v1/jobs/{job_id}/result"
@@ -117,10 +122,11 @@ def test_dashboard_follows_a_job_live_to_its_verified_result(devnet: Devnet, gat
     assert page.evaluate("window.__shardexRenders") > renders_before > 0
     assert page.evaluate("window.__shardexLive.events") > 0  # the updates came through /v1/events
 
-    # Each settled task shows its two replicas, with reveals.
+    # Each settled task shows its two drawn seats, paid for opening the settled result.
     page.locator('[data-testid="task-cell"][data-task-id="0"]').click()
     replicas = page.get_by_test_id("replica-row")
     expect(replicas).to_have_count(2)
+    expect(page.get_by_test_id("task-seats")).to_contain_text("2 of 2 drawn")
     expect(page.get_by_test_id("task-digest")).to_have_text(HEX_DIGEST)
 
     # The link downloads the verified result: the word count computed independently here.

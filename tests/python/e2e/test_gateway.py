@@ -60,8 +60,10 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
     requester = Account.from_key(dev_key(devnet, REQUESTER))
     with GatewayClient(gateway.url, requester.key.hex()) as client:
         client.sign_in()
-        first = client.submit(src, program="wordcount", map_shards=3, reduce_shards=2, replication=2, quorum=2,
-                              reward_wei=10**15, collateral_wei=10**16, reveal_window_s=30)
+        # epsilon 2% against a 10% adversary: a margin of 2, unanimity of the two workers below; no escalation
+        # seats prefunded, so the escrow is exactly a reward per seat.
+        first = client.submit(src, program="wordcount", map_shards=3, reduce_shards=2, epsilon=0.02, adversary=0.1,
+                              extra_seats=0, reward_wei=10**15, collateral_wei=10**16, reveal_window_s=30)
         # The requester names the gateway as where its inputs are served, once.
         assert [t["purpose"] for t in first["transactions"]] == ["announce", "post_job"]
         assert all(t["tx"]["from"] == requester.address for t in first["transactions"])
@@ -73,7 +75,10 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         job = client.get(f"/v1/jobs/{job_id}")
         assert (job["state"], job["requester"], job["tasks"], job["escrow_wei"]) == ("MAP", requester.address, 5,
                                                                                      str(escrow))
-        assert all(t["state"] == "open" for t in job["tasks_detail"])
+        assert (job["margin"], job["epsilon_ppm"], job["adversary_ppm"], job["extra_seats"]) == (2, 20_000, 100_000, 0)
+        assert all(t["state"] == "open" and (t["seats"], t["seated"]) == (2, 0) for t in job["tasks_detail"])
+        # Nobody is in the pool yet: the job says so.
+        assert {"no-workers", "seats-open"} <= {r["code"] for r in job["waiting"]}, job["waiting"]
 
         # Follow the job live over SSE from the start, while workers run it.
         stream: list = []
@@ -96,12 +101,14 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         devnet.wait_for(lambda: client.get(f"/v1/jobs/{job_id}")["costs"]["paid_wei"] == str(escrow),
                         what="payouts collected")
         job = client.get(f"/v1/jobs/{job_id}")
-        assert job["costs"]["owed_or_open_wei"] == "0" and job["slashes"] == []
+        assert job["costs"]["owed_or_open_wei"] == "0" and job["slashes"] == [] and job["waiting"] == []
         assert sum(int(p["amount_wei"]) for p in job["payouts"]) == escrow
+        assert job["seats_drawn"] == 10 and job["escalations"] == 0
         for t in job["tasks_detail"]:
-            assert t["state"] == "settled" and len(t["replicas"]) == 2
+            assert t["state"] == "settled" and len(t["replicas"]) == 2 and t["round"] == 0
             assert {r["digest"] for r in t["replicas"]} == {t["digest"]}
             assert {r["outcome"] for r in t["replicas"]} == {"paid"}
+            assert {r["agrees"] for r in t["replicas"]} == {True}
         # The same numbers as the chain itself reports.
         chain_view = devnet.json("job", "show", str(job_id))
         assert str(chain_view["paid"]) == job["costs"]["paid_wei"] and chain_view["state"] == "COMPLETED"
@@ -120,10 +127,12 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         workers = {w["address"]: w for w in client.get("/v1/workers")["workers"]}
         earned = sum(int(w["earned_wei"]) for w in workers.values())
         assert earned == escrow and all(w["online"] and w["resources"]["programs"] for w in workers.values())
+        assert all(0 in w["classes"] and w["seats"] >= 1 for w in workers.values())
 
         metrics = httpx.get(f"{gateway.url}/metrics").text
         assert 'shardex_jobs{phase="completed"} 1.0' in metrics
         assert "shardex_tasks_settled_total 5.0" in metrics
+        assert 'shardex_pool_members{resource_class="cpu"} 2.0' in metrics
         assert re.search(r'shardex_http_request_duration_seconds_count\{method="GET",route="/v1/jobs/\{job_id\}",'
                          r'status="200"\} \d+', metrics)
 
@@ -224,11 +233,16 @@ def test_bad_submissions_get_a_4xx_and_leave_nothing_behind(quiet_net, signed_in
 
     body = _problem(post(base | {"map_shards": "0"}), 422, "invalid-request")
     assert body["errors"][0]["loc"][-1] == "map_shards"
-    _problem(post(base | {"replication": "17"}), 422, "invalid-request")
+    _problem(post(base | {"epsilon": "0"}), 422, "invalid-request")
+    _problem(post(base | {"adversary": "0.5"}), 422, "invalid-request")
+    _problem(post(base | {"extra_seats": "-1"}), 422, "invalid-request")
     _problem(post(base | {"lease_s": "1"}), 422, "invalid-request")
     _problem(post(base | {"reward_wei": "0.5"}), 422, "invalid-request")
     _problem(post(base | {"reward_wei": str(2**96)}), 422, "invalid-request")
-    _problem(post(base | {"replication": "2", "quorum": "3"}), 422, "invalid-job")
+    # No margin of at most 16 drawn workers meets epsilon 1e-6 against an adversary with 45% of the stake.
+    assert "cannot be met" in _problem(post(base | {"epsilon": "0.000001", "adversary": "0.45"}), 422,
+                                       "invalid-job")["detail"]
+    _problem(post(base | {"max_rounds": "1", "extra_seats": "2"}), 422, "invalid-job")
     _problem(post(base | {"program": "no-such-program"}), 422, "invalid-job")
     _problem(post(base, path=None), 422, "invalid-job")  # no input at all
     _problem(post(base | {"input_cid": "not-a-cid"}, path=None), 400, "invalid-cid")
@@ -254,7 +268,12 @@ def test_contract_reverts_reach_the_user_by_name(quiet_net, signed_in: GatewayCl
     src.write_bytes(b"alpha beta\ngamma\n" * 50)
     posted = signed_in.submit(src, signing="gateway", program="wordcount", map_shards=2)
     job_id = posted["job_id"]
-    assert signed_in.get(f"/v1/jobs/{job_id}")["requester"] == posted["requester"]
+    job = signed_in.get(f"/v1/jobs/{job_id}")
+    assert job["requester"] == posted["requester"]
+    # "Why is my job not running?": no worker runs on this devnet, and the job says so.
+    waiting = {r["code"]: r["message"] for r in job["waiting"]}
+    assert "no-workers" in waiting and "CPU" in waiting["no-workers"], waiting
+    assert waiting["seats-open"].startswith("2 task(s)")  # the map phase's: the reduce task waits for it
     first = httpx.get(f"{gw.url}/v1/jobs/{job_id}")
     tag = first.headers["etag"]
     unchanged = httpx.get(f"{gw.url}/v1/jobs/{job_id}", headers={"If-None-Match": tag})
@@ -294,6 +313,7 @@ def test_contract_reverts_reach_the_user_by_name(quiet_net, signed_in: GatewayCl
     assert done.status_code == 200 and [e["event"] for e in done.json()["events"]] == ["JobStateChanged", "Refunded"]
     changed = httpx.get(f"{gw.url}/v1/jobs/{job_id}", headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.json()["state"] == "CANCELLED" and changed.headers["etag"] != tag
+    assert changed.json()["waiting"] == []
     assert changed.json()["costs"]["refunded_wei"] == changed.json()["escrow_wei"]
     _problem(httpx.get(f"{gw.url}/v1/jobs/{job_id}/result"), 409, "job-not-completed")
 
@@ -372,8 +392,9 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
     try:
         with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
             client.sign_in()
-            job_ids = [client.submit(src, program="wordcount", map_shards=4, reduce_shards=2)["job_id"]
-                       for _ in range(2)]
+            # A margin of 2: the two workers below can settle every task.
+            job_ids = [client.submit(src, program="wordcount", map_shards=4, reduce_shards=2, epsilon=0.02,
+                                     adversary=0.1)["job_id"] for _ in range(2)]
         devnet.start_worker(0)
         devnet.start_worker(1)
         # SIGKILL the gateway at arbitrary points while the workers settle tasks, restart it on the same
@@ -422,7 +443,9 @@ def test_result_of_a_job_the_chain_completed_before_the_index_did(devnet: Devnet
     try:
         with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
             client.sign_in()
-            job_id = client.submit(src, signing="gateway", program="wordcount", map_shards=2)["job_id"]
+            # One worker: trust it (no adversary assumed), a margin of 1.
+            job_id = client.submit(src, signing="gateway", program="wordcount", map_shards=2,
+                                   adversary=0)["job_id"]
             devnet.start_worker(0)
             devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED",
                             what="job completed on chain")

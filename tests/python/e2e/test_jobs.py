@@ -26,30 +26,34 @@ def submit(net: Devnet, *args: str, **kw) -> dict:
     return net.json("job", "submit", "--wait", "--reveal-window", "5", *args, **kw)
 
 
-def test_wordcount_three_workers_r3_q2_is_correct_and_accounted_to_the_wei(devnet: Devnet, tmp_path: Path) -> None:
+def test_wordcount_three_workers_margin_3_is_correct_and_accounted_to_the_wei(devnet: Devnet, tmp_path: Path) -> None:
     text = real_text(3_000_000)
     src = tmp_path / "input.txt"
     src.write_bytes(text)
     for i in range(3):
         devnet.start_worker(i)
+    # epsilon 1e-2 against a 10% adversary: f^3 / (f^3 + (1-f)^3) = 1.4e-3 <= 1e-2 < the same for 2.
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "4", "--reduce-shards",
-                 "3", "--replication", "3", "--quorum", "2", "--reward", "0.001", "--collateral", "0.01")
+                 "3", "--epsilon", "0.01", "--adversary", "0.1", "--reward", "0.001", "--collateral", "0.01")
     assert out["state"] == "COMPLETED"
     job_id = out["job_id"]
     result = tmp_path / "result.txt"
     devnet.cli("job", "result", str(job_id), "-o", str(result))
     assert result.read_bytes() == wordcount_reference(text)
 
-    # Every replica is collected (paid) by its worker; then the refund closes the books.
-    escrow = 3 * 7 * 10**15
-    devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["paid"] == escrow, what="all payouts collected")
+    # Three workers, margin 3: each of the 7 tasks seated all three (never one twice), all agreed and were paid;
+    # the escrow also prefunded 2 escalation seats per task + one round (3), unused and refunded.
+    reward, seats, extra = 10**15, 3 * 7, 2 * 7 + 3
+    escrow = reward * (seats + extra)
+    devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["paid"] == reward * seats,
+                    what="all payouts collected")
     status = devnet.json("job", "status", str(job_id))
-    assert status["payouts"] == 21 and status["slashes"] == 0
+    assert status["payouts"] == 21 and status["slashes"] == 0 and status["escalations"] == 0
     devnet.warp(60)
-    refund = devnet.cli("job", "refund", str(job_id), "--json", check=False)
-    assert json.loads(refund.stderr)["error"]["name"] == "JobMarketNothingToRefund"  # nothing was left unearned
+    devnet.cli("job", "refund", str(job_id))
     job = devnet.json("job", "show", str(job_id))
-    assert job["escrow"] == job["paid"] == escrow and job["refunded"] == 0 and job["owed"] == 0
+    assert job["escrow"] == escrow and job["paid"] == reward * seats and job["refunded"] == reward * extra
+    assert job["owed"] == 0
     for i in range(3):
         worker = devnet.json("stake", "show", account=i)
         assert (worker["settled"], worker["slashed"], worker["locked"]) == (7, 0, 0)
@@ -61,7 +65,8 @@ def test_sort_output_is_globally_sorted_and_a_permutation(devnet: Devnet, tmp_pa
     src.write_bytes(text)
     devnet.start_worker(0)
     devnet.start_worker(1)
-    out = submit(devnet, "--program", "sort", "--input", str(src), "--map-shards", "3", "--reduce-shards", "3")
+    out = submit(devnet, "--program", "sort", "--input", str(src), "--map-shards", "3", "--reduce-shards", "3",
+                 "--adversary", "0")
     result = tmp_path / "sorted.txt"
     devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
     lines = result.read_bytes().split(b"\n")[:-1]
@@ -69,26 +74,37 @@ def test_sort_output_is_globally_sorted_and_a_permutation(devnet: Devnet, tmp_pa
     assert Counter(lines) == Counter(text.split(b"\n")[:-1])
 
 
-def test_dishonest_worker_is_outvoted_and_slashed(devnet: Devnet, tmp_path: Path) -> None:
+def test_dishonest_worker_forces_escalation_is_outvoted_and_slashed(devnet: Devnet, tmp_path: Path) -> None:
     text = real_text(800_000)
     src = tmp_path / "input.txt"
     src.write_bytes(text)
-    devnet.start_worker(0)
-    devnet.start_worker(1)
-    devnet.start_worker(2, fault="liar")
+    for i in range(4):
+        devnet.start_worker(i)
+    # The liar stakes 100x more, so the lottery seats it in (almost) every task's first round.
+    devnet.start_worker(4, "--stake", "100", fault="liar")
+    requester_before = devnet.json("account")["balance"]
+    # epsilon 0.02 against 10%: margin 2. A split first round (1 honest, the liar) escalates to 2 fresh seats.
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--reduce-shards",
-                 "1", "--replication", "3", "--quorum", "2", "--collateral", "0.05")
+                 "1", "--epsilon", "0.02", "--adversary", "0.1", "--collateral", "0.05")
     assert out["state"] == "COMPLETED"
     result = tmp_path / "result.txt"
     devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
     assert result.read_bytes() == wordcount_reference(text)
-    devnet.wait_for(lambda: devnet.json("stake", "show", account=2)["slashed"] == 3, what="the liar slashed 3x")
-    liar = devnet.json("stake", "show", account=2)
-    assert liar["stake"] == 10**18 - 3 * 5 * 10**16 and liar["settled"] == 0
-    honest = devnet.json("stake", "show", account=0)
-    assert honest["settled"] == 3 and honest["slashed"] == 0
-    # The slashed collateral is credited to the requester.
-    assert devnet.json("account")["registry_credits"] == 3 * 5 * 10**16
+    status = devnet.json("job", "status", str(out["job_id"]))
+    liar_address = devnet.json("stake", "show", account=4)["address"]
+    liar_tasks = sum(liar_address in t["workers"] for t in status["task_list"])
+    assert liar_tasks >= 1 and status["escalations"] == liar_tasks  # each seat it took split its round
+    devnet.wait_for(lambda: devnet.json("stake", "show", account=4)["slashed"] == liar_tasks,
+                    what="the liar slashed once per task it sat on")
+    liar = devnet.json("stake", "show", account=4)
+    assert liar["stake"] == 100 * 10**18 - liar_tasks * 5 * 10**16 and liar["settled"] == 0
+    for i in range(4):
+        assert devnet.json("stake", "show", account=i)["slashed"] == 0
+    # Every honest seat, in split rounds too, is paid; the slashed collateral is burned, not the requester's.
+    devnet.wait_for(lambda: devnet.json("job", "status", str(out["job_id"]))["payouts"]
+                    == sum(len(t["workers"]) for t in status["task_list"]) - liar_tasks, what="honest seats paid")
+    assert devnet.json("account")["market_credits"] == 0
+    assert devnet.json("account")["balance"] < requester_before
 
 
 SLOW_MAP = '''
@@ -115,10 +131,10 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
     try:
         devnet.wait_for(lambda: serve.exists() and serve.read_text().startswith("http"), what="store serve")
         posted = devnet.json("job", "submit", "--program-file", str(program), "--input", str(src), "--map-shards",
-                             "1", "--reduce-shards", "1", "--lease", "30", "--reveal-window", "5")
+                             "1", "--reduce-shards", "1", "--lease", "30", "--reveal-window", "5", "--adversary", "0")
         job_id = posted["job_id"]
-        devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["tasks"][0]["claimed"] == 1,
-                        what="the first worker's claim")
+        devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["tasks"][0]["seated"] == 1,
+                        what="the first worker drawn")
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         devnet.workers.pop(0)
@@ -127,7 +143,7 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
         devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED", timeout=120,
                         what="the job to complete without the victim")
         assert devnet.json("stake", "show", account=0)["slashed"] == 1  # no-show slashed by the other worker
-        # Restarted, the victim finds its claim in SQLite, sees it was lost, and carries on.
+        # Restarted, the victim finds its seat in SQLite, sees it was lost, and carries on.
         devnet.start_worker(0)
         state_db = devnet.home / "worker-0" / "state.sqlite"
         import sqlite3
@@ -136,7 +152,7 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
             with sqlite3.connect(state_db) as db:
                 return db.execute("SELECT status FROM replicas WHERE job_id=? AND task_id=0",
                                   (job_id,)).fetchone() == ("lost",)
-        devnet.wait_for(victim_reconciled, what="the victim to reconcile its claim")
+        devnet.wait_for(victim_reconciled, what="the victim to reconcile its seat")
         assert devnet.workers[0].poll() is None  # still running
         result = tmp_path / "out.txt"
         devnet.cli("job", "result", str(job_id), "-o", str(result))
@@ -158,16 +174,19 @@ def test_bad_jobs_fail_clearly_and_never_strand_funds(devnet: Devnet, tmp_path: 
     src = tmp_path / "input.txt"
     src.write_bytes(real_text(50_000))
     cheap = devnet.cli("job", "submit", "--program", "wordcount", "--input", str(src), "--map-shards", "2",
-                       "--reward", "0.001", "--wait", "--json", check=False, fault=f"underpay={19 * 10**14}")
+                       "--reward", "0.001", "--adversary", "0", "--wait", "--json", check=False,
+                       fault=f"underpay={19 * 10**14}")
     error = json.loads(cheap.stderr)["error"]
-    assert error == {"name": "JobMarketEscrowMismatch", "args": {"required": 3 * 10**15, "provided": 19 * 10**14}}
+    # Margin 1 (nobody assumed dishonest): a seat per task (3) + escalation seats (2 per task + 1).
+    assert error == {"name": "JobMarketEscrowMismatch", "args": {"required": (3 + 7) * 10**15,
+                                                                 "provided": 19 * 10**14}}
     assert devnet.cli("job", "show", "1", check=False).returncode == 1  # nothing was posted
 
     devnet.start_worker(0)
     raising = tmp_path / "raising.py"
     raising.write_text("def map(record):\n    raise ValueError('bad record')\n    yield\n"
                        "def reduce(key, values):\n    yield key\n")
-    out = submit(devnet, "--program-file", str(raising), "--input", str(src), "--map-shards", "2")
+    out = submit(devnet, "--program-file", str(raising), "--input", str(src), "--map-shards", "2", "--adversary", "0")
     assert out["state"] == "COMPLETED"  # the deterministic error settled: nobody is stuck, nobody slashed
     failed = devnet.cli("job", "result", str(out["job_id"]), "-o", str(tmp_path / "x"), "--json", check=False)
     assert "ValueError: bad record" in json.loads(failed.stderr)["error"]["message"]
@@ -176,7 +195,7 @@ def test_bad_jobs_fail_clearly_and_never_strand_funds(devnet: Devnet, tmp_path: 
     endless.write_text("def map(record):\n    while True:\n        pass\n    yield\n"
                        "def reduce(key, values):\n    yield key\n")
     out = submit(devnet, "--program-file", str(endless), "--input", str(src), "--map-shards", "1",
-                 "--task-timeout", "2")
+                 "--task-timeout", "2", "--adversary", "0")
     assert out["state"] == "COMPLETED"
     failed = devnet.cli("job", "result", str(out["job_id"]), "-o", str(tmp_path / "y"), "--json", check=False)
     assert "timeout" in json.loads(failed.stderr)["error"]["message"]
@@ -190,7 +209,8 @@ def test_embed_job_end_to_end(devnet: Devnet, tmp_path: Path) -> None:
     src = tmp_path / "sentences.txt"
     src.write_text("\n".join(lines) + "\n")
     devnet.start_worker(0)
-    out = submit(devnet, "--program", "embed", "--input", str(src), "--map-shards", "2", "--reduce-shards", "1")
+    out = submit(devnet, "--program", "embed", "--input", str(src), "--map-shards", "2", "--reduce-shards", "1",
+                 "--adversary", "0")
     assert out["state"] == "COMPLETED"
     result = tmp_path / "vectors.jsonl"
     devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
@@ -212,7 +232,7 @@ def test_only_workers_with_fitting_gpus_take_a_gpu_job(devnet: Devnet, tmp_path:
     devnet.start_worker(0, "--gpus", "none")
     devnet.start_worker(1, "--gpus", "fake:1x16GB")
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "3", "--gpus", "1",
-                 "--gpu-memory-mb", "8000")
+                 "--gpu-memory-mb", "8000", "--adversary", "0")
     assert out["state"] == "COMPLETED"
     status = devnet.json("job", "status", str(out["job_id"]))
     workers = {w for t in status["task_list"] for w in t["workers"]}
@@ -236,20 +256,21 @@ def test_worker_serves_online_embed_beside_offline_tasks(devnet: Devnet, tmp_pat
     online = httpx.get(f"{url}/shardex/worker").json()["online"]
     r = httpx.post(f"{online['url']}/embed", json={"texts": ["hello", "world"]}, timeout=30)
     assert r.status_code == 200 and len(r.json()["vectors"]) == 2
-    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "3")
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "3", "--adversary", "0")
     assert out["state"] == "COMPLETED"
     metrics = httpx.get(f"{url}/shardex/worker").json()["online"]["metrics"]
     assert metrics["online_requests"] >= 1 and metrics["offline_admitted"] >= 1
 
 
-def test_a_task_that_never_reaches_quorum_fails_the_job_and_refunds_everything(devnet: Devnet, tmp_path: Path) -> None:
+def test_a_task_that_cannot_reach_its_margin_fails_the_job_and_refunds_everything(devnet: Devnet,
+                                                                                  tmp_path: Path) -> None:
     src = tmp_path / "input.txt"
     src.write_bytes(real_text(100_000))
     devnet.start_worker(0)
     devnet.start_worker(1, fault="liar")
-    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "1", "--replication", "2",
-                 "--quorum", "2", "--max-rounds", "2", "--reward", "0.001", "--collateral", "0.01")
-    assert out["state"] == "FAILED"  # two rounds, two different digests each time
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "1", "--epsilon", "0.02",
+                 "--adversary", "0.1", "--max-rounds", "1", "--reward", "0.001", "--collateral", "0.01")
+    assert out["state"] == "FAILED"  # margin 2, one round allowed: the round split, no escalation left
     job_id = str(out["job_id"])
     for i in (0, 1):  # nobody can be blamed: both are released, not slashed
         devnet.wait_for(lambda i=i: devnet.json("stake", "show", account=i)["locked"] == 0, what=f"worker {i} released")

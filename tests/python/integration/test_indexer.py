@@ -1,18 +1,21 @@
 """The gateway's chain-event indexer against a real Anvil: derived rows match the
-chain's views, incremental/crashed indexing equals a rebuild, reorgs are undone."""
+chain's views, incremental/crashed indexing equals a rebuild, reorgs are undone,
+and a job that does not start says why."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
-from backend import db
+from backend import db, queries
 from backend.indexer import Indexer
-from shardex.chain import ChainClient, JobParams, JobState, commitment_of, new_salt
+from shardex.chain import ChainClient, JobParams, JobState, result_of, seal_of
+from shardex.chain import errors as chain_errors
 from tests.python.conftest import Chain, rpc
 
 ETH = 10**18
@@ -24,9 +27,11 @@ def sha(data: bytes) -> bytes:
 
 
 def params(**overrides) -> JobParams:
-    base = {"spec_digest": sha(b"spec"), "map_tasks": 2, "reduce_tasks": 1, "replication": 2, "quorum": 2,
-            "reward_per_replica": ETH // 100, "collateral": ETH // 10, "min_stake": ETH // 2, "max_rounds": 2,
-            "lease_duration": 600, "reveal_window": 300, "job_timeout": 3600}
+    # epsilon 2% against an adversary with 10% of the stake: a margin of 2 agreeing drawn workers.
+    base = {"spec_digest": sha(b"spec"), "map_tasks": 2, "reduce_tasks": 1, "epsilon_ppm": 20_000,
+            "adversary_ppm": 100_000, "reward_per_replica": ETH // 100, "collateral": ETH // 10,
+            "min_stake": ETH // 2, "max_rounds": 3, "lease_duration": 600, "reveal_window": 300,
+            "job_timeout": 3600}
     return JobParams(**(base | overrides))
 
 
@@ -37,7 +42,7 @@ def engine_at(path: Path) -> Engine:
 def dump(engine: Engine) -> dict[str, list[tuple]]:
     out = {}
     with engine.connect() as conn:
-        for table in (db.cursor, db.events, db.jobs, db.tasks):
+        for table in (db.cursor, db.events, db.jobs, db.tasks, db.members):
             rows = conn.execute(select(table)).all()
             out[table.name] = sorted(tuple(repr(v) for v in r) for r in rows)
     return out
@@ -49,58 +54,167 @@ async def rebuilt(net: Chain, path: Path) -> dict[str, list[tuple]]:
     return dump(engine)
 
 
-async def run_task_round(workers: list[ChainClient], job_id: int, task_ids: list[int], digest: bytes) -> None:
-    await asyncio.gather(*(w.claim(job_id, task_ids) for w in workers))
-    salts = {w.address: [new_salt() for _ in task_ids] for w in workers}
-    await asyncio.gather(*(w.commit(job_id, task_ids, [commitment_of(digest, s, w.address, job_id, t)
-                                                       for s, t in zip(salts[w.address], task_ids, strict=True)])
-                           for w in workers))
+# ------------------------------------------------------------------ driving the market directly
+
+async def next_epoch(net: Chain, client: ChainClient) -> None:
+    """Mine until the pool's epoch changes: stakes and opt-ins count from the next epoch on."""
+    epoch = await client.epoch()
+    while await client.epoch() == epoch:
+        rpc(net.rpc_url, "evm_mine")
+
+
+async def join_pool(net: Chain, workers: list[ChainClient]) -> None:
+    await asyncio.gather(*(w.stake(ETH) for w in workers))
+    await asyncio.gather(*(w.opt_in(0) for w in workers))
+    await next_epoch(net, workers[0])
+
+
+async def draw_seats(net: Chain, drawer: ChainClient, job_id: int, task_ids: list[int]) -> dict[int, list[str]]:
+    """Draw until every open seat of the tasks' current rounds is held; who was drawn, per task."""
+    margin = (await drawer.job(job_id)).margin
+    drawn: dict[int, list[str]] = {t: [] for t in task_ids}
+    for _ in range(40):
+        tasks = await asyncio.gather(*(drawer.task(job_id, t) for t in task_ids))
+        need = [t for t, task in zip(task_ids, tasks, strict=True) if task.open_seats(margin)]
+        if not need:
+            return drawn
+        rpc(net.rpc_url, "evm_mine")  # the seed is the block that armed it: draws use it from the next one on
+        try:
+            receipt = await drawer.draw(job_id, need)
+        except chain_errors.JobMarketNothingToDraw:
+            # This seed's next candidates are all ineligible (already on the task): a new epoch re-arms it.
+            await next_epoch(net, drawer)
+            continue
+        for e in receipt.events_named("TaskAssigned"):
+            drawn[e.task_id].append(e.worker)
+    raise AssertionError(f"seats of job {job_id} tasks {task_ids} not filled")
+
+
+Honesty = Callable[[ChainClient, int], bytes]
+
+
+async def commit_drawn(workers: list[ChainClient], job_id: int, drawn: dict[int, list[str]],
+                       digest_of: Honesty) -> list:
+    """Every drawn worker commits its result for the tasks it was drawn for (one transaction each)."""
+    by_address = {w.address: w for w in workers}
+    mine: dict[str, list[int]] = {}
+    for t, addresses in drawn.items():
+        for a in addresses:
+            mine.setdefault(a, []).append(t)
+    receipts = []
+    for address, ts in mine.items():
+        w = by_address[address]
+        ds = [digest_of(w, t) for t in ts]
+        receipts.append(await w.commit(job_id, ts, [result_of(job_id, t, d) for t, d in zip(ts, ds, strict=True)],
+                                       [seal_of(w.address, job_id, t, d) for t, d in zip(ts, ds, strict=True)]))
+    return receipts
+
+
+async def run_phase(net: Chain, drawer: ChainClient, workers: list[ChainClient], job_id: int, task_ids: list[int],
+                    digest: bytes, lie_on: int | None = None) -> dict[int, list[tuple[ChainClient, bytes]]]:
+    """Draw, commit (the first worker to commit on task ``lie_on`` commits garbage: its round splits and
+    escalates), and once a result won on every task, its committers open it. Who committed what, per task."""
+    committed: dict[int, list[tuple[ChainClient, bytes]]] = {t: [] for t in task_ids}
+    waiting = set(task_ids)
+
+    def digest_of(w: ChainClient, t: int) -> bytes:
+        d = sha(b"garbage") if t == lie_on and not committed[t] else digest
+        committed[t].append((w, d))
+        return d
+
+    while waiting:
+        drawn = await draw_seats(net, drawer, job_id, sorted(waiting))
+        for receipt in await commit_drawn(workers, job_id, drawn, digest_of):
+            waiting -= {e.task_id for e in receipt.events_named("RevealOpened")}
     for w in workers:
-        await w.reveal(job_id, task_ids, [digest] * len(task_ids), salts[w.address])
+        ts = [t for t in task_ids if (w, digest) in committed[t]]
+        if ts:
+            await w.reveal(job_id, ts, [digest] * len(ts))
+    return committed
 
 
-async def complete_job(requester: ChainClient, workers: list[ChainClient]) -> int:
+async def collect_all(workers: list[ChainClient], job_id: int, committed: dict[int, list]) -> None:
+    for w in workers:
+        ts = sorted({t for t, cs in committed.items() for c, _ in cs if c is w})
+        if ts:
+            await w.collect(job_id, ts)
+
+
+async def complete_job(net: Chain, requester: ChainClient, workers: list[ChainClient],
+                       lie_on: int | None = None) -> int:
     receipt = await requester.post_job(params())
     job_id = receipt.events_named("JobPosted")[0].job_id
-    await run_task_round(workers, job_id, [0, 1], sha(b"map"))
-    await run_task_round(workers, job_id, [2], sha(b"reduce"))
-    for w in workers:
-        await w.collect(job_id, [0, 1, 2])
+    committed = await run_phase(net, requester, workers, job_id, [0, 1], sha(b"map"), lie_on=lie_on)
+    committed |= await run_phase(net, requester, workers, job_id, [2], sha(b"reduce"))
+    await collect_all(workers, job_id, committed)
     return job_id
 
 
+# ------------------------------------------------------------------ tests
+
 async def test_derived_rows_match_chain_views(net: Chain, tmp_path: Path) -> None:
-    requester, workers = net.client(1), [net.client(2), net.client(3)]
-    await asyncio.gather(*(w.stake(ETH) for w in workers))
-    done = await complete_job(requester, workers)
+    requester, workers = net.client(1), [net.client(i) for i in (2, 3, 4, 6)]
+    await join_pool(net, workers)
+    done = await complete_job(net, requester, workers, lie_on=0)  # task 0 splits, escalates, then settles
     open_job = (await requester.post_job(params(map_tasks=3, reduce_tasks=0))).events_named("JobPosted")[0].job_id
-    await workers[0].claim(open_job, [1])
+    drawn = await draw_seats(net, requester, open_job, [1])
+    decliner = next(w for w in workers if w.address == drawn[1][0])
+    await decliner.decline(open_job, [1])
 
     engine = engine_at(tmp_path / "idx.db")
     reader = net.reader()
-    assert await Indexer(engine, reader).sync_once() > 0
+    indexer = Indexer(engine, reader)
+    assert await indexer.sync_once() > 0
     with engine.connect() as conn:
         jobs = {r.job_id: r for r in conn.execute(select(db.jobs))}
         tasks = {(r.job_id, r.task_id): r for r in conn.execute(select(db.tasks))}
+        members = {r.account: r for r in conn.execute(select(db.members))}
     assert set(jobs) == {done, open_job}
     assert JobState(jobs[done].state) is JobState.COMPLETED
     for job_id, row in jobs.items():
         job = await reader.job(job_id)
-        assert (row.requester.lower(), JobState(row.state), row.map_tasks, row.reduce_tasks, row.replication,
-                row.quorum, int(row.escrow), row.settled_tasks) == (
-            job.requester.lower(), job.state, job.map_tasks, job.reduce_tasks, job.replication, job.quorum,
-            job.escrow, job.settled_tasks)
+        assert (row.requester.lower(), JobState(row.state), row.map_tasks, row.reduce_tasks, row.margin,
+                row.resource_class, int(row.escrow), row.settled_tasks, row.extra_seats_used, row.seed_block,
+                row.epsilon_ppm, row.adversary_ppm, row.max_rounds, row.extra_seats, int(row.collateral),
+                int(row.min_stake)) == (
+            job.requester.lower(), job.state, job.map_tasks, job.reduce_tasks, job.margin, job.resource_class,
+            job.escrow, job.settled_tasks, job.extra_seats_used, job.seed_block, job.epsilon_ppm,
+            job.adversary_ppm, job.max_rounds, job.extra_seats, job.collateral, job.min_stake)
         for task_id in range(job.tasks):
             t = await reader.task(job_id, task_id)
             r = tasks.get((job_id, task_id))
             if r is None:  # never touched: the chain's task is pristine
-                assert (t.round, t.settled, t.claimed, t.committed, t.revealed) == (0, False, 0, 0, 0)
+                assert (t.round, t.seated, t.committed, t.total, t.settled) == (0, 0, 0, 0, False)
                 continue
-            assert (r.round, r.settled, r.claimed, r.committed, r.revealed) == (
-                t.round, t.settled, t.claimed, t.committed, t.revealed)
+            assert (r.round, r.seats, r.seated, r.committed, r.lead_count, r.total, r.reveal_deadline, r.settled,
+                    r.seed_block) == (t.round, t.seats or job.margin, t.seated, t.committed, t.lead_count, t.total,
+                                      t.reveal_deadline, t.settled, t.seed_block)
             if r.settled:
-                assert bytes.fromhex(r.digest[2:])[:len(t.winner)] == t.winner
-    assert tasks[(open_job, 1)].claimed == 1 and not tasks[(open_job, 1)].settled
+                assert result_of(job_id, task_id, bytes.fromhex(r.digest[2:]))[:12] == t.winner
+    # The liar's round split 1-1, so task 0 escalated with 2 fresh seats; the other tasks settled in round 0.
+    assert (tasks[(done, 0)].round, tasks[(done, 0)].total, tasks[(done, 0)].lead_count) == (1, 4, 3)
+    assert jobs[done].escalations == 1 and jobs[done].seats_drawn == 8
+    assert tasks[(open_job, 1)].seated == 1 and tasks[(open_job, 1)].declined == 1
+    assert jobs[open_job].declines == 1 and jobs[open_job].seats_drawn == 2
+    for w in workers:
+        info = await reader.worker(w.address)
+        m = members[w.address]
+        assert (int(m.stake), int(m.locked), m.classes) == (info.stake, info.locked, info.classes)
+
+    # The API's read model of the completed job: every seat, who agreed, who was paid and slashed.
+    detail = queries.job_detail(engine, done)
+    task0 = detail["tasks_detail"][0]
+    assert task0["state"] == "settled" and task0["round"] == 1 and len(task0["replicas"]) == 4
+    assert sorted((r["round"], r["agrees"], r["state"]) for r in task0["replicas"]) == [
+        (0, False, "slashed"), (0, True, "paid"), (1, True, "paid"), (1, True, "paid")]
+    assert [(s["task_id"], s["reason"]) for s in detail["slashes"]] == [(0, "dissent")]
+    job = await reader.job(done)
+    assert int(detail["costs"]["paid_wei"]) == job.paid == 7 * job.reward_per_replica
+    assert int(detail["costs"]["slashed_collateral_burned_wei"]) == job.collateral == await reader.burned()
+    assert queries.waiting_reasons(engine, done, indexer.head, indexer.epoch_blocks) == []
+    open_detail = queries.job_detail(engine, open_job)
+    assert [t["state"] for t in open_detail["tasks_detail"]] == ["open", "assigned", "open"]
+    assert sorted(r["state"] for r in open_detail["tasks_detail"][1]["replicas"]) == ["assigned", "declined"]
 
 
 async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, tmp_path: Path,
@@ -109,17 +223,16 @@ async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, tmp_pa
     engine = engine_at(tmp_path / "idx.db")
     indexer = Indexer(engine, net.reader(), chunk_blocks=3)
     await indexer.sync_once()
-    await asyncio.gather(*(w.stake(ETH) for w in workers))
+    await join_pool(net, workers)
     await indexer.sync_once()
     job_id = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
     await indexer.sync_once()
-    await run_task_round(workers, job_id, [0, 1], sha(b"map"))
+    map_commits = await run_phase(net, requester, workers, job_id, [0, 1], sha(b"map"))
     await indexer.sync_once()
 
     # Crash inside the second chunk's transaction, after its events were inserted.
-    await run_task_round(workers, job_id, [2], sha(b"reduce"))
-    for w in workers:
-        await w.collect(job_id, [0, 1, 2])
+    reduce_commits = await run_phase(net, requester, workers, job_id, [2], sha(b"reduce"))
+    await collect_all(workers, job_id, map_commits | reduce_commits)
     before = indexer.cursor()
     original = Indexer._write_chunk
     calls = 0
@@ -150,11 +263,12 @@ async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, tmp_pa
     assert final == await rebuilt(net, tmp_path / "fresh.db")
     with engine.connect() as conn:
         assert JobState(conn.execute(select(db.jobs.c.state)).scalar_one()) is JobState.COMPLETED
+        assert {r.locked for r in conn.execute(select(db.members.c.locked))} == {"0"}
 
 
 async def test_reorg_removes_orphaned_events(net: Chain, tmp_path: Path) -> None:
     workers = [net.client(2), net.client(3)]
-    await asyncio.gather(*(w.stake(ETH) for w in workers))
+    await join_pool(net, workers)
     kept = (await net.client(1).post_job(params())).events_named("JobPosted")[0].job_id
     engine = engine_at(tmp_path / "idx.db")
     indexer = Indexer(engine, net.reader())
@@ -164,11 +278,13 @@ async def test_reorg_removes_orphaned_events(net: Chain, tmp_path: Path) -> None
     orphan_client = net.client(1)
     orphan = await orphan_client.post_job(params(map_tasks=5))
     orphan_job = orphan.events_named("JobPosted")[0].job_id
-    await run_task_round(workers, kept, [0], sha(b"orphaned"))
+    drawn = await draw_seats(net, orphan_client, kept, [0])
+    await commit_drawn(workers, kept, drawn, lambda w, t: sha(b"orphaned"))
     await indexer.sync_once()
     with engine.connect() as conn:
         assert conn.execute(select(db.events).where(db.events.c.tx_hash == orphan.tx_hash)).first() is not None
         assert conn.execute(select(db.tasks).where(db.tasks.c.job_id == kept)).first() is not None
+        assert {r.locked for r in conn.execute(select(db.members.c.locked))} == {str(ETH // 10)}
     rpc(net.rpc_url, "evm_revert", snapshot)
 
     # A different history at the same heights (fresh clients: nonces were reverted too).
@@ -182,6 +298,7 @@ async def test_reorg_removes_orphaned_events(net: Chain, tmp_path: Path) -> None
         assert conn.execute(select(db.tasks).where(db.tasks.c.job_id == kept)).first() is None
         row = conn.execute(select(db.jobs).where(db.jobs.c.job_id == orphan_job)).one()
         assert row.map_tasks == 1 and row.requester.lower() == net.accounts[4].address.lower()
+        assert {r.locked for r in conn.execute(select(db.members.c.locked))} == {"0"}
     assert dump(engine) == await rebuilt(net, tmp_path / "fresh.db")
 
 
@@ -190,14 +307,19 @@ async def test_reorg_to_a_shorter_chain(net: Chain, tmp_path: Path) -> None:
     indexer = Indexer(engine, net.reader())
     await indexer.sync_once()
     snapshot = rpc(net.rpc_url, "evm_snapshot")
-    await net.client(2).stake(ETH)
+    worker = net.client(2)
+    await worker.stake(ETH)
+    await worker.opt_in(0)
     await net.client(3).stake(ETH)
     await indexer.sync_once()
+    with engine.connect() as conn:
+        assert conn.execute(select(db.members)).first() is not None
     rpc(net.rpc_url, "evm_revert", snapshot)
     await indexer.sync_once()
     assert dump(engine) == await rebuilt(net, tmp_path / "fresh.db")
     with engine.connect() as conn:
         assert conn.execute(select(db.events).where(db.events.c.name == "Staked")).first() is None
+        assert conn.execute(select(db.members)).first() is None
 
 
 async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path) -> None:
@@ -222,3 +344,52 @@ async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path)
     await indexer.sync_once()
     with engine.connect() as conn:
         assert len({r.job_id for r in conn.execute(select(db.jobs.c.job_id))}) == 3
+
+
+async def test_a_job_that_does_not_start_says_why(net: Chain, tmp_path: Path) -> None:
+    requester = net.client(1)
+    job_id = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
+    engine = engine_at(tmp_path / "idx.db")
+    indexer = Indexer(engine, net.reader())
+
+    async def why() -> dict[str, str]:
+        await indexer.sync_once()
+        return {r["code"]: r["message"] for r in
+                queries.waiting_reasons(engine, job_id, indexer.head, indexer.epoch_blocks)}
+
+    reasons = await why()
+    assert set(reasons) == {"no-workers", "seats-open"}, reasons
+    assert "CPU" in reasons["no-workers"] and "2 task(s) have 4 seat(s)" in reasons["seats-open"]
+
+    alone = net.client(2)
+    await alone.stake(ETH)
+    await alone.opt_in(0)
+    reasons = await why()
+    assert "joining" in reasons and "from epoch" in reasons["joining"], reasons  # opt-ins count next epoch
+
+    await next_epoch(net, requester)
+    reasons = await why()
+    assert "needs 2 distinct drawn workers" in reasons["too-few-workers"], reasons
+    assert "only 1 CPU worker(s)" in reasons["too-few-workers"]
+
+    await requester.stake(ETH)  # the requester in the pool does not help: it is never drawn for its own job
+    await requester.opt_in(0)
+    await next_epoch(net, requester)
+    reasons = await why()
+    assert "requester is never drawn" in reasons["too-few-workers"], reasons
+
+    second = net.client(3)
+    await join_pool(net, [second])
+    assert set(await why()) == {"seats-open"}
+    drawn = await draw_seats(net, requester, job_id, [0])
+    assert sorted(drawn[0]) == sorted([alone.address, second.address])
+    await alone.decline(job_id, [0])
+    reasons = await why()
+    assert set(reasons) == {"seats-open", "declined"}, reasons
+    assert alone.address in reasons["declined"] and "2 task(s) have 3 seat(s)" in reasons["seats-open"]
+
+    # A job that ended has nothing to wait for.
+    cancelled = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
+    await requester.cancel_job(cancelled)
+    await indexer.sync_once()
+    assert queries.waiting_reasons(engine, cancelled, indexer.head, indexer.epoch_blocks) == []

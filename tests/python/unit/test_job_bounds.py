@@ -24,11 +24,14 @@ def test_the_apis_form_fields_declare_exactly_these_bounds(tmp_path: Path) -> No
     declared = {API_NAMES.get(name, name): (p.get("minimum"), p.get("maximum")) for name, p in form.items()
                 if "minimum" in p or "maximum" in p}
     assert declared == {name: (low, high) for name, (low, high) in BOUNDS.items()}
+    # Optional, so not in BOUNDS (None: the SDK's default budget); the market takes a uint32.
+    seats = form["extra_seats"]["anyOf"][0]
+    assert (seats["minimum"], seats["maximum"]) == (0, 2**32 - 1)
 
 
 def _request(**overrides) -> SubmitRequest:
-    fields = dict(program="wordcount", program_file=None, input="x", map_shards=1, reduce_shards=1, replication=1,
-                  quorum=1, reward=1, collateral=1) | overrides
+    fields = dict(program="wordcount", program_file=None, input="x", map_shards=1, reduce_shards=1, reward=1,
+                  collateral=1) | overrides
     return SubmitRequest(**fields)
 
 
@@ -37,7 +40,9 @@ def test_the_cli_refuses_each_value_just_outside_its_bounds(name: str) -> None:
     low, high = BOUNDS[name]
     needs_gpu = {"gpus": 1} if name in ("gpu_memory_mb", "gpu_share") else {}
     _validate(_request(**needs_gpu, **{name: low}))  # the bounds themselves are fine
-    _validate(_request(**needs_gpu, **{name: high}) if name != "quorum" else _request(replication=16, quorum=16))
+    # The largest adversary share can only be met by accepting a large epsilon (a margin of at most 16).
+    reachable = {"epsilon": 0.5} if name == "adversary" else {}
+    _validate(_request(**needs_gpu, **reachable, **{name: high}))
     step = 0.001 if isinstance(low, float) else 1
     for outside in (low - step, high + step):
         with pytest.raises(SubmitError, match="must be"):
