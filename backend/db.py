@@ -3,8 +3,12 @@
 SQLite by default; the same tables and queries work on PostgreSQL (only
 portable types and plain INSERT/UPDATE/DELETE/SELECT are used).
 
-``events`` is the source of truth, copied from the chain; ``jobs`` and
-``tasks`` are derived from it alone and can be recomputed at any time.
+``events`` is the source of truth, copied from the chain; ``jobs``, ``tasks``
+and ``members`` are derived from it alone and can be recomputed at any time.
+A job's parameters that its ``JobPosted`` event does not carry (epsilon, the
+adversary share, the escalation budget, ...) are read once from the market's
+``job`` view when the event is indexed and kept with the event (``view_json``):
+they never change after posting, so a rebuild reads the same values.
 Wei amounts are stored as decimal strings: uint256 does not fit any
 portable integer column type.
 """
@@ -33,7 +37,7 @@ DEFAULT_URL = "sqlite:///shardex-gateway.db"
 
 # Bump when a table changes: an index with another version is dropped and
 # rebuilt from the chain (everything here is derived from it).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: protocol v2 (drawn seats, margin settlement, WorkerPool)
 
 metadata = MetaData()
 
@@ -65,6 +69,8 @@ events = Table(
     Column("task_id", BigInteger, nullable=True),
     Column("account", String(42), nullable=True),  # the event's worker/account, when it has one
     Column("args_json", JSON, nullable=False),
+    # JobPosted only: the immutable parameters of the job from the market's job view.
+    Column("view_json", JSON, nullable=True),
     Index("ix_events_job", "job_id", "block_number", "log_index"),
     Index("ix_events_account", "account"),
     Index("ix_events_name", "name", "block_time"),
@@ -79,10 +85,24 @@ jobs = Table(
     Column("state", Integer, nullable=False),  # shardex.chain.JobState value
     Column("map_tasks", Integer, nullable=False),
     Column("reduce_tasks", Integer, nullable=False),
-    Column("replication", Integer, nullable=False),
-    Column("quorum", Integer, nullable=False),
+    Column("margin", Integer, nullable=False),  # lead (in agreeing drawn workers) that settles a task
+    Column("resource_class", Integer, nullable=False),  # 0 CPU, 1 GPU
     Column("escrow", String(78), nullable=False),  # wei, decimal
     Column("settled_tasks", Integer, nullable=False),
+    Column("seed_block", BigInteger, nullable=False),  # round 0's randomness comes from this block
+    Column("extra_seats_used", Integer, nullable=False),  # escalation seats opened so far
+    Column("escalations", Integer, nullable=False),
+    Column("seats_drawn", Integer, nullable=False),  # TaskAssigned events, all tasks and rounds
+    Column("declines", Integer, nullable=False),
+    # From the job view at indexing time (immutable after posting); null if the view could not be read.
+    Column("epsilon_ppm", Integer, nullable=True),
+    Column("adversary_ppm", Integer, nullable=True),
+    Column("max_rounds", Integer, nullable=True),
+    Column("extra_seats", Integer, nullable=True),
+    Column("collateral", String(78), nullable=True),  # wei, decimal
+    Column("min_stake", String(78), nullable=True),  # wei, decimal
+    Column("lease_duration", Integer, nullable=True),
+    Column("reveal_window", Integer, nullable=True),
     Column("posted_block", BigInteger, nullable=False),
     Column("posted_time", BigInteger, nullable=False),
     Column("updated_block", BigInteger, nullable=False),
@@ -90,19 +110,36 @@ jobs = Table(
     Index("ix_jobs_requester", "requester", "job_id"),
 )
 
+# Only tasks some event touched; an untouched task is in round 0 with ``margin`` seats, none drawn.
 tasks = Table(
     "tasks", metadata,
     Column("job_id", BigInteger, primary_key=True, autoincrement=False),
     Column("task_id", BigInteger, primary_key=True, autoincrement=False),
     Column("round", Integer, nullable=False),
+    Column("seats", Integer, nullable=False),  # seats of the current round
+    Column("seated", Integer, nullable=False),  # seats of the current round held (assigned or committed)
+    Column("committed", Integer, nullable=False),  # commits in the current round
+    Column("lead_count", Integer, nullable=False),  # commits of the leading result in the tally
+    Column("total", Integer, nullable=False),  # commits in the tally (every result, every round since a void one)
+    Column("reveal_deadline", BigInteger, nullable=False),  # a result won: its committers may open it until then
     Column("settled", Boolean, nullable=False),
     Column("digest", String(66), nullable=True),  # 0x-hex of the settled digest
-    Column("claimed", Integer, nullable=False),
-    Column("committed", Integer, nullable=False),
-    Column("revealed", Integer, nullable=False),
+    Column("seed_block", BigInteger, nullable=False),  # the round's own seed block; 0: the job's
+    Column("declined", Integer, nullable=False),  # seats given back, all rounds
 )
 
-DERIVED = (jobs, tasks)
+# Pool members, one row per address any WorkerPool event named.
+members = Table(
+    "members", metadata,
+    Column("account", String(42), primary_key=True),
+    Column("stake", String(78), nullable=False),  # wei, decimal: bonded (includes locked)
+    Column("locked", String(78), nullable=False),  # wei, decimal: collateral held by seats
+    Column("classes", Integer, nullable=False),  # bitmask of the resource classes it opted in to
+    Column("joins_json", JSON, nullable=False),  # {class: epoch from which it is drawn} for those classes
+    Column("updated_block", BigInteger, nullable=False),
+)
+
+DERIVED = (jobs, tasks, members)
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> Engine:

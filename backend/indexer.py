@@ -1,5 +1,11 @@
 """Chain-event indexer: copies both contracts' events into the database and
-derives ``jobs``/``tasks`` rows from them.
+derives ``jobs``/``tasks``/``members`` rows from them.
+
+The derived rows mirror the contracts' own bookkeeping, computed from events
+alone: a task's seats, the seats held, the commits of its current round and
+its tally (protocol v2: workers are drawn for seats, a task settles when one
+result leads all others by the job's margin; see docs/protocol.md); a pool
+member's stake, locked collateral and the resource classes it opted in to.
 
 Every chunk of blocks is written in ONE database transaction (events, the
 derived rows of the jobs it touches, and the cursor), so a crash at any point
@@ -9,7 +15,7 @@ Reorgs: before indexing, the stored cursor hash is compared with the chain's
 hash at that height. On a mismatch the indexer walks back over the blocks it
 stored events for (newest first, at most ``max_reorg_depth`` blocks below the
 cursor) to the newest one whose hash still matches, deletes every event above
-it, recomputes the affected jobs' derived rows from the remaining events and
+it, recomputes the affected jobs' and members' rows from the remaining events and
 moves the cursor there -- all in one transaction -- then indexes forward.
 
 The database calls are synchronous SQLAlchemy Core (short transactions); the
@@ -28,15 +34,25 @@ from web3.exceptions import BlockNotFound
 
 from backend import db
 from shardex.chain import ChainClient
+from shardex.chain.errors import ContractRevert
 from shardex.chain.models import Event, JobState, Outcome
 from shardex.errors import ShardexError
 
 log = logging.getLogger(__name__)
 
 CHUNK_BLOCKS = 2000
+#: ``SeedArmed.taskId`` when the seed is the job's (every task's round 0).
+ALL_TASKS = 2**256 - 1
+#: JobPosted events whose job views are read at once.
+VIEW_BATCH = 32
 
-_REGISTRY_EVENTS = {"Staked", "UnbondRequested", "Unbonded", "CollateralLocked", "CollateralReleased", "Slashed",
-                    "EndpointAnnounced"}
+POOL_EVENTS = {"Staked", "OptedIn", "OptedOut", "UnbondRequested", "Unbonded", "CollateralLocked",
+               "CollateralReleased", "Slashed", "EndpointAnnounced"}
+#: Pool events that change a member's row (an announcement does not: requesters announce too).
+MEMBER_EVENTS = POOL_EVENTS - {"EndpointAnnounced"}
+#: The job view's fields that JobPosted does not carry and that never change after posting.
+VIEW_FIELDS = ("epsilon_ppm", "adversary_ppm", "max_rounds", "extra_seats", "collateral", "min_stake",
+               "lease_duration", "reveal_window")
 
 
 class ReorgTooDeep(ShardexError):
@@ -51,71 +67,167 @@ def _contract_of(e: Event) -> str:
     contract = getattr(e, "contract", "")
     if contract:
         return contract
-    return "WorkerRegistry" if e.name in _REGISTRY_EVENTS else "JobMarket"
+    return "WorkerPool" if e.name in POOL_EVENTS else "JobMarket"
 
 
-def event_row(e: Event, block_hash: str, block_time: int) -> dict[str, Any]:
+def event_row(e: Event, block_hash: str, block_time: int, view: dict[str, Any] | None = None) -> dict[str, Any]:
     args = e.to_json()
     for key in ("block_number", "tx_hash", "log_index", "event"):
         args.pop(key, None)
     account = getattr(e, "worker", None) or getattr(e, "account", None)
+    task_id = getattr(e, "task_id", None)
     return {
         "block_number": e.block_number, "block_hash": block_hash, "block_time": block_time,
         "log_index": e.log_index, "tx_hash": e.tx_hash,
         "contract": _contract_of(e), "name": e.name, "job_id": getattr(e, "job_id", None),
-        "task_id": getattr(e, "task_id", None), "account": account, "args_json": args,
+        # SeedArmed for all of a job's tasks names task 2**256-1: no task row, and no 64-bit column, for it.
+        "task_id": None if task_id == ALL_TASKS else task_id, "account": account, "args_json": args,
+        "view_json": view,
     }
 
 
+def _result12(result: str) -> str:
+    """A commit's result as the market compares it: its first 12 bytes (0x + 24 hex digits)."""
+    return result[:26].lower()
+
+
+class _Tally:
+    """``JobMarket._count``: the leading result of a task's tally and every other result's votes."""
+
+    __slots__ = ("lead", "votes")
+
+    def __init__(self) -> None:
+        self.lead: str | None = None
+        self.votes: dict[str, int] = {}
+
+    def count(self, t: dict, result: str) -> None:
+        t["total"] += 1
+        if t["lead_count"] == 0 or result == self.lead:
+            self.lead = result
+            t["lead_count"] += 1
+            return
+        votes = self.votes[result] = self.votes.get(result, 0) + 1
+        if votes > t["lead_count"]:
+            self.votes[self.lead] = t["lead_count"]
+            self.lead, t["lead_count"] = result, votes
+
+
 def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, int], dict]]:
-    """Jobs and tasks rows computed from events (rows of ``db.events``) in chain order."""
+    """Jobs and tasks rows computed from events (rows of ``db.events``) in chain order, mirroring the
+    market's own bookkeeping (``JobMarket.Task``: seats, seated, committed, tally, reveal deadline)."""
     jobs: dict[int, dict] = {}
     tasks: dict[tuple[int, int], dict] = {}
-    replicas: dict[tuple[int, int, str], str] = {}  # last known replica state, to mirror slashed no-shows
+    tallies: dict[tuple[int, int], _Tally] = {}
+    won: set[tuple[int, int]] = set()  # tasks whose current round has a winner (RevealOpened)
+    replicas: dict[tuple[int, int, str], tuple[str, int]] = {}  # last known (state, round) of each seat
 
     def task(job_id: int, task_id: int) -> dict:
-        return tasks.setdefault((job_id, task_id), {
-            "job_id": job_id, "task_id": task_id, "round": 0, "settled": False, "digest": None,
-            "claimed": 0, "committed": 0, "revealed": 0})
+        key = (job_id, task_id)
+        t = tasks.get(key)
+        if t is None:
+            t = tasks[key] = {
+                "job_id": job_id, "task_id": task_id, "round": 0, "seats": jobs[job_id]["margin"], "seated": 0,
+                "committed": 0, "lead_count": 0, "total": 0, "reveal_deadline": 0, "settled": False,
+                "digest": None, "seed_block": 0, "declined": 0}
+            tallies[key] = _Tally()
+        return t
 
     for ev in job_events:
         name, a, job_id = ev.name, ev.args_json, ev.job_id
         if name == "JobPosted":
+            view = ev.view_json or {}
             jobs[job_id] = {
                 "job_id": job_id, "requester": a["requester"], "spec_digest": a["spec_digest"],
                 "reward_per_replica": str(a["reward_per_replica"]), "state": int(JobState.MAP),
-                "map_tasks": a["map_tasks"], "reduce_tasks": a["reduce_tasks"], "replication": a["replication"],
-                "quorum": a["quorum"], "escrow": str(a["escrow"]), "settled_tasks": 0,
+                "map_tasks": a["map_tasks"], "reduce_tasks": a["reduce_tasks"], "margin": a["margin"],
+                "resource_class": a["resource_class"], "escrow": str(a["escrow"]), "settled_tasks": 0,
+                "seed_block": 0, "extra_seats_used": 0, "escalations": 0, "seats_drawn": 0, "declines": 0,
+                **{f: (str(view[f]) if f in ("collateral", "min_stake") else view[f]) if f in view else None
+                   for f in VIEW_FIELDS},
                 "posted_block": ev.block_number, "posted_time": ev.block_time, "updated_block": ev.block_number}
             continue
         job = jobs.get(job_id)
         if job is None:  # an event of a job posted before the indexed range: nothing to derive
             continue
         job["updated_block"] = ev.block_number
+        key = (job_id, ev.task_id)
         if name == "JobStateChanged":
             job["state"] = int(JobState[a["state"]])
-        elif name == "TaskClaimed":
+        elif name == "SeedArmed":
+            if ev.task_id is None:  # the job's seed: every task's round 0
+                job["seed_block"] = a["seed_block"]
+            else:
+                task(job_id, ev.task_id)["seed_block"] = a["seed_block"]
+        elif name == "TaskAssigned":
+            task(job_id, ev.task_id)["seated"] += 1
+            job["seats_drawn"] += 1
+            replicas[(job_id, ev.task_id, a["worker"])] = ("assigned", a["round"])
+        elif name == "TaskDeclined":
             t = task(job_id, ev.task_id)
-            t["claimed"] += 1
-            replicas[(job_id, ev.task_id, a["worker"])] = "claimed"
+            t["declined"] += 1
+            job["declines"] += 1
+            if a["round"] == t["round"] and key not in won:
+                t["seated"] -= 1  # the seat is redrawn
+            replicas[(job_id, ev.task_id, a["worker"])] = ("declined", a["round"])
         elif name == "ResultCommitted":
-            task(job_id, ev.task_id)["committed"] += 1
-            replicas[(job_id, ev.task_id, a["worker"])] = "committed"
-        elif name == "ResultRevealed":
-            task(job_id, ev.task_id)["revealed"] += 1
-            replicas[(job_id, ev.task_id, a["worker"])] = "revealed"
-        elif name == "TaskSettled":
             t = task(job_id, ev.task_id)
-            t.update(settled=True, digest=a["digest"], round=a["round"])
+            t["committed"] += 1
+            tallies[key].count(t, _result12(a["result"]))
+            replicas[(job_id, ev.task_id, a["worker"])] = ("committed", t["round"])  # only the current round commits
+        elif name == "RevealOpened":
+            task(job_id, ev.task_id)["reveal_deadline"] = a["reveal_deadline"]
+            won.add(key)
+        elif name == "TaskSettled":
+            task(job_id, ev.task_id).update(settled=True, digest=a["digest"])
             job["settled_tasks"] += 1
-        elif name == "TaskReopened":
-            task(job_id, ev.task_id).update(round=a["round"], settled=False, digest=None, claimed=0, committed=0,
-                                            revealed=0)
+        elif name == "TaskEscalated":
+            t = task(job_id, ev.task_id)
+            if key in won:  # a winner nobody opened: the round is void and its tally discarded
+                t.update(lead_count=0, total=0)
+                tallies[key] = _Tally()
+                won.discard(key)
+            t.update(round=a["round"], seats=a["seats"], seated=0, committed=0, reveal_deadline=0,
+                     seed_block=a["seed_block"])
+            job["extra_seats_used"] += a["seats"]
+            job["escalations"] += 1
         elif name == "ReplicaResolved":
-            state = replicas.pop((job_id, ev.task_id, a["worker"]), None)
-            if state == "claimed" and a["outcome"] == Outcome.SLASHED.name:
-                task(job_id, ev.task_id)["claimed"] -= 1  # a no-show frees its slot
+            state, rnd = replicas.pop((job_id, ev.task_id, a["worker"]), ("", -1))
+            t = task(job_id, ev.task_id)
+            if state == "assigned" and a["outcome"] == Outcome.SLASHED.name and rnd == t["round"] and key not in won:
+                t["seated"] -= 1  # a no-show frees its seat for a redraw
     return jobs, tasks
+
+
+def derive_members(pool_events: Iterable[Any]) -> dict[str, dict]:
+    """Members rows computed from WorkerPool events (rows of ``db.events``) in chain order."""
+    members: dict[str, dict] = {}
+    for ev in pool_events:
+        if ev.name not in MEMBER_EVENTS or ev.account is None:
+            continue
+        a = ev.args_json
+        m = members.setdefault(ev.account, {"account": ev.account, "stake": 0, "locked": 0, "classes": 0,
+                                            "joins_json": {}, "updated_block": ev.block_number})
+        m["updated_block"] = ev.block_number
+        if ev.name == "Staked":
+            m["stake"] = int(a["stake"])
+        elif ev.name == "UnbondRequested":
+            m["stake"] -= int(a["amount"])
+        elif ev.name == "CollateralLocked":
+            m["locked"] += int(a["amount"])
+        elif ev.name == "CollateralReleased":
+            m["locked"] -= int(a["amount"])
+        elif ev.name == "Slashed":  # burned out of the locked collateral
+            m["stake"] -= int(a["amount"])
+            m["locked"] -= int(a["amount"])
+        elif ev.name == "OptedIn":
+            m["classes"] |= 1 << a["class_"]
+            m["joins_json"] = m["joins_json"] | {str(a["class_"]): a["from_epoch"]}
+        elif ev.name == "OptedOut":
+            m["classes"] &= ~(1 << a["class_"])
+            m["joins_json"] = {k: v for k, v in m["joins_json"].items() if k != str(a["class_"])}
+    for m in members.values():
+        m["stake"], m["locked"] = str(m["stake"]), str(m["locked"])
+    return members
 
 
 def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
@@ -127,7 +239,7 @@ def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
         conn.execute(delete(db.jobs).where(db.jobs.c.job_id.in_(part)))
         rows = conn.execute(
             select(db.events.c.block_number, db.events.c.block_time, db.events.c.name, db.events.c.job_id,
-                   db.events.c.task_id, db.events.c.args_json)
+                   db.events.c.task_id, db.events.c.args_json, db.events.c.view_json)
             .where(db.events.c.job_id.in_(part))
             .order_by(db.events.c.block_number, db.events.c.log_index))
         jobs, tasks = derive(rows)
@@ -136,6 +248,26 @@ def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
         tasks_rows = [t for t in tasks.values() if t["job_id"] in jobs]
         if tasks_rows:
             conn.execute(insert(db.tasks), tasks_rows)
+
+
+def recompute_members(conn: Connection, accounts: Iterable[str]) -> None:
+    """Replace the members rows of ``accounts`` with ones computed from the events table."""
+    ids = sorted(set(accounts))
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        conn.execute(delete(db.members).where(db.members.c.account.in_(part)))
+        rows = conn.execute(
+            select(db.events.c.block_number, db.events.c.name, db.events.c.account, db.events.c.args_json)
+            .where(db.events.c.account.in_(part), db.events.c.contract == "WorkerPool",
+                   db.events.c.name.in_(sorted(MEMBER_EVENTS)))
+            .order_by(db.events.c.block_number, db.events.c.log_index))
+        members = derive_members(rows)
+        if members:
+            conn.execute(insert(db.members), list(members.values()))
+
+
+def _member_accounts(rows: Iterable[dict]) -> list[str]:
+    return [r["account"] for r in rows if r["name"] in MEMBER_EVENTS and r["account"] is not None]
 
 
 def _set_cursor(conn: Connection, number: int, block_hash: str) -> None:
@@ -162,6 +294,7 @@ class Indexer:
         self.max_reorg_depth = max_reorg_depth
         self.on_commit = on_commit
         self.head: int | None = None  # the chain's latest block when last asked
+        self.epoch_blocks: int | None = None  # the pool's epoch length (immutable), read at the first sync
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._committed = asyncio.Event()  # set (and replaced) after every commit
@@ -265,8 +398,13 @@ class Indexer:
             affected = [r.job_id for r in conn.execute(
                 select(db.events.c.job_id).distinct()
                 .where(db.events.c.block_number > keep, db.events.c.job_id.is_not(None)))]
+            accounts = [r.account for r in conn.execute(
+                select(db.events.c.account).distinct()
+                .where(db.events.c.block_number > keep, db.events.c.name.in_(sorted(MEMBER_EVENTS)),
+                       db.events.c.account.is_not(None)))]
             conn.execute(delete(db.events).where(db.events.c.block_number > keep))
             recompute(conn, affected)
+            recompute_members(conn, accounts)
             if fork is None:
                 conn.execute(delete(db.cursor))
             else:
@@ -278,6 +416,7 @@ class Indexer:
     async def sync_once(self) -> int:
         """Index every confirmed block after the cursor; returns how many events were stored."""
         await self._check_reorg()
+        await self._read_epoch_blocks()
         cur = self.cursor()
         start = self.client.deployment.block if cur is None else cur[0] + 1
         self.head = await self.client.block_number()
@@ -305,12 +444,33 @@ class Indexer:
             blocks[b] = block
         if await self._hash(hi) != hi_hash:  # a reorg between the reads: don't store a mix
             return None
-        rows = [event_row(e, *blocks[e.block_number]) for e in evs]
+        views = await self._job_views([e.job_id for e in evs if e.name == "JobPosted"])
+        if views is None:
+            return None
+        rows = [event_row(e, *blocks[e.block_number], views.get(e.job_id) if e.name == "JobPosted" else None)
+                for e in evs]
         await asyncio.to_thread(self._commit_chunk, rows, hi, hi_hash)
         self._committed_at((hi, hi_hash))
         if self.on_commit is not None and rows:
             self.on_commit(rows, None)
         return len(rows)
+
+    async def _job_views(self, job_ids: list[int]) -> dict[int, dict[str, Any]] | None:
+        """The immutable parameters of newly posted jobs, from the market's job view (JobPosted does
+        not carry them); None when a job is not on the chain any more (a reorg: the next sync handles it)."""
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(job_ids), VIEW_BATCH):
+            part = job_ids[start:start + VIEW_BATCH]
+            try:
+                jobs = await asyncio.gather(*(self.client.job(j) for j in part))
+            except ContractRevert:
+                return None
+            out.update({j: {f: getattr(job, f) for f in VIEW_FIELDS} for j, job in zip(part, jobs, strict=True)})
+        return out
+
+    async def _read_epoch_blocks(self) -> None:
+        if self.epoch_blocks is None:
+            self.epoch_blocks = int(await self.client.registry.functions.epochBlocks().call())
 
     def _commit_chunk(self, rows: list[dict], hi: int, hi_hash: str) -> None:
         with self.engine.begin() as conn:
@@ -320,6 +480,7 @@ class Indexer:
         if rows:
             conn.execute(insert(db.events), rows)
             recompute(conn, [r["job_id"] for r in rows if r["job_id"] is not None])
+            recompute_members(conn, _member_accounts(rows))
         _set_cursor(conn, hi, hi_hash)
 
     async def run(self, poll_s: float = 2.0) -> None:

@@ -1,7 +1,8 @@
 """``/metrics`` in the Prometheus text format.
 
 Request latency is a histogram per route template (``/v1/jobs/{job_id}``, not
-one series per job id). Indexer lag, jobs by phase and tasks settled are read
+one series per job id). Indexer lag, jobs by phase, tasks settled and pool members per
+resource class are read
 at scrape time from the indexer and the database, so they are never stale;
 graph settlement throughput as ``rate(shardex_tasks_settled_total[5m])``.
 """
@@ -50,9 +51,15 @@ class GatewayCollector:
         for phase, count in queries.phase_counts(st.engine).items():
             phases.add_metric([phase.lower()], count)
         yield phases
-        settled = CounterMetricFamily("shardex_tasks_settled", "Tasks that reached quorum (indexed).")
+        settled = CounterMetricFamily("shardex_tasks_settled", "Tasks settled: a result led by the job's margin "
+                                      "of agreeing drawn workers and was opened (indexed).")
         settled.add_metric([], queries.settled_total(st.engine))
         yield settled
+        members = GaugeMetricFamily("shardex_pool_members", "Staked workers opted in to each resource class "
+                                    "(indexed).", labels=["resource_class"])
+        for resource_class, count in sorted(queries.pool_members(st.engine).items()):
+            members.add_metric([queries.class_name(resource_class).lower()], count)
+        yield members
         subs = GaugeMetricFamily("shardex_sse_subscribers", "Open /v1/events streams.")
         subs.add_metric([], st.hub.subscribers)
         yield subs

@@ -25,8 +25,12 @@ class JobSummary(BaseModel):
     reduce_tasks: int
     tasks: int
     settled_tasks: int
-    replication: int
-    quorum: int
+    margin: int = Field(description="A task settles when one result leads all others by this many agreeing, "
+                                    "independently drawn workers (the first round is unanimity of `margin`).")
+    resource_class: int = Field(description="The pool its seats are drawn from: 0 CPU, 1 GPU.")
+    epsilon_ppm: int | None = Field(description="The chance of a wrong result being accepted for a task that the "
+                                                "requester accepts, in parts per million.")
+    adversary_ppm: int | None = Field(description="The stake share the requester assumes an adversary holds, ppm.")
     reward_per_replica_wei: Wei
     escrow_wei: Wei
     spec_digest: HexStr
@@ -41,10 +45,14 @@ class JobPage(BaseModel):
 
 
 class Replica(BaseModel):
+    """One drawn seat of a task (a worker holds at most one per task, in any round)."""
+
     worker: str
     round: int
-    state: Literal["claimed", "committed", "revealed", "paid", "slashed", "released"]
-    digest: HexStr | None
+    state: Literal["assigned", "declined", "committed", "revealed", "paid", "slashed", "released"]
+    result: HexStr | None = Field(description="The committed result (first 12 bytes: what the market compares).")
+    digest: HexStr | None = Field(description="The digest it opened, once revealed.")
+    agrees: bool | None = Field(description="Whether its result is the settled one (known once the task settled).")
     lease_deadline: int
     outcome: Literal["paid", "slashed", "released"] | None
     amount_wei: Wei | None
@@ -53,12 +61,17 @@ class Replica(BaseModel):
 class TaskDetail(BaseModel):
     task_id: int
     kind: Literal["map", "reduce"]
-    state: Literal["open", "claimed", "committing", "revealing", "settled", "abandoned"]
+    state: Literal["open", "assigned", "committing", "revealing", "settled", "abandoned"]
     round: int
+    seats: int = Field(description="Seats of the current round (the job's margin in round 0).")
+    seated: int = Field(description="Seats of the current round held by drawn workers.")
+    committed: int = Field(description="Commits in the current round.")
+    lead_count: int = Field(description="Commits of the leading result in the task's tally.")
+    total: int = Field(description="Commits in the task's tally, all results.")
+    declined: int
+    reveal_deadline: int | None = Field(description="Set while a result has won: its committers may open it until.")
+    settled: bool
     digest: HexStr | None
-    claimed: int
-    committed: int
-    revealed: int
     replicas: list[Replica]
 
 
@@ -67,7 +80,7 @@ class Costs(BaseModel):
     paid_wei: Wei
     refunded_wei: Wei
     owed_or_open_wei: Wei = Field(description="Escrow neither paid out nor refunded yet.")
-    slashed_collateral_to_requester_wei: Wei
+    slashed_collateral_burned_wei: Wei = Field(description="Collateral slashed on this job: burned, owed to no one.")
     transactions: int
 
 
@@ -80,22 +93,45 @@ class Slash(BaseModel):
     worker: str
     task_id: int
     round: int
+    reason: Literal["no-show", "dissent", "unopened"] | None = Field(
+        description="no-show: never committed; dissent: committed another result than the settled one; "
+                    "unopened: committed the winner but did not open it.")
+    result: HexStr | None
     collateral_wei: Wei
     tx_hash: HexStr
 
 
+class WaitingReason(BaseModel):
+    code: Literal["no-workers", "joining", "too-few-workers", "no-free-stake", "seed-pending", "seats-open",
+                  "declined", "escalated"]
+    message: str
+
+
 class JobDetail(JobSummary):
+    max_rounds: int | None
+    extra_seats: int | None = Field(description="Escalation seats the escrow prefunds.")
+    extra_seats_used: int
+    escalations: int
+    seats_drawn: int
+    declines: int
+    collateral_wei: Wei | None
+    min_stake_wei: Wei | None
+    lease_duration: int | None
+    reveal_window: int | None
+    seed_block: int = Field(description="Round 0's seats are drawn with this block's randomness.")
     tasks_detail: list[TaskDetail]
     costs: Costs
     payouts: list[Payout]
     slashes: list[Slash]
     result_available: bool
+    waiting: list[WaitingReason] = Field(description="While the job is live: why its tasks wait (no worker in its "
+                                                     "pool, seats to draw, declines, ...). Empty once it ended.")
 
 
 class ChainEvent(BaseModel):
     id: str = Field(description="`<block>-<log index>`; send it back as Last-Event-ID to resume a stream.")
     event: str
-    contract: Literal["JobMarket", "WorkerRegistry"]
+    contract: Literal["JobMarket", "WorkerPool"]
     block_number: int
     block_time: int
     tx_hash: HexStr
@@ -114,11 +150,13 @@ class WorkerView(BaseModel):
     stake_wei: Wei
     locked_wei: Wei
     unbonding_wei: Wei
-    settled: int = Field(description="Replicas settled (paid or released), as the registry counts them.")
+    settled: int = Field(description="Seats paid, as the pool counts them.")
     slashed: int
     earned_wei: Wei
     slashed_wei: Wei
-    claims: int
+    seats: int = Field(description="Seats it was drawn for (indexed).")
+    declined: int = Field(description="Seats it gave back (indexed).")
+    classes: list[int] = Field(description="Resource classes it opted in to (0 CPU, 1 GPU).")
     endpoint: str | None
     online: bool = Field(description="Its announced endpoint answered just now.")
     resources: dict | None = Field(description="What the worker describes at /shardex/worker: GPUs, memory, programs.")
@@ -149,7 +187,7 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     chain_id: int
     market: str
-    registry: str
+    registry: str = Field(description="The WorkerPool's address (the deployment's `registry`).")
     head_block: int | None
     indexed_block: int | None
     lag_blocks: int | None

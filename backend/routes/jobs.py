@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -46,16 +47,23 @@ def _job_or_404(s: GatewayState, job_id: int) -> dict:
                     **responses(404, 422)})
 def get_job(s: Gateway, job_id: Annotated[int, JobIdPath],
             if_none_match: Annotated[str | None, Header(max_length=200)] = None) -> Any:
-    """Phase, every task with its replicas and reveals, payouts, slashes and costs. Carries an ETag:
-    send it back as If-None-Match to get a 304 while the job has not changed."""
+    """Phase, every task with its seats, replicas and reveals, payouts, slashes and costs, and, while the
+    job is live, why its tasks wait (`waiting`). Carries an ETag: send it back as If-None-Match to get a
+    304 while the job has not changed."""
     found = s.job_cache.get(job_id)
     if found is None:
         raise _not_found(s, job_id)
     tag, body = found
+    # Why it waits depends on more than the job's own events (the pool, the chain's head): computed on
+    # every request, outside the cached body, and folded into the ETag.
+    waiting = queries.waiting_reasons(s.engine, job_id, s.indexer.head, s.indexer.epoch_blocks)
+    extra = json.dumps(waiting, separators=(",", ":")).encode()
+    if waiting:
+        tag = f'{tag[:-1]}-w{zlib.crc32(extra):08x}"'
     headers = {"etag": tag, "cache-control": "no-cache"}
     if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body[:-1] + b',"waiting":' + extra + b"}", media_type="application/json", headers=headers)
 
 
 @router.get("/v1/jobs/{job_id}/events", response_model=S.EventList, responses=responses(404, 422), tags=["jobs"])

@@ -22,6 +22,7 @@ from shardex.storage import CID
 from shardex.storage.errors import BlockNotFound, FetchFailed
 
 router = APIRouter()
+MAX_UINT32 = 2**32 - 1  # JobParams.extraSeats
 
 
 @router.post("/v1/jobs", status_code=201, tags=["jobs"],
@@ -35,16 +36,24 @@ async def submit_job(
     program: Annotated[str | None, Form(max_length=64, description="Built-in program name.")] = None,
     map_shards: Annotated[int, Form(**bounds("map_shards"))] = 4,
     reduce_shards: Annotated[int, Form(**bounds("reduce_shards"))] = 1,
-    replication: Annotated[int, Form(**bounds("replication"))] = 1,
-    quorum: Annotated[int, Form(**bounds("quorum"))] = 1,
-    reward_wei: Annotated[str, Form(max_length=40, description="Per replica, wei.")] = "1000000000000000",
-    collateral_wei: Annotated[str, Form(max_length=40, description="Per claim, wei.")] = "10000000000000000",
+    epsilon: Annotated[float, Form(**bounds("epsilon"), description=(
+        "The chance of a wrong result being accepted for a task that you accept; with `adversary` it sets "
+        "the margin of agreeing drawn workers that settles a task."))] = 1e-3,
+    adversary: Annotated[float, Form(**bounds("adversary"), description=(
+        "The share of the workers' stake you assume an adversary holds."))] = 0.1,
+    extra_seats: Annotated[int | None, Form(ge=0, le=MAX_UINT32, description=(
+        "Escalation seats the escrow prefunds (seats beyond margin x tasks, drawn when workers disagree); "
+        "default: two per task plus one round."))] = None,
+    reward_wei: Annotated[str, Form(max_length=40, description="Per seat that opens the settled result, wei.")
+                          ] = "1000000000000000",
+    collateral_wei: Annotated[str, Form(max_length=40, description="Locked per drawn seat, wei.")
+                              ] = "10000000000000000",
     min_stake_wei: Annotated[str, Form(max_length=40)] = "0",
     pattern: Annotated[str | None, Form(max_length=1000, description="Regex, for grep.")] = None,
     lease_s: Annotated[int, Form(**bounds("lease_duration"))] = 600,
     reveal_window_s: Annotated[int, Form(**bounds("reveal_window"))] = 120,
     job_timeout_s: Annotated[int, Form(**bounds("job_timeout"))] = 3600,
-    max_rounds: Annotated[int, Form(**bounds("max_rounds"))] = 3,
+    max_rounds: Annotated[int, Form(**bounds("max_rounds"))] = 8,
     task_timeout_s: Annotated[float, Form(**bounds("timeout_s"))] = 600.0,
     memory_mb: Annotated[int, Form(**bounds("memory_mb"))] = 2048,
     disk_mb: Annotated[int, Form(**bounds("disk_mb"))] = 4096,
@@ -63,8 +72,9 @@ async def submit_job(
         raise ApiProblem(422, "invalid-job", "give exactly one of the `input` file or `input_cid`")
     if (program is None) == (program_file is None):
         raise ApiProblem(422, "invalid-job", "give exactly one of `program` or `program_file`")
-    if quorum > replication:
-        raise ApiProblem(422, "invalid-job", f"quorum {quorum} exceeds replication {replication}")
+    if max_rounds == 1 and extra_seats:
+        raise ApiProblem(422, "invalid-job", f"extra_seats {extra_seats} needs max_rounds >= 2: escalation seats are "
+                         "drawn in later rounds")
     if signing == "gateway" and s.config.dev_account is None:
         raise ApiProblem(409, "dev-mode-off", "this gateway does not sign (start it with --dev-sign on a "
                          "devnet); use signing=wallet")
@@ -81,7 +91,7 @@ async def submit_job(
         else:
             input_ref = str(CID.parse(input_cid or ""))  # InvalidCid -> 400
         req = SubmitRequest(program=program, program_file=program_path, input=input_ref, map_shards=map_shards,
-                            reduce_shards=reduce_shards, replication=replication, quorum=quorum, reward=reward,
+                            reduce_shards=reduce_shards, epsilon=epsilon, adversary=adversary, extra_seats=extra_seats, reward=reward,
                             collateral=collateral, params={"pattern": pattern} if pattern is not None else {},
                             min_stake=min_stake, max_rounds=max_rounds, lease_duration=lease_s,
                             reveal_window=reveal_window_s, job_timeout=job_timeout_s, timeout_s=task_timeout_s,

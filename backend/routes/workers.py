@@ -21,8 +21,9 @@ router = APIRouter()
 
 @router.get("/v1/workers", response_model=S.WorkerList, tags=["workers"])
 async def list_workers(s: Gateway) -> Any:
-    """Every staked worker: stake and locks (read from the chain), earnings and outcomes (indexed), and
-    what it offers (GPUs, memory, programs) as its announced endpoint describes it."""
+    """Every staked worker: stake, locks and the resource classes it opted in to (read from the chain),
+    seats drawn and declined, earnings and outcomes (indexed), and what it offers (GPUs, memory, programs)
+    as its announced endpoint describes it."""
     activity = await asyncio.to_thread(queries.worker_activity, s.engine)
     infos = await asyncio.gather(*(s.client.worker(a) for a in activity))
     described = await asyncio.gather(*(_describe(s, w["endpoint"]) for w in activity.values()))
@@ -31,8 +32,9 @@ async def list_workers(s: Gateway) -> Any:
         out.append({"address": address, "stake_wei": str(info.stake), "locked_wei": str(info.locked),
                     "unbonding_wei": str(info.unbonding), "settled": info.settled, "slashed": info.slashed,
                     "earned_wei": str(w["earned_wei"]), "slashed_wei": str(w["slashed_wei"]),
-                    "claims": w["claims"], "endpoint": w["endpoint"], "online": desc is not None,
-                    "resources": desc})
+                    "seats": w["seats"], "declined": w["declined"],
+                    "classes": [c for c in range(8) if info.classes & (1 << c)],
+                    "endpoint": w["endpoint"], "online": desc is not None, "resources": desc})
     return {"workers": out}
 
 

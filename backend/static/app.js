@@ -23,15 +23,18 @@
     EXPIRED: "Expired", CANCELLED: "Cancelled",
   };
   const ENDED_WITHOUT_RESULT = ["FAILED", "EXPIRED", "CANCELLED"];
-  const TASK_STATES = ["open", "claimed", "committing", "revealing", "settled", "abandoned"];
+  const TASK_STATES = ["open", "assigned", "committing", "revealing", "settled", "abandoned"];
   const TASK_STATE_HELP = {
-    open: "waiting for workers to claim it",
-    claimed: "claimed; workers are computing",
-    committing: "results being committed",
-    revealing: "commitments being revealed",
-    settled: "a quorum agreed on the result",
+    open: "seats waiting to be drawn",
+    assigned: "workers drawn for its seats are computing",
+    committing: "drawn workers are committing results",
+    revealing: "a result leads by the margin; its committers are opening it",
+    settled: "a result led by the margin and was opened",
     abandoned: "the job ended before it settled",
   };
+  const CLASS_NAMES = { 0: "CPU", 1: "GPU" };
+  const className = (c) => CLASS_NAMES[c] || `class ${c}`;
+  const PPM = 1e6;
 
   const view = document.getElementById("view");
   const banner = document.getElementById("banner");
@@ -142,6 +145,11 @@
   function timeEl(ts, extra) {
     return h("time", { datetime: ts ? new Date(ts * 1000).toISOString() : null,
       title: [fmtTime(ts), extra].filter(Boolean).join(" · ") }, fmtAgo(ts));
+  }
+
+  /** Parts per million -> "0.001"; null (not indexed) -> "—". */
+  function fmtPpm(ppm) {
+    return ppm === null || ppm === undefined ? "—" : String(Number((ppm / PPM).toPrecision(6)));
   }
 
   function fmtMb(mb) {
@@ -472,7 +480,8 @@
           h("div", { class: "tasks-count" }, `${j.settled_tasks} / ${j.tasks}`,
             h("span", { class: "muted small" }, ` · ${j.map_tasks}m + ${j.reduce_tasks}r`)),
           progress(j.settled_tasks, j.tasks, `Job ${j.job_id}: ${j.settled_tasks} of ${j.tasks} tasks settled`)),
-        h("td", { class: "num" }, `${j.replication} / ${j.quorum}`),
+        h("td", { class: "num", title: `ε = ${fmtPpm(j.epsilon_ppm)}, adversary ${fmtPpm(j.adversary_ppm)} · `
+          + `${className(j.resource_class)} pool` }, `${j.margin} · ε ${fmtPpm(j.epsilon_ppm)}`),
         h("td", { class: "num" }, eth(j.escrow_wei)),
         h("td", {}, timeEl(j.posted_time, `block #${j.posted_block}`))));
       const table = h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "jobs-table" },
@@ -480,7 +489,9 @@
         h("thead", {}, h("tr", {},
           h("th", { scope: "col" }, "Job"), h("th", { scope: "col" }, "State"),
           h("th", { scope: "col" }, "Requester"), h("th", { scope: "col" }, "Tasks settled"),
-          h("th", { scope: "col", class: "num", title: "Replication / quorum" }, "r / q"),
+          h("th", { scope: "col", class: "num",
+            title: "Margin of agreeing drawn workers that settles a task · accepted error ε" }, "Margin · ",
+          h("span", { class: "no-caps" }, "ε")),
           h("th", { scope: "col", class: "num" }, "Escrow"), h("th", { scope: "col" }, "Posted"))),
         h("tbody", {}, rows.length ? rows : emptyRow(7, r.state ? `No ${PHASE_LABEL[r.state].toLowerCase()} jobs.`
           : "No jobs yet. Submit one with `shardex job submit` or POST /v1/jobs."))));
@@ -554,7 +565,9 @@
 
   const jobPage = {
     title: (r) => `Job #${r.id}`,
-    affectedBy: (r, ev) => ev.job_id === r.id,
+    // The job's own events, and the pool's (why a job waits depends on who is opted in to its class).
+    affectedBy: (r, ev) => ev.job_id === r.id
+      || ((ev.job_id === null || ev.job_id === undefined) && /Opted|Staked|Unbond|Slashed/.test(ev.event)),
     async fetch(r) {
       try {
         const [job, events] = await Promise.all([api(`/v1/jobs/${r.id}`), api(`/v1/jobs/${r.id}/events?limit=40`)]);
@@ -576,6 +589,7 @@
       return h("div", { class: "stack" },
         breadcrumbs(r.id),
         jobHeader(job),
+        waitingCard(job),
         summaryCards(job),
         h("div", { class: "grid-2 wide-left" }, taskGridCard(job), taskDetailCard(job)),
         h("div", { class: "grid-3" }, costsCard(job), payoutsCard(job), slashesCard(job)),
@@ -627,12 +641,32 @@
     }));
   }
 
+  /** "Why is my job not running?": the reasons the gateway found, while the job is live. */
+  function waitingCard(job) {
+    const reasons = job.waiting || [];
+    if (!reasons.length) return null;
+    return card("Why this job is waiting", [h("ul", { class: "waiting-list" }, reasons.map((r) =>
+      h("li", { "data-testid": "waiting-reason", "data-code": r.code },
+        h("span", { class: "waiting-code" }, r.code), r.message)))],
+    { id: "waiting", class: "waiting-card" });
+  }
+
   function summaryCards(job) {
+    const extra = job.extra_seats === null || job.extra_seats === undefined ? "" : ` of ${fmtInt(job.extra_seats)}`;
+    const adversary = job.adversary_ppm === null || job.adversary_ppm === undefined ? "—"
+      : `${Number(((100 * job.adversary_ppm) / PPM).toPrecision(4))}%`;
     return h("div", { class: "stats-row" },
       stat("Requester", addr(job.requester), null),
       stat("Tasks", `${job.map_tasks} + ${job.reduce_tasks}`, `map + reduce · ${job.tasks} total`),
-      stat("Replication / quorum", `${job.replication} / ${job.quorum}`, `${job.quorum} of ${job.replication} must agree`),
-      stat("Reward per replica", eth(job.reward_per_replica_wei), null),
+      stat("Margin", String(job.margin), `ε ${fmtPpm(job.epsilon_ppm)} · f ${adversary} · ${className(job.resource_class)}`,
+        { "data-testid": "margin", title: `A task settles when one result leads all others by ${job.margin} agreeing, `
+          + `independently drawn workers: a wrong result is accepted with probability at most ε = `
+          + `${fmtPpm(job.epsilon_ppm)} against an adversary holding ${adversary} of the stake. Seats are drawn from `
+          + `the ${className(job.resource_class)} pool.` }),
+      stat("Seats drawn", fmtInt(job.seats_drawn), `${fmtInt(job.escalations)} escalated · ${fmtInt(job.declines)} declined`,
+        { "data-testid": "seats-drawn", title: `Escalation seats used: ${fmtInt(job.extra_seats_used)}${extra}` }),
+      stat("Reward per seat", eth(job.reward_per_replica_wei), job.collateral_wei
+        ? h("span", {}, "collateral ", eth(job.collateral_wei)) : null),
       stat("Escrow", eth(job.escrow_wei), null, { "data-testid": "escrow" }),
       stat("Posted", timeEl(job.posted_time), `block #${fmtInt(job.posted_block)}`),
       stat("Spec digest", hex(job.spec_digest, 12), `updated in block #${fmtInt(job.updated_block)}`));
@@ -646,7 +680,8 @@
 
   function taskTooltip(job, t) {
     const lines = [`${t.kind === "map" ? "Map" : "Reduce"} task ${t.task_id}: ${t.state} (${TASK_STATE_HELP[t.state]})`,
-      `round ${t.round} · claimed ${t.claimed}/${job.replication} · committed ${t.committed} · revealed ${t.revealed}`];
+      `round ${t.round} · ${t.seated}/${t.seats} seats drawn · ${t.committed} committed · `
+        + `tally ${t.lead_count}/${t.total} (margin ${job.margin})`];
     for (const rep of t.replicas) {
       lines.push(`${shortAddr(rep.worker)} r${rep.round} ${rep.state}${rep.digest ? ` ${shortHex(rep.digest)}` : ""}`);
     }
@@ -654,9 +689,10 @@
   }
 
   function taskCell(job, t, selected, compact) {
-    const current = t.replicas.filter((rep) => rep.round === t.round);
+    // The current round's seats: held (drawn, committed, ...) first; a declined seat is drawn again.
+    const current = t.replicas.filter((rep) => rep.round === t.round && rep.state !== "declined");
     const pips = [];
-    for (let i = 0; i < job.replication; i += 1) {
+    for (let i = 0; i < Math.max(t.seats, current.length); i += 1) {
       const rep = current[i];
       pips.push(h("span", { class: ["pip", rep ? `rep-${rep.state}` : "rep-none"] }));
     }
@@ -665,7 +701,8 @@
       h("button", { type: "button", class: ["cell", `st-${t.state}`, selected ? "selected" : null, compact ? "compact" : null],
         "data-testid": "task-cell", "data-state": t.state, "data-task-id": t.task_id, "data-kind": t.kind,
         "data-focus-key": `task-${t.task_id}`, "aria-pressed": selected ? "true" : "false",
-        "aria-label": `${t.kind} task ${t.task_id}: ${t.state}, ${t.revealed} of ${job.replication} replicas revealed`,
+        "aria-label": `${t.kind} task ${t.task_id}: ${t.state}, round ${t.round}, ${t.seated} of ${t.seats} seats drawn, `
+          + `${t.committed} committed`,
         title: taskTooltip(job, t),
         onclick: () => {
           ui.selectedTask.set(job.job_id, t.task_id);
@@ -693,7 +730,7 @@
       TASK_STATES.map((s) => h("li", { title: TASK_STATE_HELP[s] }, h("span", { class: ["swatch", `st-${s}`] }),
         `${s} `, h("span", { class: "muted" }, String(counts[s])))));
     return card("Tasks", [group("map", "Map"), group("reduce", "Reduce"), legend],
-      { id: "tasks", class: "task-card", actions: h("span", { class: "muted small" }, "Select a task for its replicas") });
+      { id: "tasks", class: "task-card", actions: h("span", { class: "muted small" }, "Select a task for its seats") });
   }
 
   function digestsAgree(a, b) {
@@ -708,10 +745,14 @@
     const title = t.kind === "map" ? `Map task ${t.task_id}` : `Reduce task ${t.task_id}`
       + ` · partition ${t.task_id - job.map_tasks}`;
     const reps = [...t.replicas].sort((a, b) => b.round - a.round || a.worker.localeCompare(b.worker));
-    const rows = reps.map((rep) => h("tr", { "data-testid": "replica-row" },
+    const rows = reps.map((rep) => h("tr", { "data-testid": "replica-row", "data-state": rep.state },
       h("td", {}, addr(rep.worker)),
       h("td", { class: "num" }, String(rep.round)),
       h("td", {}, stateBadge(rep.state)),
+      h("td", {}, hex(rep.result),
+        rep.agrees === true ? h("span", { class: "agree", title: "The settled result" }, " ✓")
+          : rep.agrees === false ? h("span", { class: "disagree", title: "Differs from the settled result" }, " ✗")
+            : null),
       h("td", {}, hex(rep.digest),
         rep.digest && t.digest ? (digestsAgree(rep.digest, t.digest)
           ? h("span", { class: "agree", title: "Matches the settled digest" }, " ✓")
@@ -720,17 +761,24 @@
     return card(title, [
       kv([
         ["State", h("span", {}, stateBadge(t.state), h("span", { class: "muted small" }, ` ${TASK_STATE_HELP[t.state]}`))],
-        ["Round", String(t.round)],
-        ["Progress", `${t.claimed} claimed · ${t.committed} committed · ${t.revealed} revealed (of ${job.replication})`],
+        ["Round", t.round ? `${t.round} (escalated: earlier results differed)` : "0"],
+        ["Seats", h("span", { "data-testid": "task-seats" },
+          `${t.seated} of ${t.seats} drawn · ${t.committed} committed this round`
+          + (t.declined ? ` · ${t.declined} declined` : ""))],
+        ["Tally", `${t.lead_count} of ${t.total} commits for the leading result (it settles at a lead of ${job.margin})`],
+        t.reveal_deadline && !t.settled ? ["Open until", timeEl(t.reveal_deadline)] : null,
         ["Settled digest", t.digest ? h("span", { class: "mono wrap", "data-testid": "task-digest" }, t.digest)
           : h("span", { class: "muted" }, "not settled")],
       ]),
       h("div", { class: "table-wrap" }, h("table", { class: "table compact", "data-testid": "replicas-table" },
         h("caption", { class: "sr-only" }, `Replicas of task ${t.task_id}`),
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Worker"), h("th", { scope: "col", class: "num" }, "Round"),
-          h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Revealed digest"),
+          h("th", { scope: "col" }, "State"),
+          h("th", { scope: "col", title: "What it committed: results are compared before any digest is public" },
+            "Result"),
+          h("th", { scope: "col" }, "Revealed digest"),
           h("th", { scope: "col", class: "num" }, "Amount"))),
-        h("tbody", {}, rows.length ? rows : emptyRow(5, "No replica claimed yet.")))),
+        h("tbody", {}, rows.length ? rows : emptyRow(6, "No seat drawn yet.")))),
     ], { id: "task-detail" });
   }
 
@@ -749,7 +797,8 @@
       [h("span", {}, h("span", { class: "swatch paid" }), "Paid to workers"), eth(c.paid_wei)],
       [h("span", {}, h("span", { class: "swatch refunded" }), "Refunded"), eth(c.refunded_wei)],
       [h("span", {}, h("span", { class: "swatch open" }), "Owed or open"), eth(c.owed_or_open_wei)],
-      ["Slashed collateral to requester", eth(c.slashed_collateral_to_requester_wei)],
+      [h("span", { title: "Slashed collateral is burned: owed to no one" }, "Slashed collateral (burned)"),
+        eth(c.slashed_collateral_burned_wei)],
       ["Transactions", fmtInt(c.transactions)],
     ])], { id: "costs" });
   }
@@ -762,13 +811,17 @@
   }
 
   function slashesCard(job) {
+    const REASON = { "no-show": "never committed", dissent: "committed another result", unopened: "did not open the winner" };
     const rows = job.slashes.map((s) => h("tr", {}, h("td", {}, addr(s.worker)),
-      h("td", { class: "num" }, `${s.task_id} / r${s.round}`), h("td", { class: "num" }, eth(s.collateral_wei)),
+      h("td", { class: "num" }, `${s.task_id} / r${s.round}`),
+      h("td", { class: "small" }, s.reason ? REASON[s.reason] || s.reason : h("span", { class: "muted" }, "—")),
+      h("td", { class: "num" }, eth(s.collateral_wei)),
       h("td", {}, hex(s.tx_hash))));
     return card("Slashes", [h("div", { class: "table-wrap" }, h("table", { class: "table compact", "data-testid": "slashes" },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Worker"), h("th", { scope: "col", class: "num" }, "Task / round"),
-        h("th", { scope: "col", class: "num" }, "Collateral"), h("th", { scope: "col" }, "Tx"))),
-      h("tbody", {}, rows.length ? rows : emptyRow(4, job.state === "COMPLETED" ? "No slashes: every replica agreed."
+        h("th", { scope: "col" }, "Why"), h("th", { scope: "col", class: "num", title: "Burned" }, "Collateral"),
+        h("th", { scope: "col" }, "Tx"))),
+      h("tbody", {}, rows.length ? rows : emptyRow(5, job.state === "COMPLETED" ? "No slashes: every drawn worker agreed."
         : "No slashes."))))],
     { id: "slashes", flush: true });
   }
@@ -779,6 +832,11 @@
     if (a.worker) bits.push(shortAddr(a.worker));
     if (ev.task_id !== null && ev.task_id !== undefined) bits.push(`task ${ev.task_id}`);
     if (a.round !== undefined) bits.push(`round ${a.round}`);
+    if (a.seats !== undefined) bits.push(`${a.seats} fresh seat${a.seats === 1 ? "" : "s"}`);
+    if (a.margin !== undefined) bits.push(`margin ${a.margin}`);
+    if (a.seed_block !== undefined) bits.push(`seed block #${fmtInt(a.seed_block)}`);
+    if (a.class_ !== undefined) bits.push(`${className(a.class_)} from epoch ${a.from_epoch}`);
+    if (a.result) bits.push(`result ${shortHex(a.result)}`);
     if (a.digest) bits.push(shortHex(a.digest));
     if (a.outcome) bits.push(String(a.outcome).toLowerCase());
     if (a.amount !== undefined) bits.push(`${formatEth(a.amount)} ETH`);
@@ -806,8 +864,8 @@
   const workersPage = {
     title: () => "Workers",
     debounceMs: 1000, // each fetch probes every worker's endpoint: coalesce bursts of events harder
-    affectedBy: (r, ev) => ev.job_id === null || ev.job_id === undefined || /Resolved|Claimed|Slash|Stake|Endpoint/
-      .test(ev.event),
+    affectedBy: (r, ev) => ev.job_id === null || ev.job_id === undefined
+      || /Resolved|Assigned|Declined|Slash|Stake|Opted|Endpoint/.test(ev.event),
     async fetch() {
       return api("/v1/workers");
     },
@@ -832,8 +890,12 @@
           h("td", {}, h("span", { class: ["status", w.online ? "on" : "off"] }, w.online ? "online" : "offline")),
           h("td", { class: "num" }, eth(w.stake_wei, 4)),
           h("td", { class: "num" }, eth(w.locked_wei, 4)),
+          h("td", {}, w.classes && w.classes.length
+            ? h("span", { class: "classes" }, w.classes.map((c) => h("span", { class: "class-tag" }, className(c))))
+            : h("span", { class: "muted", title: "Not opted in to any pool: never drawn" }, "none")),
           h("td", { class: "num" }, eth(w.earned_wei)),
-          h("td", { class: "num" }, fmtInt(w.claims)),
+          h("td", { class: "num" }, fmtInt(w.seats),
+            w.declined ? h("div", { class: "muted small" }, `${fmtInt(w.declined)} declined`) : null),
           h("td", { class: "num" }, fmtInt(w.settled)),
           h("td", { class: "num" }, w.slashed ? h("span", { class: "bad-text", title: `${formatEth(w.slashed_wei)} ETH slashed` },
             fmtInt(w.slashed)) : "0"),
@@ -847,15 +909,18 @@
         h("thead", {}, h("tr", {},
           h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Status"),
           h("th", { scope: "col", class: "num" }, "Stake"), h("th", { scope: "col", class: "num" }, "Locked"),
-          h("th", { scope: "col", class: "num" }, "Earned"), h("th", { scope: "col", class: "num" }, "Claims"),
-          h("th", { scope: "col", class: "num", title: "Replicas settled (paid or released)" }, "Settled"),
+          h("th", { scope: "col", title: "Resource classes it opted in to: the pools it is drawn from" }, "Pools"),
+          h("th", { scope: "col", class: "num" }, "Earned"),
+          h("th", { scope: "col", class: "num", title: "Seats it was drawn for" }, "Seats"),
+          h("th", { scope: "col", class: "num", title: "Seats paid" }, "Settled"),
           h("th", { scope: "col", class: "num" }, "Slashed"), h("th", { scope: "col" }, "GPUs"),
           h("th", { scope: "col", class: "num" }, "Memory"), h("th", { scope: "col" }, "Programs"))),
-        h("tbody", {}, rows.length ? rows : emptyRow(11, "No staked workers yet. Start one with `shardex worker run`."))));
+        h("tbody", {}, rows.length ? rows : emptyRow(12, "No staked workers yet. Start one with `shardex worker run`."))));
       return h("div", { class: "stack" },
         h("div", { class: "page-head" }, h("h1", {}, "Workers"),
-          h("p", { class: "muted" }, "Staked workers: stake and locks from the registry, earnings from settled replicas, "
-            + "resources as each worker describes itself.")),
+          h("p", { class: "muted" }, "Staked workers: stake, locks and pools from the WorkerPool (seats are drawn by "
+            + "stake from the pool of a job's resource class), earnings from settled seats, resources as each worker "
+            + "describes itself.")),
         h("div", { class: "stats-row" },
           stat("Workers", fmtInt(ws.length), `${online} online`),
           stat("Total stake", eth(stake.toString(), 4), null),

@@ -18,7 +18,7 @@ ABI_DIR = Path(errors.__file__).resolve().parent.parent / "abi"
 
 def all_error_abis() -> list[dict]:
     out = []
-    for name in ("JobMarket", "WorkerRegistry"):
+    for name in ("JobMarket", "WorkerPool"):
         out += [e for e in json.loads((ABI_DIR / f"{name}.json").read_text())["abi"] if e["type"] == "error"]
     return out
 
@@ -50,11 +50,11 @@ def test_every_custom_error_round_trips(error_abi: dict, data: st.DataObject) ->
 
 
 def test_generated_classes_are_importable_by_name() -> None:
-    exc = errors.JobMarketTaskFull(7, 2, 3)
+    exc = errors.JobMarketTaskNotInPhase(7, 2, 3)
     assert isinstance(exc, errors.ChainError)
-    assert exc.args_dict == {"jobId": 7, "taskId": 2, "replication": 3}
-    assert str(exc) == "JobMarketTaskFull(jobId=7, taskId=2, replication=3)"
-    assert exc.to_json() == {"name": "JobMarketTaskFull", "args": {"jobId": 7, "taskId": 2, "replication": 3}}
+    assert exc.args_dict == {"jobId": 7, "taskId": 2, "state": 3}
+    assert str(exc) == "JobMarketTaskNotInPhase(jobId=7, taskId=2, state=3)"
+    assert exc.to_json() == {"name": "JobMarketTaskNotInPhase", "args": {"jobId": 7, "taskId": 2, "state": 3}}
 
 
 def test_error_string_and_panic_and_unknown_are_typed() -> None:
