@@ -83,6 +83,17 @@ class Chain:
         rpc(self.rpc_url, "evm_increaseTime", seconds)
         rpc(self.rpc_url, "evm_mine")
 
+    def mine(self, blocks: int = 1) -> None:
+        for _ in range(blocks):
+            rpc(self.rpc_url, "evm_mine")
+
+    async def next_epoch(self) -> None:
+        """Mine until the pool's next epoch, when stakes and opt-ins made now count."""
+        reader = self.reader()
+        epoch = await reader.epoch()
+        while await reader.epoch() == epoch:
+            self.mine()
+
     async def close(self) -> None:
         for c in self._clients:
             await c.aclose()

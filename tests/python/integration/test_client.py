@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from deploy.compile import compile_contracts, stale_artifacts
-from shardex.chain import JobParams, commitment_of, errors
+from shardex.chain import JobParams, errors, result_of, seal_of
 from shardex.chain.models import JobPosted, Staked
 from tests.python.conftest import Chain
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 def job_params(**kw) -> JobParams:
-    base = dict(spec_digest=b"\x07" * 32, map_tasks=3, reduce_tasks=1, replication=2, quorum=1,
-                reward_per_replica=1000, collateral=10)
+    base = dict(spec_digest=b"\x07" * 32, map_tasks=3, reduce_tasks=1, epsilon_ppm=20_000, adversary_ppm=100_000,
+                reward_per_replica=10**9, collateral=2 * 10**9, min_stake=10**15)
     base.update(kw)
     return JobParams(**base)
 
@@ -36,10 +36,10 @@ async def test_revert_surfaces_as_custom_error_with_arguments(net: Chain) -> Non
 async def test_mined_failure_is_replayed_and_decoded(net: Chain) -> None:
     requester = net.client(1)
     # An explicit gas limit skips estimation, so the failing tx is really mined.
-    call = requester.post_job(job_params(quorum=3), gas=300_000)
-    with pytest.raises(errors.JobMarketInvalidQuorum) as info:
+    call = requester.post_job(job_params(reveal_window=1), gas=300_000)
+    with pytest.raises(errors.JobMarketWindowTooShort) as info:
         await call
-    assert info.value.args_dict == {"replication": 2, "quorum": 3}
+    assert info.value.args_dict == {"leaseDuration": 600, "revealWindow": 1, "minLease": 10, "minReveal": 5}
     # The failed send consumed a nonce correctly: the next tx goes through.
     receipt = await requester.post_job(job_params())
     assert receipt.events_named("JobPosted")
@@ -72,14 +72,25 @@ async def test_pipelined_transactions_all_land_in_nonce_order(net: Chain) -> Non
     assert stakes == [sum(amounts[: i + 1]) for i in range(20)]
 
 
-async def test_commitment_matches_contract(net: Chain) -> None:
+async def test_result_and_seal_match_contract(net: Chain) -> None:
     reader = net.reader()
     import secrets
     for _ in range(5):
-        digest, salt = secrets.token_bytes(32), secrets.token_bytes(32)
+        digest = secrets.token_bytes(32)
         worker, job_id, task_id = net.accounts[3].address, secrets.randbelow(2**64), secrets.randbelow(2**32)
-        on_chain = await reader.market.functions.commitmentOf(digest, salt, worker, job_id, task_id).call()
-        assert bytes(on_chain) == commitment_of(digest, salt, worker, job_id, task_id)
+        on_chain = await reader.market.functions.resultOf(job_id, task_id, digest).call()
+        assert bytes(on_chain) == result_of(job_id, task_id, digest)
+        on_chain = await reader.market.functions.sealOf(worker, job_id, task_id, digest).call()
+        assert bytes(on_chain) == seal_of(worker, job_id, task_id, digest)
+
+
+async def test_margin_matches_contract(net: Chain) -> None:
+    from shardex.chain.models import margin_for
+
+    reader = net.reader()
+    for eps, f in ((1000, 100_000), (1000, 200_000), (1000, 330_000), (10_000, 100_000), (1, 0), (1, 490_000),
+                   (999_999, 499_999), (123, 45_678)):
+        assert await reader.market.functions.marginFor(eps, f).call() == margin_for(eps, f), (eps, f)
 
 
 async def test_client_refuses_wrong_chain(net: Chain) -> None:
@@ -109,6 +120,6 @@ def test_forge_builds_the_same_bytecode_as_deploy(tmp_path) -> None:
     subprocess.run(["forge", "build", "--skip", "test", "--out", str(tmp_path / "out"), "--cache-path",
                     str(tmp_path / "cache")], cwd=root, env=env, check=True, capture_output=True, timeout=300)
     fresh = compile_contracts()
-    for name in ("JobMarket", "WorkerRegistry"):
+    for name in ("JobMarket", "WorkerPool"):
         forge = json.loads((tmp_path / "out" / f"{name}.sol" / f"{name}.json").read_text())
         assert "0x" + forge["deployedBytecode"]["object"].removeprefix("0x") == fresh[name]["deployedBytecode"]
