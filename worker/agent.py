@@ -419,7 +419,11 @@ class Agent:
                 continue
             batch = sorted(wanted)[: self.opts.claim_batch]
             try:
-                await self.chain.draw(job_id, batch)
+                receipt = await self.chain.draw(job_id, batch)
+                if not receipt.events_named("TaskAssigned"):
+                    # Every candidate looked at had served these tasks or could not
+                    # sit: the next call goes on down the sequence, in a while.
+                    self._draw_backoff[job_id] = loop_time + 2.0
             except ContractRevert as exc:
                 if exc.error_name != "JobMarketNothingToDraw":
                     log.info("job %d: draw of %s refused: %s", job_id, batch, exc)
@@ -437,15 +441,17 @@ class Agent:
     async def _seed_pending(self, job_id: int, info, batch: list[int]) -> bool:
         """Whether the draw waits for its seed block. On a chain that mines only
         when a transaction arrives (Anvil's automine) that block, or the next
-        epoch that brings new members into the pool, would never come while
+        epoch that brings new members into an empty pool, would never come while
         everyone waits for it: mine empty blocks."""
         latest = await self.chain.block_number()
+        job = await self.chain.job(job_id)  # fresh: another agent's draw may have re-armed the seed
         tasks = [await self.chain.task(job_id, t) for t in batch]
-        pending = any((t.seed_block or info.seed_block) >= latest for t in tasks)
+        pending = any((t.seed_block or job.seed_block) >= latest for t in tasks)
         if self.admission.block_time_s == 0:
-            # On demand, blocks (and with them epochs, which bring new pool
-            # members into the lottery) pass only when someone transacts.
-            await self.chain.mine_empty_blocks(1 if pending else await self._blocks_to_next_epoch())
+            if pending:
+                await self.chain.mine_empty_blocks(1)
+            elif await self.chain.pool_weight(info.resource_class) == 0:
+                await self.chain.mine_empty_blocks(await self._blocks_to_next_epoch())
         return pending
 
     async def _blocks_to_next_epoch(self) -> int:

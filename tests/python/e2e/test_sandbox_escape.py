@@ -106,7 +106,7 @@ def test_a_snooping_program_gets_nothing_of_the_worker(devnet: Devnet, tmp_path:
     program.write_text(SNOOP.replace("TARGETS_JSON", repr(json.dumps(targets))))
     src = tmp_path / "input.txt"
     src.write_text("x\n")
-    out = submit(devnet, "--program-file", str(program), "--input", str(src), "--map-shards", "1")
+    out = submit(devnet, "--program-file", str(program), "--input", str(src), "--map-shards", "1", "--adversary", "0")
     assert out["state"] == "COMPLETED"
     result = tmp_path / "result.txt"
     devnet.cli("job", "result", str(out["job_id"]), "-o", str(result))
@@ -136,7 +136,7 @@ def test_programs_that_wreck_the_machine_are_contained(devnet: Devnet, tmp_path:
     src = tmp_path / "input.txt"
     src.write_text("".join(f"{a:<15}\n" for a in attacks))  # equal lines: one attack per map shard
     out = submit(devnet, "--program-file", str(program), "--input", str(src), "--map-shards", str(len(attacks)),
-                 "--task-timeout", "8", "--memory-mb", "512", "--disk-mb", "200")
+                 "--task-timeout", "8", "--memory-mb", "512", "--disk-mb", "200", "--adversary", "0")
     assert out["state"] == "COMPLETED"  # every task settled on its deterministic error
 
     status = devnet.json("job", "status", str(out["job_id"]))
@@ -179,7 +179,7 @@ def test_without_a_sandbox_user_programs_are_refused_and_the_worker_says_why(dev
                                "serve"], env=devnet.env, stdout=open(serve_log, "wb"), stderr=subprocess.STDOUT)
     try:
         devnet.wait_for(lambda: serve_log.read_text().startswith("http"), what="store serve")
-        posted = devnet.json("job", "submit", "--program-file", str(program), "--input", str(src))
+        posted = devnet.json("job", "submit", "--program-file", str(program), "--input", str(src), "--adversary", "0")
         devnet.wait_for(lambda: f"job {posted['job_id']} rejected: user programs need a sandbox" in devnet.log(0),
                         what="the job to be refused")
         # The requester hears why from the worker itself ("why is my job not running?").
