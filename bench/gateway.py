@@ -6,14 +6,17 @@ Real processes, as an operator runs them: a private devnet (``shardex devnet
 up``), ``shardex gateway --dev-sign`` (one uvicorn process with its indexer,
 polling every 0.2 s) and two ``shardex worker run`` processes (dev keys 0 and
 1). A requester (dev key 8) signs in through the API (SIWE) and submits
-wordcount jobs of real text (the .py files of this Python's stdlib), r = 1,
-q = 1, signing and relaying their transactions through POST /v1/tx:
+wordcount jobs of real text (the .py files of this Python's stdlib) with
+adversary 0 (margin 1: one drawn worker per task), signing and relaying their
+transactions through POST /v1/tx:
 
 * the polled job: 1 MB in ``--polled-map-shards`` map + 2 reduce shards, run to
   completion first. wrk reads this one in every phase, so every answer is the
   same bytes and the ratio measures settlement's effect, not a growing answer
   (the detail of a job being settled grows with each of its events: its cost
-  would change under the load for a reason other than the load);
+  would change under the load for a reason other than the load). It is posted
+  before the workers start: they stake, opt in, and draw its seats from the
+  next epoch on (mining the blocks to it on the devnet);
 * the settled job: ``--mb`` MB in ``--map-shards`` map + 2 reduce shards,
   posted once the polled job is done; the workers take it up at once.
 
@@ -25,7 +28,7 @@ Phases:
 
 1. under settlement: once the settled job's first task has settled, the lag
    is sampled for ``--lag-seconds`` without HTTP load (the lag's reference),
-   then wrk runs while the workers claim, commit, reveal and settle its
+   then wrk runs while the workers draw, commit, reveal and settle its
    tasks. Tasks settled in the window are read from its ``settled_tasks``
    (GET /v1/jobs/{id}) before and after, so the load is seen to overlap
    settlement;
@@ -71,6 +74,9 @@ from shardex.api_client import GatewayClient
 from shardex.serving import wait_http
 
 WORKERS = (0, 1)  # dev key indices
+#: Error target of both jobs: adversary 0 gives margin 1 (any one drawn worker's
+#: result settles a task), as v1's r = 1, q = 1 did.
+ERROR_TARGET = {"epsilon": 0.001, "adversary": 0}
 GATEWAY_KEY = 5
 REQUESTER_KEY = 8
 CLI = [sys.executable, "-m", "shardex_cli"]
@@ -355,7 +361,7 @@ def main() -> None:
         size = build_input(work / "input.txt", int(args.mb * 1e6))
         polled_size = build_input(work / "polled.txt", int(1e6))
         print(f"polled job: {polled_size / 1e6:.1f} MB, {args.polled_map_shards} map + 2 reduce shards; settled job: "
-              f"{size / 1e6:.1f} MB of stdlib text, {args.map_shards} map + 2 reduce shards; r=1 q=1; "
+              f"{size / 1e6:.1f} MB of stdlib text, {args.map_shards} map + 2 reduce shards; margin 1 (adversary 0); "
               f"{len(WORKERS)} workers; {os.cpu_count()} cores; wrk -t{args.threads} -c{args.connections} "
               f"-d{args.seconds}s", flush=True)
         t_start = time.monotonic()
@@ -367,14 +373,14 @@ def main() -> None:
             req.sign_in()
             # the polled job: run to completion first, so its answer is the same bytes in every phase
             polled = int(req.submit(work / "polled.txt", program="wordcount", map_shards=args.polled_map_shards,
-                                    reduce_shards=2, replication=1, quorum=1)["job_id"])
+                                    reduce_shards=2, **ERROR_TARGET)["job_id"])
             cluster.start_workers()
             t0 = time.monotonic()
             wait_job(api, polled, cluster, lambda j: j["state"] == "COMPLETED", "the polled job to complete")
             print(f"polled job {polled} completed in {time.monotonic() - t0:.1f} s", flush=True)
             # the settled job: the workers take it up as soon as it is posted
             settled_id = int(req.submit(work / "input.txt", program="wordcount", map_shards=args.map_shards,
-                                        reduce_shards=2, replication=1, quorum=1)["job_id"])
+                                        reduce_shards=2, **ERROR_TARGET)["job_id"])
         url = f"{cluster.gateway_url}/v1/jobs/{polled}"
 
         # 1. under settlement: wrk on the polled job while the workers settle the other one
@@ -387,6 +393,8 @@ def main() -> None:
         load, lag_load = measure(cluster, url, args)
         j = job(api, settled_id)
         settled1, state_after = j["settled_tasks"], j["state"]
+        if j.get("margin") != 1:
+            raise RuntimeError(f"job {settled_id} has margin {j.get('margin')}, expected 1 (adversary 0)")
         settled_in_window = settled1 - settled0
         window_covered = settled1 < total_tasks  # tasks were still left to settle when wrk stopped
         print(f"under settlement: {load['rps']:8.1f} req/s  p50 {load['p50_ms']:.2f} ms  p99 {load['p99_ms']:.2f} ms"
@@ -428,6 +436,7 @@ def main() -> None:
             "cores": os.cpu_count(), "seconds": args.seconds, "connections": args.connections,
             "threads": args.threads, "polled_job_tasks": args.polled_map_shards + 2,
             "map_shards": args.map_shards, "input_mb": round(size / 1e6, 2), "settled_job_tasks": total_tasks,
+            "margin": j["margin"],
             "rps_idle": round(idle["rps"], 1), "p50_ms_idle": round(idle["p50_ms"], 3),
             "p99_ms_idle": round(idle["p99_ms"], 3),
             "rps_load": round(load["rps"], 1), "p50_ms_load": round(load["p50_ms"], 3),
