@@ -1,1 +1,1 @@
-"""The worker agent (watches the chain, claims and computes tasks). See DESIGN.md."""
+"""The worker agent (watches the chain, is drawn for tasks, computes them). See docs/protocol.md."""

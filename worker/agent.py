@@ -118,6 +118,9 @@ class Agent:
         self.others_seats: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         #: Tasks whose seats may need drawing, per job (a draw says when not).
         self.draw_wanted: dict[int, set[int]] = defaultdict(set)
+        #: Seconds a task of each job took here (moving average): how many seats fit in a lease.
+        self.task_seconds: dict[int, float] = {}
+        self._undeclinable: set[tuple[int, int, int]] = set()
         self._draw_phase: dict[int, JobState] = {}
         self._draw_backoff: dict[int, float] = {}
         self.endpoint: str | None = None
@@ -207,7 +210,7 @@ class Agent:
         await self._reconcile(now)
         if not self.stopping.is_set():
             await self._draw(asyncio.get_running_loop().time())
-        await self._decline_refused()
+        await self._decline_refused(now)
         await self._start_computations()
         await self.settlement.commit()
         await self.settlement.reveal(now)
@@ -417,7 +420,7 @@ class Agent:
             wanted.difference_update([t for t in wanted if not first <= t < last])  # the phase moved on
             if not wanted:
                 continue
-            batch = sorted(wanted)[: self.opts.claim_batch]
+            batch = sorted(wanted)[: self.opts.draw_batch]
             try:
                 receipt = await self.chain.draw(job_id, batch)
                 if not receipt.events_named("TaskAssigned"):
@@ -459,27 +462,46 @@ class Agent:
         epoch_blocks = await self.chain.epoch_blocks()
         return epoch_blocks - latest % epoch_blocks
 
-    async def _decline_refused(self) -> None:
-        """Seats drawn for jobs this worker refuses are given back while their
-        lease runs, so they are redrawn and nobody is slashed."""
+    async def _decline_refused(self, now: int) -> None:
+        """Seats drawn for jobs this worker refuses, and seats it could not
+        compute before their lease ends (the lottery does not know how busy it
+        is), are given back while they may be, so they are redrawn and nobody
+        is slashed."""
         by_job: dict[int, list] = defaultdict(list)
+        queued = 0  # seats waiting to start, in the order they will start
         for row in await self.state.replicas("assigned"):
+            key = (row.job_id, row.task_id, row.round)
+            if key in self.running or key in self._undeclinable:
+                continue
             status = await self.state.job(row.job_id)
             if (status is not None and status[0] == "rejected") or self.stopping.is_set():
-                if (row.job_id, row.task_id, row.round) not in self.running:
+                by_job[row.job_id].append(row)
+                continue
+            seconds = self.task_seconds.get(row.job_id)
+            if seconds is not None and row.lease_deadline:
+                # Starts after the queue ahead of it drains through max_tasks slots.
+                finish = now + (queued // self.opts.max_tasks + 1) * seconds * 1.5
+                if finish > row.lease_deadline:
                     by_job[row.job_id].append(row)
+                    continue
+            queued += 1
         for job_id, rows in by_job.items():
             try:
                 await self.chain.decline(job_id, [r.task_id for r in rows])
-            except ContractRevert as exc:
-                log.info("job %d: decline of %s refused: %s", job_id, [r.task_id for r in rows], exc)
-                for row in rows:
-                    await self.state.upsert(job_id, row.task_id, row.round, "lost", error=str(exc))
-                continue
+            except ContractRevert:
+                declined = []
+                for row in rows:  # one by one: those too late to decline stay ours, to run if we can
+                    try:
+                        await self.chain.decline(job_id, [row.task_id])
+                        declined.append(row)
+                    except ContractRevert as exc:
+                        self._undeclinable.add((row.job_id, row.task_id, row.round))
+                        log.info("job %d task %d: cannot decline: %s", job_id, row.task_id, exc)
+                rows = declined
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "declined")
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
-                     self.refused.get(job_id, "stopping"))
+                     self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
 
     async def _start_computations(self) -> None:
         if not self._admitting():
@@ -488,6 +510,8 @@ class Agent:
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or row.job_id not in self.jobs:
                 continue
+            if len(self.running) >= self.opts.max_tasks:
+                break  # drawn for more than it runs at once: the rest wait their turn (leases permitting)
             job = self.jobs[row.job_id]
             inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, await self.state.settled(row.job_id))
             task = asyncio.create_task(self._compute(inp))
@@ -519,10 +543,14 @@ class Agent:
 
         limits = TaskLimits(memory_mb=res.memory_mb, timeout_s=res.timeout_s, cpus=self.runtime.cpus_per_task,
                             disk_mb=res.disk_mb)
+        started = asyncio.get_running_loop().time()
         try:
             manifest = await compute(inp, self.store, fetcher, self.opts.data_dir / "scratch", limits=limits,
                                      on_spawn=spawned, **self.runtime.run_options(lease))
             self.runner_failures.pop(inp.job_id, None)
+            took = asyncio.get_running_loop().time() - started
+            previous = self.task_seconds.get(inp.job_id)
+            self.task_seconds[inp.job_id] = took if previous is None else 0.7 * previous + 0.3 * took
         except RunnerFailure as exc:
             # This machine, not the job: never commit it. Twice in a row for a
             # job and the worker refuses it: its seats are declined.

@@ -13,7 +13,7 @@ class WorkerOptions:
     data_dir: Path
     stake: int = 10**18
     max_tasks: int = 2
-    claim_batch: int = 16
+    draw_batch: int = 16  # tasks per draw transaction
     programs: frozenset[str] | None = None  # allow-list of built-ins; None = all
     allow_user_programs: bool = True
     memory_mb: int = 4096
@@ -28,7 +28,7 @@ class WorkerOptions:
     #: chain's blocks (and this many seconds) for a timely worker to land its transaction.
     min_window_blocks: int = 5
     min_window_s: float = 5.0
-    #: Collateral a claim may risk, at most, per wei of its reward.
+    #: Collateral a seat may risk, at most, per wei of its reward (more: it declines).
     max_collateral_ratio: float = 100.0
     #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
     mps: bool = False

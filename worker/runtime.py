@@ -35,7 +35,7 @@ class TaskRuntime:
 
     async def set_up(self) -> None:
         """Find the sandbox and the cgroups this machine allows, prove that a task
-        runs under them before anything is claimed, and start MPS if asked."""
+        runs under them before any seat is taken, and start MPS if asked."""
         if not self.opts.sandbox:
             self.sandbox_problem = "disabled by --no-sandbox"
         else:

@@ -1,7 +1,7 @@
-"""Prove, before claiming anything, that a task runs on this worker as configured.
+"""Prove, before taking any seat, that a task runs on this worker as configured.
 
 A worker whose runner cannot start (a broken install, a sandbox the kernel
-refuses) would otherwise find out on its first claim and lose that lease.
+refuses) would otherwise find out on its first seat and lose that lease.
 """
 
 from __future__ import annotations
