@@ -55,3 +55,31 @@ async def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"in use by a running worker \(pid \d+\)"):
         _agent(tmp_path)
     await first.state.close()
+
+
+async def test_seats_it_cannot_compute_before_their_lease_ends_are_declined(tmp_path: Path) -> None:
+    """The lottery does not know how busy a worker is: with tasks of a job taking ~100 s here and 2 slots,
+    the seats whose turn comes after their lease ends are given back (refused jobs' seats always are)."""
+    agent = Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, max_tasks=2))
+    declined: list[tuple[int, list[int]]] = []
+
+    class Chain:
+        async def decline(self, job_id: int, task_ids: list[int]) -> None:
+            declined.append((job_id, list(task_ids)))
+    agent.chain = Chain()
+    now = 1_000
+    for task_id in range(6):  # each with a 400 s lease
+        await agent.state.upsert(1, task_id, 0, "assigned", lease_deadline=now + 400)
+    await agent.state.set_job(1, "accepted")
+    await agent.state.upsert(2, 0, 0, "assigned", lease_deadline=now + 400)
+    await agent.state.set_job(2, "rejected", reason="unknown program")
+    await agent._decline_refused(now)
+    assert declined == [(2, [0])]  # nothing measured yet for job 1: its seats are kept
+    agent.task_seconds[1] = 100.0
+    declined.clear()
+    await agent._decline_refused(now)
+    # Two slots, 150 s a turn with headroom: seats 0-1 end by 150 s, 2-3 by 300 s, 4-5 by 450 s > 400 s.
+    assert declined == [(1, [4, 5])]
+    statuses = {r.task_id: r.status for r in await agent.state.replicas(job_id=1)}
+    assert statuses == {0: "assigned", 1: "assigned", 2: "assigned", 3: "assigned", 4: "declined", 5: "declined"}
+    await agent.state.close()
