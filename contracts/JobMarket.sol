@@ -35,6 +35,11 @@ contract JobMarket is ReentrancyGuard {
     uint256 public constant DETERRENCE = 2;
     /// @notice Candidates a draw may look at per open seat before it stops.
     uint256 public constant DRAW_TRIES_PER_SEAT = 4;
+    /// @notice Most rounds a task may take (one bit each in Task.voidRounds).
+    uint8 public constant MAX_ROUNDS = 64;
+    /// @notice A drawn worker may decline only in the first 1/DECLINE_PART of its
+    /// lease: long enough to judge a job, too short to hold a seat hostage.
+    uint256 public constant DECLINE_PART = 4;
 
     enum JobState {
         None,
@@ -53,6 +58,13 @@ contract JobMarket is ReentrancyGuard {
         Revealed,
         Slashed, // a no-show's marker: it is never drawn for this task again
         Declined // declined its seat in time: never drawn for this task again
+    }
+
+    /// @notice What a draw does with a candidate.
+    enum Seating {
+        Seated,
+        Skip, // requester, served this task before, or under the minimum weight: next candidate
+        Wait // cannot sit now (stake or free stake): the seat waits for it
     }
 
     enum Outcome {
@@ -132,6 +144,7 @@ contract JobMarket is ReentrancyGuard {
         uint40 revealDeadline;
         uint40 seedBlock; // escalation rounds draw from this block (0: the job's)
         uint32 drawNonce; // candidates looked at in the current round
+        uint64 voidRounds; // bit k: round k's winner was never opened (its committers cannot be paid)
     }
 
     struct Replica {
@@ -165,6 +178,7 @@ contract JobMarket is ReentrancyGuard {
     error JobMarketInvalidClass(uint256 resourceClass);
     error JobMarketWindowTooShort(uint256 leaseDuration, uint256 revealWindow, uint256 minLease, uint256 minReveal);
     error JobMarketInvalidTimeout(uint256 jobTimeout, uint256 needed);
+    error JobMarketInvalidEpoch(uint256 epochBlocks);
     error JobMarketCollateralTooLow(uint256 collateral, uint256 minimum);
     error JobMarketStakeTooLow(uint256 minStake, uint256 minimum);
     error JobMarketEscrowMismatch(uint256 required, uint256 provided);
@@ -182,14 +196,18 @@ contract JobMarket is ReentrancyGuard {
     error JobMarketNothingToRefund(uint256 jobId);
     error JobMarketTaskOutOfRange(uint256 jobId, uint256 taskId, uint256 taskCount);
     error JobMarketTaskNotInPhase(uint256 jobId, uint256 taskId, JobState state);
-    /// @notice No seat could be drawn and no seed needed re-arming: the seats
-    /// are full, the seed block is not mined yet, or nobody eligible is in the pool.
+    /// @notice Nothing to draw: the seats are full, the seed block is not mined
+    /// yet, or the pool is empty this epoch.
     error JobMarketNothingToDraw(uint256 jobId);
     error JobMarketWrongReplicaState(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
     error JobMarketLeaseExpired(uint256 jobId, uint256 taskId, uint256 deadline);
     error JobMarketRevealNotOpen(uint256 jobId, uint256 taskId);
     error JobMarketRevealClosed(uint256 jobId, uint256 taskId, uint256 deadline);
     error JobMarketNotTheWinner(uint256 jobId, uint256 taskId, address worker);
+    /// @notice The replica's round won but nobody opened it in time: it can no longer be opened.
+    error JobMarketVoidRound(uint256 jobId, uint256 taskId, uint256 round);
+    /// @notice Seats may be declined only early in their lease (see DECLINE_PART).
+    error JobMarketDeclineClosed(uint256 jobId, uint256 taskId, uint256 deadline);
     error JobMarketCommitmentMismatch(uint256 jobId, uint256 taskId, address worker);
     error JobMarketNotResolvable(uint256 jobId, uint256 taskId, address worker, ReplicaState state);
     error JobMarketRoundNotStale(uint256 jobId, uint256 taskId);
@@ -228,7 +246,10 @@ contract JobMarket is ReentrancyGuard {
     event Withdrawn(address indexed account, uint256 amount);
 
     constructor(Config memory c, IRandomness source) {
-        pool = new WorkerPool(c.unbondingDelay, c.minStake, c.epochBlocks == 0 ? 1 : c.epochBlocks);
+        // A seed block is mined before any draw can read it: with one block per
+        // epoch it would always be an epoch behind, and nothing could be drawn.
+        if (c.epochBlocks < 2) revert JobMarketInvalidEpoch(c.epochBlocks);
+        pool = new WorkerPool(c.unbondingDelay, c.minStake, c.epochBlocks);
         randomnessSource = source;
         minCollateral = c.minCollateral;
         minLeaseDuration = c.minLeaseDuration;
@@ -322,7 +343,7 @@ contract JobMarket is ReentrancyGuard {
         }
         m = marginFor(p.epsilonPpm, p.adversaryPpm);
         if (m == 0) revert JobMarketErrorTargetUnreachable(p.epsilonPpm, p.adversaryPpm, MAX_REPLICATION);
-        if (p.maxRounds == 0 || (p.maxRounds == 1 && p.extraSeats != 0)) {
+        if (p.maxRounds == 0 || p.maxRounds > MAX_ROUNDS || (p.maxRounds == 1 && p.extraSeats != 0)) {
             revert JobMarketInvalidRounds(p.maxRounds, p.extraSeats);
         }
         if (p.resourceClass >= pool.CLASSES()) revert JobMarketInvalidClass(p.resourceClass);
@@ -418,6 +439,9 @@ contract JobMarket is ReentrancyGuard {
         Job storage j = _liveJob(jobId);
         for (uint256 i; i < n; ++i) {
             _commitOne(jobId, j, taskIds[i], bytes12(results[i]), bytes12(seals[i]));
+            // A commit that failed the job (a split with no escalation left)
+            // ends the batch: the rest would act on a dead job.
+            if (!_live(j)) return;
         }
     }
 
@@ -443,7 +467,7 @@ contract JobMarket is ReentrancyGuard {
     }
 
     /// @notice Gives back seats the caller was drawn for and has not committed
-    /// to, before their lease ends: the collateral is released, the seat is
+    /// to, in the first quarter of their lease: the collateral is released, the seat is
     /// redrawn, and the caller is never drawn for that task again. This is how
     /// a worker refuses a job it cannot run (a program it does not support,
     /// terms it does not accept) without being slashed as a no-show. It cannot
@@ -459,7 +483,8 @@ contract JobMarket is ReentrancyGuard {
             if (rep.state != ReplicaState.Assigned) {
                 revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
             }
-            if (block.timestamp > rep.deadline) revert JobMarketLeaseExpired(jobId, taskId, rep.deadline);
+            uint256 until = rep.deadline - j.leaseDuration + j.leaseDuration / DECLINE_PART;
+            if (block.timestamp > until) revert JobMarketDeclineClosed(jobId, taskId, until);
             rep.state = ReplicaState.Declined;
             if (rep.round == t.round && t.winner == 0) t.seated -= 1;
             emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
@@ -496,9 +521,9 @@ contract JobMarket is ReentrancyGuard {
 
     // --------------------------------------------------------------- internal
 
-    /// @dev Returns whether anything changed (a seat drawn or a seed re-armed).
+    /// @dev Returns whether anything changed (candidates looked at, or a seed re-armed).
     function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
-        if (t.winner != 0) return false; // the task has its result
+        if (t.winner != 0 || _isVoid(t, t.round)) return false; // the task has its result, or is dead
         uint8 seats = t.seats;
         if (seats == 0) seats = t.seats = j.margin; // round 0
         uint256 open = seats - t.seated;
@@ -516,29 +541,46 @@ contract JobMarket is ReentrancyGuard {
         uint256 budget = open * DRAW_TRIES_PER_SEAT;
         for (uint256 tries; tries < budget && open != 0; ++tries) {
             address w = pool.drawFrom(j.resourceClass, uint256(keccak256(abi.encode(seed, nonce))));
-            ++nonce;
             if (w == address(0)) break; // nobody to draw from
-            if (_seat(jobId, taskId, j, t, w)) --open;
+            Seating s = _seat(jobId, taskId, j, t, w);
+            if (s == Seating.Wait) break;
+            ++nonce;
+            if (s == Seating.Seated) --open;
         }
+        // Candidates looked at are used up even when none could sit (all had
+        // served the task): the next call goes on down the same fixed sequence
+        // instead of retrying the same candidates forever.
+        bool moved = nonce != t.drawNonce;
         t.drawNonce = nonce;
         uint8 seated = uint8(seats - open);
         bool drew = seated != t.seated;
         t.seated = seated;
         if (drew && !j.hasDraws) j.hasDraws = true;
-        return drew;
+        return moved;
     }
 
     /// @dev Seats `w` if it is eligible: not the requester, never on this
     /// task before (in any round), with the job's minimum stake and enough
     /// free stake for the collateral, which is locked here.
-    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w) private returns (bool) {
-        if (w == j.requester) return false;
+    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w)
+        private
+        returns (Seating)
+    {
+        // Skipped for good: facts fixed for this task and epoch.
+        if (w == j.requester) return Seating.Skip;
         Replica storage rep = _replicas[jobId][taskId][w];
-        if (rep.state != ReplicaState.None) return false;
-        WorkerPool.Worker memory info = pool.workers(w);
+        if (rep.state != ReplicaState.None) return Seating.Skip;
         uint256 collateral = j.collateral;
         uint256 minStake = j.minStake;
-        if (info.stake < minStake || info.stake - info.locked < collateral) return false;
+        if (pool.weightOf(j.resourceClass, w) < minStake) return Seating.Skip;
+        // Waited for: the candidate's stake or free stake can change at any
+        // time (its own unbonding and staking, collateral locked by other
+        // draws). Skipping it would let whoever stakes or orders draws after
+        // the seed is known move the seat down the sequence to a candidate of
+        // their choosing; waiting keeps the seat the candidate's until it can
+        // sit or a new seed is armed.
+        WorkerPool.Worker memory info = pool.workers(w);
+        if (info.stake < minStake || info.stake - info.locked < collateral) return Seating.Wait;
         pool.lock(w, collateral, minStake);
         uint40 leaseDeadline = uint40(block.timestamp + j.leaseDuration);
         rep.deadline = leaseDeadline;
@@ -546,7 +588,7 @@ contract JobMarket is ReentrancyGuard {
         uint8 round = t.round;
         rep.round = round;
         emit TaskAssigned(jobId, taskId, w, round, leaseDeadline);
-        return true;
+        return Seating.Seated;
     }
 
     /// @dev The round's seed; (0, false) while its block is still ahead,
@@ -618,7 +660,7 @@ contract JobMarket is ReentrancyGuard {
             // Just enough fresh seats for the leader to reach the margin if
             // they all agree with it.
             uint256 need = uint256(int256(uint256(margin)) - lead);
-            _escalate(jobId, taskId, j, t, need > MAX_REPLICATION ? MAX_REPLICATION : need);
+            _escalate(jobId, taskId, j, t, need > MAX_REPLICATION ? MAX_REPLICATION : need, true);
         }
     }
 
@@ -635,6 +677,7 @@ contract JobMarket is ReentrancyGuard {
         uint40 until = t.revealDeadline;
         if (block.timestamp > until) revert JobMarketRevealClosed(jobId, taskId, until);
         if (rep.result != winner) revert JobMarketNotTheWinner(jobId, taskId, msg.sender);
+        if (_isVoid(t, rep.round)) revert JobMarketVoidRound(jobId, taskId, rep.round);
         if (bytes12(resultOf(jobId, taskId, digest)) != winner || bytes12(sealOf(msg.sender, jobId, taskId, digest)) != rep.seal) {
             revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
         }
@@ -667,7 +710,12 @@ contract JobMarket is ReentrancyGuard {
             else if (!live) o = Outcome.Released;
             else revert JobMarketNotResolvable(jobId, taskId, worker, s);
         } else if (s == ReplicaState.Committed) {
-            if (t.settled) {
+            if (_isVoid(t, rep.round) || _silentWinner(t, rep, cutoff)) {
+                // Its round won and nobody opened the winner while the job was
+                // live (marked void, or not yet noticed: the verdict reads time,
+                // not who called poke first).
+                o = Outcome.Slashed;
+            } else if (t.settled) {
                 // A committer of the winner may open it until the window closes;
                 // a committer of anything else lost.
                 if (rep.result == t.winner && block.timestamp <= t.revealDeadline) {
@@ -721,19 +769,39 @@ contract JobMarket is ReentrancyGuard {
         if (slashed > 0) pool.slash(worker, slashed * collateral, slashed);
     }
 
-    /// @dev A unanimous round whose window closed with no opening is void:
-    /// its committers missed their reveal (they are slashed when resolved)
-    /// and the task escalates. Nothing was revealed, so nothing leaks.
+    /// @dev A won round whose window closed with no opening is void: nobody
+    /// who committed the winner knew its digest. Its committers can never be
+    /// paid (they are slashed when resolved), its tally is discarded, and the
+    /// task starts over with m fresh seats paid from the prefunded seats.
+    /// Nothing was revealed, so nothing leaks.
     function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
         if (t.winner == 0 || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
-        // Nobody could open the winner: its votes were worth nothing. Start
-        // a fresh tally (earlier committers are still judged at settlement).
+        t.voidRounds |= uint64(1) << t.round;
         t.tally += 1;
         t.lead = 0;
         t.leadCount = 0;
         t.total = 0;
-        _escalate(jobId, taskId, j, t, j.margin);
+        uint8 margin = j.margin;
+        if (t.round + 1 >= j.maxRounds || uint256(j.extraSeatsUsed) + margin > j.extraSeats) {
+            // No round (or prefunded seat) left. Failing the job now would make
+            // every other replica's verdict depend on when someone noticed;
+            // instead the task stays dead (its current round is void) and the
+            // job ends at its deadline, where every duty is judged the same way.
+            t.winner = 0;
+            return true;
+        }
+        _escalate(jobId, taskId, j, t, margin, true);
         return true;
+    }
+
+    /// @dev The replica's round is the task's current one, it won, and its
+    /// window closed unopened before `cutoff` (the job still live then).
+    function _silentWinner(Task storage t, Replica storage rep, uint256 cutoff) private view returns (bool) {
+        return rep.round == t.round && t.winner != 0 && !t.settled && t.revealDeadline < cutoff;
+    }
+
+    function _isVoid(Task storage t, uint8 round) private view returns (bool) {
+        return (t.voidRounds >> round) & 1 == 1;
     }
 
     /// @dev Adds one commit to the task's tally. The leader's count lives in
@@ -760,16 +828,18 @@ contract JobMarket is ReentrancyGuard {
 
     /// @dev Opens the next round with `seats` fresh seats and its own future
     /// seed, or fails the job when the task used all its rounds or the job's
-    /// escrow cannot pay for the seats.
-    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t, uint256 seats) private {
+    /// escrow cannot pay for the seats (`charge`: they are new seats to pay).
+    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t, uint256 seats, bool charge)
+        private
+    {
         uint8 next = t.round + 1;
-        if (next >= j.maxRounds || uint256(j.extraSeatsUsed) + seats > j.extraSeats) {
+        if (next >= j.maxRounds || (charge && uint256(j.extraSeatsUsed) + seats > j.extraSeats)) {
             j.state = JobState.Failed;
             if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
             emit JobStateChanged(jobId, JobState.Failed);
             return;
         }
-        j.extraSeatsUsed += uint32(seats);
+        if (charge) j.extraSeatsUsed += uint32(seats);
         uint40 seedBlock = _armBlock();
         t.winner = 0;
         t.round = next;

@@ -117,6 +117,12 @@ contract WorkerPool is ReentrancyGuard {
         return _pools[class_].total(epoch());
     }
 
+    /// @notice `worker`'s weight (stake) in the lottery of `class_` this epoch:
+    /// fixed at the epoch's start, whatever it staked or unbonded since.
+    function weightOf(uint8 class_, address worker) external view returns (uint256) {
+        return _pools[class_].weightAt(worker, epoch());
+    }
+
     /// @notice The worker a draw with `random` picks in `class_` this epoch
     /// (address(0) if nobody can be drawn).
     function drawFrom(uint8 class_, uint256 random) external view returns (address) {
@@ -135,7 +141,10 @@ contract WorkerPool is ReentrancyGuard {
         _reweigh(msg.sender, total);
     }
 
-    /// @notice Enters the lottery of `class_` from the next epoch on.
+    /// @notice Enters the lottery of `class_` from the next epoch on. A class
+    /// holds 4,096 members; once full, a newcomer takes the place of a member
+    /// that left (weight 0 this epoch and the next), else this reverts with
+    /// SortitionFull.
     function optIn(uint8 class_) external {
         if (class_ >= CLASSES) revert WorkerPoolUnknownClass(class_);
         uint256 staked = _workers[msg.sender].stake;
@@ -231,13 +240,20 @@ contract WorkerPool is ReentrancyGuard {
     // --------------------------------------------------------------- internal
 
     /// @dev A member's weight is its stake, in every class it opted in to,
-    /// from the next epoch on.
+    /// from the next epoch on. A member whose index in a class went to a
+    /// newcomer after it left (weight 0) gets a new one if the class has room;
+    /// if not, it is out of that class (OptedOut) and may opt in again later.
     function _reweigh(address worker, uint256 weight) private {
-        uint8 classes = _memberships[worker].classes;
+        Membership storage m = _memberships[worker];
+        uint8 classes = m.classes;
         if (classes == 0) return;
         uint256 e = epoch();
+        uint8 kept = classes;
         for (uint8 c; c < CLASSES; ++c) {
-            if (classes & (1 << c) != 0) _pools[c].setWeight(worker, weight, e);
+            if (classes & (1 << c) == 0 || _pools[c].trySetWeight(worker, weight, e)) continue;
+            kept &= ~uint8(1 << c);
+            emit OptedOut(worker, c, e + 1);
         }
+        if (kept != classes) m.classes = kept;
     }
 }

@@ -178,14 +178,15 @@ class Task:
     reveal_deadline: int
     seed_block: int
     draw_nonce: int
+    void_rounds: int  # bit k: round k won but was never opened (its committers cannot be paid)
 
     @property
     def has_winner(self) -> bool:
         return any(self.winner)
 
     def open_seats(self, margin: int) -> int:
-        """Seats of the current round still to draw (0 once a result won)."""
-        if self.has_winner or self.settled:
+        """Seats of the current round still to draw (0 once a result won, or the task is dead)."""
+        if self.has_winner or self.settled or (self.void_rounds >> self.round) & 1:
             return 0
         return (self.seats or margin) - self.seated
 
