@@ -29,7 +29,7 @@ CONTRACTS = ("JobMarket", "WorkerRegistry", "JobMarketV2", "WorkerPool")
 #: Same settings as foundry.toml and hardhat.config.js.
 SETTINGS = {
     "evmVersion": "cancun",
-    "optimizer": {"enabled": True, "runs": 20000},
+    "optimizer": {"enabled": True, "runs": 1000},
     # No metadata hash: bytecode then depends only on sources and settings,
     # not on comments' byte offsets, so the freshness check is exact.
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
