@@ -164,11 +164,12 @@ class Draws:
         assigned = receipt.events_named("TaskAssigned")
         for e in assigned:
             self.seats.setdefault(e.task_id, []).append(e.worker)
-        if assigned:
+        if assigned or not receipt.events_named("SeedArmed"):
+            # Seats drawn, or (no event) candidates looked at that had all served
+            # the task: the draw moved down its sequence, part of what seats cost.
             self.gas += receipt.gas_used
             self.txs += 1
         else:  # the seed had gone stale (a new epoch): re-armed, nothing drawn
-            assert receipt.events_named("SeedArmed"), receipt
             self.rearm_gas += receipt.gas_used
             self.rearm_txs += 1
 
@@ -187,9 +188,8 @@ class Draws:
                 if (await self.drawer.job(self.job_id)).seed_block >= await self.drawer.block_number():
                     await seed_ready(self.drawer, self.job_id, self.automine)  # (fixed gas) sent too early
                     continue
-                # Every candidate this seed offers next (4 per open seat) already
-                # sits on its task: a call that seats nobody reverts, so the same
-                # call would fail again until a new epoch re-arms the seed.
+                # Nothing to draw now: the pool is empty this epoch, or the next
+                # candidate cannot back a seat yet (the draw waits for it).
                 self.stuck += 1
                 await next_epoch(self.drawer, self.automine)
         raise ChainError(f"job {self.job_id}: tasks {self.open(group)} still have open seats after 50 draws")
