@@ -69,7 +69,7 @@ def worker_run(
                                                         "tasks yield to it.")] = None,
     online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
 ) -> None:
-    """Stake, follow the chain, claim fitting tasks, compute, commit, reveal, collect, withdraw."""
+    """Stake, opt in to the lottery, compute the tasks you are drawn for, commit, reveal, collect, withdraw."""
     import logging
     import subprocess
     import sys

@@ -291,7 +291,7 @@ class Agent:
 
         app = create_app(self.colocation, self.online_embed_fn())
         self._online_server = await start_server(app, self.opts.host, self.opts.online_port)
-        # Its own thread, ticking every ~5 ms: a busy agent loop (claims, hashing,
+        # Its own thread, ticking every ~5 ms: a busy agent loop (draws, hashing,
         # HTTP) must not delay a yield to online work.
         self.colocation.start_in_thread()
         self.online_url = self._online_server.url

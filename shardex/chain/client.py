@@ -399,7 +399,7 @@ class ChainClient:
         except Web3RPCError as exc:  # not a revert: e.g. the sender cannot pay value + gas
             raise TransactionRejected(f"{tx['from']} cannot send this transaction: {_rpc_message(exc)}") from None
         # Headroom: gas used can differ from the estimate when state moves
-        # between estimate and inclusion (e.g. another claim on the same task).
+        # between estimate and inclusion (e.g. another draw on the same task).
         return estimate * 5 // 4 + 10_000
 
     async def _fee(self) -> tuple[int, int]:
