@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.python.conftest import rpc
 from tests.python.e2e.conftest import REQUESTER, Devnet, real_text
 
 pytestmark = pytest.mark.e2e
@@ -82,6 +83,10 @@ def test_dishonest_worker_forces_escalation_is_outvoted_and_slashed(devnet: Devn
         devnet.start_worker(i)
     # The liar stakes 100x more, so the lottery seats it in (almost) every task's first round.
     devnet.start_worker(4, "--stake", "100", fault="liar")
+    # Its weight counts from the epoch after it opts in (16 blocks on the devnet): be there before the job.
+    devnet.wait_for(lambda: "opted in to resource class 0" in devnet.log(4), what="the liar in the pool")
+    for _ in range(16):
+        rpc(devnet.info["rpc_url"], "evm_mine")
     requester_before = devnet.json("account")["balance"]
     # epsilon 0.02 against 10%: margin 2. A split first round (1 honest, the liar) escalates to 2 fresh seats.
     out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--reduce-shards",

@@ -141,13 +141,17 @@ async def test_split_round_escalates_the_honest_result_wins_the_liar_is_burned(n
     assert await reader.credits(requester.address) == job.refunded
 
 
-async def test_no_show_is_slashed_by_anyone_and_its_seat_redrawn(net: Chain) -> None:
+async def one_task_drawn(net: Chain):
+    """A one-task job over a pool of four, its two seats drawn."""
     requester = net.client(1)
     workers = await staked_pool(net, range(2, 6))
-    by_address = {w.address: w for w in workers}
     p = params(map_tasks=1, reduce_tasks=0)
     job_id = (await requester.post_job(p)).events_named("JobPosted")[0].job_id
-    seats = await draw(net, requester, job_id, [0])
+    return requester, {w.address: w for w in workers}, p, job_id, await draw(net, requester, job_id, [0])
+
+
+async def test_no_show_is_slashed_by_anyone_and_its_seat_redrawn(net: Chain) -> None:
+    requester, by_address, p, job_id, seats = await one_task_drawn(net)
     present, absent = by_address[seats[0][0]], by_address[seats[0][1]]
     with pytest.raises(errors.JobMarketNothingToDraw):
         await requester.draw(job_id, [0])  # both seats are held
@@ -169,12 +173,7 @@ async def test_no_show_is_slashed_by_anyone_and_its_seat_redrawn(net: Chain) -> 
 
 
 async def test_a_declined_seat_costs_nothing_and_is_redrawn(net: Chain) -> None:
-    requester = net.client(1)
-    workers = await staked_pool(net, range(2, 6))
-    by_address = {w.address: w for w in workers}
-    p = params(map_tasks=1, reduce_tasks=0)
-    job_id = (await requester.post_job(p)).events_named("JobPosted")[0].job_id
-    seats = await draw(net, requester, job_id, [0])
+    requester, by_address, p, job_id, seats = await one_task_drawn(net)
     decliner = by_address[seats[0][0]]
     assert (await decliner.worker()).locked == p.collateral
     r = await decliner.decline(job_id, [0])
