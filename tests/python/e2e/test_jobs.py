@@ -145,6 +145,10 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
         devnet.workers.pop(0)
         devnet.warp(31)  # the victim's lease runs out
         devnet.start_worker(1)
+        # Its weight counts from the epoch after it opts in; nobody else transacts on this devnet meanwhile.
+        devnet.wait_for(lambda: "opted in to resource class 0" in devnet.log(1), what="worker 1 in the pool")
+        for _ in range(16):
+            rpc(devnet.info["rpc_url"], "evm_mine")
         devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED", timeout=120,
                         what="the job to complete without the victim")
         assert devnet.json("stake", "show", account=0)["slashed"] == 1  # no-show slashed by the other worker
