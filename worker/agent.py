@@ -104,6 +104,7 @@ class Agent:
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
         self._block_time_at = 0.0
+        self._chain_clock = (0, 0.0)  # (chain time, loop time when it was first seen)
         self._tick_failures = 0
         self.refused: dict[int, str] = {}  # job -> why this worker will not take it (GET /shardex/worker)
         self._last_failure: str | None = None
@@ -216,6 +217,7 @@ class Agent:
         await self.settlement.reveal(now)
         await self.settlement.collect(now, self.jobs)
         await self._janitor(now)
+        await self._advance_idle_clock(now, asyncio.get_running_loop().time())
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
         await self.runtime.supervise(asyncio.get_running_loop().time())
         await self._measure_block_time(asyncio.get_running_loop().time())
@@ -610,6 +612,21 @@ class Agent:
                     pass
             if not seats:
                 self.others_seats.pop((job_id, task_id, rnd), None)
+
+    async def _advance_idle_clock(self, now: int, loop_time: float) -> None:
+        """On a chain that mines only when a transaction arrives (Anvil's
+        automine) chain time stands still while nobody transacts, so the lease
+        of a no-show this agent waits out would never end and its seat would
+        never be redrawn. There, once the wall clock says the earliest such
+        lease has run out, mine a block to carry chain time past it."""
+        if self.admission.block_time_s != 0:
+            return
+        if now != self._chain_clock[0]:
+            self._chain_clock = (now, loop_time)
+            return
+        leases = [lease for seats in self.others_seats.values() for lease in seats.values() if lease >= now]
+        if leases and now + (loop_time - self._chain_clock[1]) > min(leases) + 1:
+            await self.chain.mine_empty_blocks(1)
 
     async def _maybe_withdraw(self, loop_time: float | None) -> None:
         if loop_time is not None and loop_time - self._last_withdraw < self.opts.withdraw_every_s:

@@ -151,7 +151,11 @@ def test_worker_killed_mid_task_loses_the_lease_and_recovers_from_sqlite(devnet:
             rpc(devnet.info["rpc_url"], "evm_mine")
         devnet.wait_for(lambda: devnet.json("job", "show", str(job_id))["state"] == "COMPLETED", timeout=120,
                         what="the job to complete without the victim")
-        assert devnet.json("stake", "show", account=0)["slashed"] == 1  # no-show slashed by the other worker
+        # Slashed as a no-show by the other worker: for task 0, and again for the
+        # reduce task whenever the lottery drew the dead victim for it too (its
+        # weight stays in the pool; the other agent mines the devnet past its lease).
+        victim_stake = devnet.json("stake", "show", account=0)
+        assert victim_stake["slashed"] >= 1 and victim_stake["settled"] == 0
         # Restarted, the victim finds its seat in SQLite, sees it was lost, and carries on.
         devnet.start_worker(0)
         state_db = devnet.home / "worker-0" / "state.sqlite"
