@@ -540,9 +540,9 @@ contract JobMarket is ReentrancyGuard {
         uint32 nonce = t.drawNonce;
         uint256 budget = open * DRAW_TRIES_PER_SEAT;
         for (uint256 tries; tries < budget && open != 0; ++tries) {
-            address w = pool.drawFrom(j.resourceClass, uint256(keccak256(abi.encode(seed, nonce))));
+            (address w, uint256 weight) = pool.drawCandidate(j.resourceClass, uint256(keccak256(abi.encode(seed, nonce))));
             if (w == address(0)) break; // nobody to draw from
-            Seating s = _seat(jobId, taskId, j, t, w);
+            Seating s = _seat(jobId, taskId, j, t, w, weight);
             if (s == Seating.Wait) break;
             ++nonce;
             if (s == Seating.Seated) --open;
@@ -562,7 +562,7 @@ contract JobMarket is ReentrancyGuard {
     /// @dev Seats `w` if it is eligible: not the requester, never on this
     /// task before (in any round), with the job's minimum stake and enough
     /// free stake for the collateral, which is locked here.
-    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w)
+    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w, uint256 epochWeight)
         private
         returns (Seating)
     {
@@ -570,18 +570,15 @@ contract JobMarket is ReentrancyGuard {
         if (w == j.requester) return Seating.Skip;
         Replica storage rep = _replicas[jobId][taskId][w];
         if (rep.state != ReplicaState.None) return Seating.Skip;
-        uint256 collateral = j.collateral;
         uint256 minStake = j.minStake;
-        if (pool.weightOf(j.resourceClass, w) < minStake) return Seating.Skip;
+        if (epochWeight < minStake) return Seating.Skip;
         // Waited for: the candidate's stake or free stake can change at any
         // time (its own unbonding and staking, collateral locked by other
         // draws). Skipping it would let whoever stakes or orders draws after
         // the seed is known move the seat down the sequence to a candidate of
         // their choosing; waiting keeps the seat the candidate's until it can
         // sit or a new seed is armed.
-        WorkerPool.Worker memory info = pool.workers(w);
-        if (info.stake < minStake || info.stake - info.locked < collateral) return Seating.Wait;
-        pool.lock(w, collateral, minStake);
+        if (!pool.tryLock(w, j.collateral, minStake)) return Seating.Wait;
         uint40 leaseDeadline = uint40(block.timestamp + j.leaseDuration);
         rep.deadline = leaseDeadline;
         rep.state = ReplicaState.Assigned;

@@ -129,6 +129,12 @@ contract WorkerPool is ReentrancyGuard {
         return _pools[class_].draw(epoch(), random);
     }
 
+    /// @notice drawFrom, and the drawn worker's weight this epoch: what a draw
+    /// needs about its candidate, in one call.
+    function drawCandidate(uint8 class_, uint256 random) external view returns (address worker, uint256 weight) {
+        return _pools[class_].drawWithWeight(epoch(), random);
+    }
+
     // ------------------------------------------------------------------ worker
 
     function stake() external payable {
@@ -202,18 +208,19 @@ contract WorkerPool is ReentrancyGuard {
 
     // ------------------------------------------------------------------ market
 
-    /// @notice Locks `amount` of `worker`'s free stake for one assignment of a
-    /// job whose minimum stake is `jobMinStake`.
-    function lock(address worker, uint256 amount, uint256 jobMinStake) external onlyMarket {
+    /// @notice Locks `amount` for one assignment if `worker` can back it now:
+    /// its stake is at least `jobMinStake` and its free stake at least
+    /// `amount`. Returns false, changing nothing, when it cannot (the draw
+    /// waits for it). One call where a draw would otherwise read and then lock.
+    function tryLock(address worker, uint256 amount, uint256 jobMinStake) external onlyMarket returns (bool) {
         Worker storage w = _workers[worker];
         (uint96 staked, uint96 locked) = (w.stake, w.locked);
-        if (staked < jobMinStake) revert WorkerPoolStakeBelowMinimum(worker, staked, jobMinStake);
-        uint256 free = staked - locked;
-        if (amount > free) revert WorkerPoolInsufficientFreeStake(worker, free, amount);
+        if (staked < jobMinStake || staked - locked < amount) return false;
         w.locked = locked + uint96(amount);
         Membership storage m = _memberships[worker];
         if (jobMinStake > m.floor) m.floor = uint96(jobMinStake);
         emit CollateralLocked(worker, amount);
+        return true;
     }
 
     function release(address worker, uint256 amount, uint256 settledCount) external onlyMarket {

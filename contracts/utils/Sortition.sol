@@ -84,21 +84,35 @@ library Sortition {
     /// @notice The member whose cumulative weight range (in `epoch`) holds
     /// `random % total`: each member is picked with probability weight / total.
     /// Returns address(0) when the pool is empty.
-    function draw(Tree storage t, uint256 epoch, uint256 random) internal view returns (address) {
+    function draw(Tree storage t, uint256 epoch, uint256 random) internal view returns (address member) {
+        (member,) = drawWithWeight(t, epoch, random);
+    }
+
+    /// @notice Like draw, and the drawn member's weight in `epoch` (0 with address(0)).
+    function drawWithWeight(Tree storage t, uint256 epoch, uint256 random)
+        internal
+        view
+        returns (address member, uint256 weight)
+    {
         uint256 sum = _at(t.nodes[CAPACITY], epoch);
-        if (sum == 0) return address(0);
+        if (sum == 0) return (address(0), 0);
         uint256 target = random % sum;
         uint256 pos;
+        uint256 size = t.size;
         // Binary lifting: find the largest prefix whose sum is <= target. The
-        // index after it has a nonzero weight in `epoch`.
+        // index after it has a nonzero weight in `epoch`. A prefix ending past
+        // the last index ever handed out sums to the total, which is > target:
+        // it is never taken, so it need not be read (a pool of n members reads
+        // about log2(n) nodes, not DEPTH).
         for (uint256 step = CAPACITY >> 1; step > 0; step >>= 1) {
+            if (pos + step > size) continue;
             uint256 v = _at(t.nodes[pos + step], epoch);
             if (v <= target) {
                 pos += step;
                 target -= v;
             }
         }
-        return t.members[pos + 1];
+        return (t.members[pos + 1], _at(t.weights[pos + 1], epoch));
     }
 
     /// @dev Returns false, changing nothing, when a newcomer finds no free index.

@@ -92,6 +92,34 @@ contract WorkerPoolV2Test is MarketFixture {
         assertEq(pool.drawFrom(GPU, 8 ether), a, "wraps modulo the total");
     }
 
+    /// @notice drawCandidate (what the market's draw calls) picks what drawFrom
+    /// picks, with that member's weight this epoch, at every range boundary,
+    /// including around a member that left (weight 0 between two others).
+    function test_pool_drawCandidateIsDrawFromWithTheWeight() public {
+        address a = address(0x7201);
+        address b = address(0x7202);
+        address c = address(0x7203);
+        _enlistIn(a, 1 ether, GPU);
+        _enlistIn(b, 2 ether, GPU);
+        _enlistIn(c, 5 ether, GPU);
+        _nextEpoch();
+        vm.prank(b);
+        pool.optOut(GPU);
+        _nextEpoch(); // b's index stays, weighing 0
+        assertEq(pool.poolWeight(GPU), 6 ether, "a + c");
+        uint256[6] memory probes = [uint256(0), 1 ether - 1, 1 ether, 6 ether - 1, 6 ether, 123_456_789 ether];
+        for (uint256 i; i < probes.length + 200; ++i) {
+            uint256 r = i < probes.length ? probes[i] : uint256(keccak256(abi.encode("c", i)));
+            (address got, uint256 weight) = pool.drawCandidate(GPU, r);
+            address expected = pool.drawFrom(GPU, r);
+            assertEq(got, expected, "same member as drawFrom");
+            assertEq(weight, pool.weightOf(GPU, got), "its weight this epoch");
+            assertTrue(got != b, "a member that left is never drawn");
+            // Independently of the tree: a holds [0, 1 ether) of the total, c the rest.
+            assertEq(got, r % 6 ether < 1 ether ? a : c, "the range that holds r % total");
+        }
+    }
+
     function _dist(uint256 a, uint256 b) internal pure returns (uint256) {
         return a > b ? a - b : b - a;
     }
@@ -127,7 +155,7 @@ contract WorkerPoolV2Test is MarketFixture {
     function test_pool_marketOnlyEntryPoints() public {
         vm.startPrank(stranger);
         vm.expectRevert(abi.encodeWithSelector(WorkerPool.WorkerPoolNotMarket.selector, stranger));
-        pool.lock(w, 1, 0);
+        pool.tryLock(w, 1, 0);
         vm.expectRevert(abi.encodeWithSelector(WorkerPool.WorkerPoolNotMarket.selector, stranger));
         pool.release(w, 1, 0);
         vm.expectRevert(abi.encodeWithSelector(WorkerPool.WorkerPoolNotMarket.selector, stranger));
