@@ -8,7 +8,7 @@ NODE_BIN := $(CURDIR)/node_modules/.bin
 export PATH := $(NODE_BIN):$(PATH)
 export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
 
-.PHONY: system-deps install demo test test-contracts test-python check-artifacts hardhat-compile artifacts bench clean
+.PHONY: system-deps install demo test test-contracts gas-snapshots test-python check-artifacts hardhat-compile artifacts bench clean
 
 install: node_modules/.installed $(VENV)/.installed system-deps
 
@@ -38,8 +38,14 @@ demo: install
 ## All tests: forge (unit, fuzz, invariant), artifact freshness, Hardhat compile, pytest.
 test: install test-contracts check-artifacts hardhat-compile test-python
 
+# Gas of every entry point is checked against snapshots/ (each call as its own
+# transaction: --isolate); `make gas-snapshots` records a change on purpose.
 test-contracts:
-	forge test
+	forge test --no-match-contract JobMarketGasTest
+	FORGE_SNAPSHOT_CHECK=true forge test --isolate --match-contract JobMarketGasTest
+
+gas-snapshots:
+	forge test --isolate --match-contract JobMarketGasTest
 
 check-artifacts:
 	$(PY) -m deploy.compile --check
