@@ -429,7 +429,10 @@ contract JobMarket is ReentrancyGuard {
 
     // ----------------------------------------------------------------- worker
 
-    function commit(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata results, bytes32[] calldata seals)
+    /// @dev Results and seals are the first 12 bytes of resultOf and sealOf:
+    /// what is stored and compared, and no more calldata than that (on a
+    /// rollup the random tail of a hash is the most expensive thing sent).
+    function commit(uint256 jobId, uint256[] calldata taskIds, bytes12[] calldata results, bytes12[] calldata seals)
         external
     {
         uint256 n = taskIds.length;
@@ -438,7 +441,7 @@ contract JobMarket is ReentrancyGuard {
         if (seals.length != n) revert JobMarketLengthMismatch(n, seals.length);
         Job storage j = _liveJob(jobId);
         for (uint256 i; i < n; ++i) {
-            _commitOne(jobId, j, taskIds[i], bytes12(results[i]), bytes12(seals[i]));
+            _commitOne(jobId, j, taskIds[i], results[i], seals[i]);
             // A commit that failed the job (a split with no escalation left)
             // ends the batch: the rest would act on a dead job.
             if (!_live(j)) return;

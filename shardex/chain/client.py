@@ -241,7 +241,10 @@ class ChainClient:
 
     def commit(self, job_id: int, task_ids: Sequence[int], results: Sequence[bytes], seals: Sequence[bytes], *,
                gas: int | None = None) -> Call:
-        return self._call(self.market, "commit", job_id, list(task_ids), list(results), list(seals), gas=gas)
+        """``results``/``seals``: resultOf/sealOf hashes; the chain takes their
+        first 12 bytes (what it stores and compares), so that is all that is sent."""
+        return self._call(self.market, "commit", job_id, list(task_ids), [bytes(r)[:12] for r in results],
+                          [bytes(s)[:12] for s in seals], gas=gas)
 
     def reveal(self, job_id: int, task_ids: Sequence[int], digests: Sequence[bytes], *,
                gas: int | None = None) -> Call:

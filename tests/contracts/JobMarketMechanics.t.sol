@@ -884,13 +884,14 @@ contract JobMarketMechanicsTest is MarketFixture {
         vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketZeroHash.selector, id, 0));
         _commitRaw(w, id, 0, bytes32(0), _seal(w, id, 0, d));
         vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketZeroHash.selector, id, 0));
-        _commitRaw(w, id, 0, _result(id, 0, d), bytes32(uint256(1))); // nonzero only past byte 12
+        _commitRaw(w, id, 0, _result(id, 0, d), bytes32(uint256(1))); // zero in the 12 bytes a commit carries
+        bytes12[] memory two = new bytes12[](2);
         vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketLengthMismatch.selector, 1, 2));
         vm.prank(w);
-        market.commit(id, _ids(0), _words(d, d), _words(d));
+        market.commit(id, _ids(0), two, _short(d));
         vm.expectRevert(_err(JobMarket.JobMarketEmptyBatch.selector));
         vm.prank(w);
-        market.commit(id, new uint256[](0), new bytes32[](0), new bytes32[](0));
+        market.commit(id, new uint256[](0), new bytes12[](0), new bytes12[](0));
         _commit(w, id, 0, d);
         vm.expectRevert(_wrongState(id, 0, w, JobMarket.ReplicaState.Committed));
         _commit(w, id, 0, d);
@@ -1090,8 +1091,8 @@ contract JobMarketMechanicsTest is MarketFixture {
                     (
                         id,
                         _ids(0, 1),
-                        _words(_result(id, 0, _truth(id, 0)), _result(id, 1, _truth(id, 1))),
-                        _words(_seal(x, id, 0, _truth(id, 0)), _seal(x, id, 1, _truth(id, 1)))
+                        _short(_result(id, 0, _truth(id, 0)), _result(id, 1, _truth(id, 1))),
+                        _short(_seal(x, id, 0, _truth(id, 0)), _seal(x, id, 1, _truth(id, 1)))
                     )
                 )
             );

@@ -232,13 +232,13 @@ abstract contract MarketFixture is MarketAssertions {
     function _commit(address w, uint256 jobId, uint256 taskId, bytes32 digest) internal {
         vm.prank(w);
         market.commit(
-            jobId, _ids(taskId), _words(_result(jobId, taskId, digest)), _words(_seal(w, jobId, taskId, digest))
+            jobId, _ids(taskId), _short(_result(jobId, taskId, digest)), _short(_seal(w, jobId, taskId, digest))
         );
     }
 
     function _commitRaw(address w, uint256 jobId, uint256 taskId, bytes32 result, bytes32 seal) internal {
         vm.prank(w);
-        market.commit(jobId, _ids(taskId), _words(result), _words(seal));
+        market.commit(jobId, _ids(taskId), _short(result), _short(seal));
     }
 
     function _reveal(address w, uint256 jobId, uint256 taskId, bytes32 digest) internal {
@@ -532,6 +532,17 @@ abstract contract MarketFixture is MarketAssertions {
         for (uint256 i; i < xs.length; ++i) {
             xs[i] = lo + i;
         }
+    }
+
+    /// @dev A commit's one-element results or seals: the hash's first 12 bytes.
+    function _short(bytes32 a) internal pure returns (bytes12[] memory xs) {
+        xs = new bytes12[](1);
+        xs[0] = bytes12(a);
+    }
+
+    function _short(bytes32 a, bytes32 b) internal pure returns (bytes12[] memory xs) {
+        xs = new bytes12[](2);
+        (xs[0], xs[1]) = (bytes12(a), bytes12(b));
     }
 
     function _words(bytes32 a) internal pure returns (bytes32[] memory xs) {

@@ -496,7 +496,7 @@ contract MarketHandler {
         JobMarket.Task memory before = market.task(id, taskId);
         bool wasLive = _live(id);
         vm.prank(w);
-        try market.commit(id, _one(taskId), _word(result), _word(seal)) {
+        try market.commit(id, _one(taskId), _short(result), _short(seal)) {
             commits++;
             _commits[_pair(id, taskId)].push(Commit(w, bytes12(result), before.tally));
             _digestOf[_key(id, taskId, w)] = digest;
@@ -643,6 +643,11 @@ contract MarketHandler {
     function _one(uint256 x) internal pure returns (uint256[] memory xs) {
         xs = new uint256[](1);
         xs[0] = x;
+    }
+
+    function _short(bytes32 x) internal pure returns (bytes12[] memory xs) {
+        xs = new bytes12[](1);
+        xs[0] = bytes12(x);
     }
 
     function _word(bytes32 x) internal pure returns (bytes32[] memory xs) {

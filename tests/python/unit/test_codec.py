@@ -17,7 +17,8 @@ words = st.binary(min_size=32, max_size=32)
 @given(job=st.integers(min_value=0, max_value=2**256 - 1), tasks=st.lists(uint32s, max_size=8), data=st.data())
 def test_encode_call_matches_web3(job: int, tasks: list[int], data: st.DataObject) -> None:
     ws = data.draw(st.lists(words, min_size=len(tasks), max_size=len(tasks)))
-    for fn, args in (("draw", (job, tasks)), ("commit", (job, tasks, ws, ws)), ("reveal", (job, tasks, ws)),
+    short = [w[:12] for w in ws]  # a commit carries the first 12 bytes of each result and seal
+    for fn, args in (("draw", (job, tasks)), ("commit", (job, tasks, short, short)), ("reveal", (job, tasks, ws)),
                      ("withdraw", ())):
         assert "0x" + codec.encode_call("JobMarket", fn, args).hex() == MARKET.encode_abi(fn, args=list(args))
 
