@@ -37,6 +37,14 @@ because the devnet mines one block per transaction and 20 unbatched draws
 outlast a 16-block epoch) are reported apart (``rearm_txs``, ``rearm_gas``)
 and not counted in the per-seat draw figure.
 
+Part 1b — batch size. For m = 3, gas per seat with 1 (the unbatched run),
+16, 64 and 256 tasks per transaction (draws in chunks of at most 64 tasks:
+a draw seats every worker of its tasks and must fit a block). Every run also
+reports calldata per seat (raw, zlib-compressed, and EIP-2028 data gas),
+because on an OP Stack or Arbitrum chain the L1 data fee is charged on
+compressed calldata, and an example cost per seat in wei at stated example
+prices (see ``l2_cost_wei``).
+
 Part 2 — throughput. Settled tasks per second for m = 1 (adversary 0), one
 worker in the pool, one task per transaction (draw, commit, reveal), when
 each transaction waits for its receipt before the next is sent, versus
@@ -49,6 +57,11 @@ Measured on Anvil mining each transaction as it arrives (automine: the
 client's own speed is the limit), and on Anvil mining a block every second
 (like a real chain, where a transaction that waits for its receipt waits for
 a block).
+
+Both throughput runs end with the batched case the issue's aim (500 replica
+settlements/s) is about: 64 tasks per transaction, every transaction of a
+phase in flight (``batched_pipelined_tasks_per_s``; with m = 1 a task is one
+replica settlement).
 
 Ends with one JSON line holding all figures: ``gas`` (per seat, by phase:
 ``draw`` replaces v1's ``claim``), ``draw`` (per run: draw transactions,
@@ -64,6 +77,7 @@ import asyncio
 import hashlib
 import json
 import sys
+import zlib
 import time
 from pathlib import Path
 
@@ -78,15 +92,35 @@ from shardex.devnet import DEV_ACCOUNTS, dev_accounts  # noqa: E402
 
 ETH = 10**18
 AIM = 60_000
+THROUGHPUT_AIM = 500  # replica settlements per second
 PHASES = ("draw", "commit", "reveal", "collect")
 MARGINS = (1, 3, 5)
 EPSILON_PPM = 1_000  # the SDK's default epsilon, 1e-3
 REWARD = 10**12
 COLLATERAL = 10**13
 MIN_STAKE = 10**15  # >= collateral and >= the pool's minimum stake
+# Tasks per draw call in batched runs: a draw seats all the workers of its
+# tasks, so 256 tasks at once would not fit in a 30M-gas block.
+DRAW_CHUNK = 64
+BATCH_SIZES = (1, 16, 64, 256)
+# An example rollup price, to turn gas and calldata into wei: an OP Stack-like
+# fee = L2 gas x L2 gas price + compressed calldata bytes x 16 x L1 base fee x
+# scalar (post-Fjord chains estimate the compressed size with FastLZ; zlib -9
+# stands in for it here). The prices are examples, not quotes.
+L2_GAS_PRICE_WEI = 10**7  # 0.01 gwei
+L1_BASE_FEE_WEI = 10 * 10**9  # 10 gwei
+L1_FEE_SCALAR = 0.7
+
+
+def l2_cost_wei(gas: float, compressed_bytes: float) -> int:
+    return round(gas * L2_GAS_PRICE_WEI + compressed_bytes * 16 * L1_BASE_FEE_WEI * L1_FEE_SCALAR)
+
+
 # Fixed gas limits for pipelined transactions: estimation is a dry run, and a
 # dependent transaction cannot be estimated before its predecessor is mined.
 GAS_DRAW, GAS_COMMIT, GAS_REVEAL = 400_000, 200_000, 250_000
+GAS_DRAW_PER_TASK, GAS_COMMIT_PER_TASK, GAS_REVEAL_PER_TASK = 120_000, 60_000, 80_000
+THROUGHPUT_CHUNK = 64
 
 
 def error_target(m: int) -> tuple[int, int]:
@@ -156,6 +190,7 @@ class Draws:
         self.drawer, self.job_id, self.margin, self.automine = drawer, job_id, margin, automine
         self.seats: dict[int, list[str]] = {}  # task -> drawn workers
         self.gas = self.txs = self.rearm_gas = self.rearm_txs = self.stuck = 0
+        self.hashes: list[str] = []  # the counted draws (their calldata is part of a seat's cost)
 
     def open(self, tasks: list[int]) -> list[int]:
         return [t for t in tasks if len(self.seats.get(t, ())) < self.margin]
@@ -169,6 +204,7 @@ class Draws:
             # the task: the draw moved down its sequence, part of what seats cost.
             self.gas += receipt.gas_used
             self.txs += 1
+            self.hashes.append(receipt.tx_hash)
         else:  # the seed had gone stale (a new epoch): re-armed, nothing drawn
             self.rearm_gas += receipt.gas_used
             self.rearm_txs += 1
@@ -204,17 +240,35 @@ class Draws:
 
 # ------------------------------------------------------------------ part 1: gas
 
-async def gas_run(requester: ChainClient, workers: list[ChainClient], tasks: int, m: int, batched: bool) -> tuple[dict, dict]:
+async def calldata(client: ChainClient, tx_hashes: list[str]) -> tuple[int, int, int]:
+    """(bytes, zlib-compressed bytes, EIP-2028 data gas) of these transactions' calldata."""
+    raw = zipped = data_gas = 0
+    for h in tx_hashes:
+        data = bytes((await client.w3.eth.get_transaction(h))["input"])
+        raw += len(data)
+        zipped += len(zlib.compress(data, 9))
+        data_gas += sum(4 if b == 0 else 16 for b in data)
+    return raw, zipped, data_gas
+
+
+async def gas_run(requester: ChainClient, workers: list[ChainClient], tasks: int, m: int, batched: bool,
+                  draw_chunk: int = DRAW_CHUNK) -> tuple[dict, dict]:
+    """``batched``: every task of the job in one transaction per worker and
+    phase; the draws in chunks of ``draw_chunk`` tasks (a draw seats every
+    worker of its tasks, and 64 tasks at m = 5 is already ~20M gas)."""
     p = job_params(tasks, m)
     await next_epoch(requester, automine=True)
     job_id = (await requester.post_job(p)).events_named("JobPosted")[0].job_id
     ids = list(range(tasks))
     used = dict.fromkeys(PHASES, 0)
+    hashes: list[str] = []
     digest = {t: hashlib.sha256(b"output %d" % t).digest() for t in ids}
     draws = Draws(requester, job_id, m, automine=True)
-    for g in ([ids] if batched else [[t] for t in ids]):
+    chunk = draw_chunk if batched else 1
+    for g in [ids[i:i + chunk] for i in range(0, tasks, chunk)]:
         await draws.fill(g)
     used["draw"] = draws.gas
+    hashes += draws.hashes
     by_address = {w.address: w for w in workers}
     mine_of = {by_address[a]: ts for a, ts in draws.by_worker().items()}
     assert sum(len(ts) for ts in mine_of.values()) == tasks * m
@@ -229,13 +283,18 @@ async def gas_run(requester: ChainClient, workers: list[ChainClient], tasks: int
             receipt = await w.commit(job_id, g, [result_of(job_id, t, digest[t]) for t in g],
                                      [seal_of(w.address, job_id, t, digest[t]) for t in g])
             used["commit"] += receipt.gas_used
+            hashes.append(receipt.tx_hash)
             worker_txs += 1
     for w, ts in mine_of.items():
         for g in groups(ts):
-            used["reveal"] += (await w.reveal(job_id, g, [digest[t] for t in g])).gas_used
+            receipt = await w.reveal(job_id, g, [digest[t] for t in g])
+            used["reveal"] += receipt.gas_used
+            hashes.append(receipt.tx_hash)
     for w, ts in mine_of.items():
         for g in groups(ts):
-            used["collect"] += (await w.collect(job_id, g)).gas_used
+            receipt = await w.collect(job_id, g)
+            used["collect"] += receipt.gas_used
+            hashes.append(receipt.tx_hash)
     job = await requester.job(job_id)
     assert job.state == JobState.COMPLETED and job.settled_tasks == tasks, job
     assert job.owed == 0 and job.paid == p.reward_per_replica * tasks * m, f"every seat should have been paid: {job}"
@@ -243,6 +302,11 @@ async def gas_run(requester: ChainClient, workers: list[ChainClient], tasks: int
     seats = tasks * m
     per = {k: v / seats for k, v in used.items()}
     per["total"] = sum(per[k] for k in PHASES)
+    raw, zipped, data_gas = await calldata(requester, hashes)
+    per["calldata_bytes"] = raw / seats
+    per["calldata_zlib_bytes"] = zipped / seats
+    per["calldata_gas"] = data_gas / seats
+    per["example_l2_cost_wei"] = l2_cost_wei(per["total"], zipped / seats)
     info = {"epsilon_ppm": p.epsilon_ppm, "adversary_ppm": p.adversary_ppm, "draw_txs": draws.txs,
             "rearm_txs": draws.rearm_txs, "rearm_gas": draws.rearm_gas, "stuck_draws": draws.stuck,
             "tries_per_seat": round(sum(nonces) / seats, 2), "workers_drawn": len(mine_of),
@@ -300,6 +364,42 @@ async def throughput_run(requester: ChainClient, worker: ChainClient, tasks: int
     return tasks / elapsed, draws.rearm_txs
 
 
+async def throughput_batched(requester: ChainClient, worker: ChainClient, tasks: int, chunk: int,
+                             automine: bool) -> float:
+    """Settled tasks/s for m = 1 with ``chunk`` tasks per transaction, every
+    transaction of a phase in flight: the draws, then the worker's commits and
+    reveals (nonce order is execution order, so a reveal can ride in the block
+    of its commit)."""
+    p = job_params(tasks, 1)
+    job_id = (await requester.post_job(p)).events_named("JobPosted")[0].job_id
+    ids = list(range(tasks))
+    groups = [ids[i:i + chunk] for i in range(0, tasks, chunk)]
+    digests = [hashlib.sha256(b"output %d" % t).digest() for t in ids]
+    draws = Draws(requester, job_id, 1, automine)
+    start = time.perf_counter()
+    await seed_ready(requester, job_id, automine)
+    pending = [await requester.draw(job_id, g, gas=GAS_DRAW_PER_TASK * len(g)).send() for g in groups]
+    for r in await asyncio.gather(*(pd.receipt() for pd in pending), return_exceptions=True):
+        if isinstance(r, BaseException):
+            if not isinstance(r, JobMarketNothingToDraw):
+                raise r
+        else:
+            draws.record(r)
+    for g in groups:
+        if draws.open(g):
+            await draws.fill(g, gas=GAS_DRAW_PER_TASK * len(g))
+    sends = [worker.commit(job_id, g, [result_of(job_id, t, digests[t]) for t in g],
+                           [seal_of(worker.address, job_id, t, digests[t]) for t in g],
+                           gas=GAS_COMMIT_PER_TASK * len(g)) for g in groups]
+    sends += [worker.reveal(job_id, g, [digests[t] for t in g], gas=GAS_REVEAL_PER_TASK * len(g)) for g in groups]
+    pending = [await c.send() for c in sends]
+    await asyncio.gather(*(pd.receipt() for pd in pending))
+    elapsed = time.perf_counter() - start
+    job = await requester.job(job_id)
+    assert job.settled_tasks == tasks, f"only {job.settled_tasks}/{tasks} settled"
+    return tasks / elapsed
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     if not max(MARGINS) <= args.pool < DEV_ACCOUNTS:
         raise SystemExit(f"--pool {args.pool}: a margin-{max(MARGINS)} task needs that many distinct workers, and the "
@@ -310,17 +410,32 @@ async def main_async(args: argparse.Namespace) -> dict:
         requester, workers = await setup(anvil.rpc_url, args.pool)
         print(f"Gas per task-replica (seat), {args.tasks} tasks per job, pool of {args.pool} workers "
               f"(aim: batched total <= {AIM:,})")
-        print(f"{'m':>2} {'mode':<10}" + "".join(f"{k:>10}" for k in (*PHASES, "total")) + f"{'vs aim':>9}"
-              + f"{'tries/seat':>11}{'seats/tx':>9}{'re-arms':>8}")
+
+        def row(label: str, per: dict, info: dict) -> None:
+            print(f"{label:<13}" + "".join(f"{per[k]:>10,.0f}" for k in (*PHASES, "total"))
+                  + f"{per['total'] / AIM:>8.2f}x{info['tries_per_seat']:>11.2f}"
+                  + f"{info['seats_per_worker_tx']:>9.2f}{info['rearm_txs']:>8}"
+                  + f"{per['calldata_bytes']:>8,.0f}{per['calldata_zlib_bytes']:>7,.0f}")
+
+        header = (f"{'':<13}" + "".join(f"{k:>10}" for k in (*PHASES, "total")) + f"{'vs aim':>9}"
+                  + f"{'tries/seat':>11}{'seats/tx':>9}{'re-arms':>8}{'bytes':>8}{'zlib':>7}")
+        print(header)
         for m in MARGINS:
             for batched in (False, True):
                 per, info = await gas_run(requester, workers, args.tasks, m, batched)
                 mode = "batched" if batched else "unbatched"
                 results["gas"][f"r{m}_{mode}"] = {k: round(v) for k, v in per.items()}
                 results["draw"][f"r{m}_{mode}"] = info
-                print(f"{m:>2} {mode:<10}" + "".join(f"{per[k]:>10,.0f}" for k in (*PHASES, "total"))
-                      + f"{per['total'] / AIM:>8.2f}x{info['tries_per_seat']:>11.2f}"
-                      + f"{info['seats_per_worker_tx']:>9.2f}{info['rearm_txs']:>8}")
+                row(f"m={m} {mode}", per, info)
+        print(f"\nm=3 by tasks per transaction (draws in chunks of at most {DRAW_CHUNK} tasks; 'bytes': calldata "
+              "per seat; example cost per seat at 0.01 gwei L2 gas, 10 gwei L1 base fee, scalar 0.7):")
+        print(header)
+        for size in BATCH_SIZES:
+            per, info = await gas_run(requester, workers, size if size > 1 else args.tasks, 3, size > 1)
+            results["gas"][f"r3_batch{size}"] = {k: round(v) for k, v in per.items()}
+            results["draw"][f"r3_batch{size}"] = info
+            row(f"batch {size}", per, info)
+            print(f"{'':<13}example cost: {per['example_l2_cost_wei'] / 1e9:,.1f} gwei per seat")
         for c in (requester, *workers):
             await c.aclose()
     finally:
@@ -341,6 +456,14 @@ async def main_async(args: argparse.Namespace) -> dict:
         print(f"Settled tasks/s on Anvil, automine (m=1, one worker, {n} tasks, 3 tx per task: draw, commit, reveal):")
         print(f"  waiting for each receipt: {waited:8.1f} tasks/s   ({rearm_w} re-armed seeds)")
         print(f"  pipelined nonces:         {piped:8.1f} tasks/s   ({piped / waited:.2f}x; {rearm_p} re-armed seeds)")
+        await next_epoch(requester, automine=True)
+        nb = args.batched_tasks
+        batched = await throughput_batched(requester, workers[0], nb, THROUGHPUT_CHUNK, automine=True)
+        results["throughput"]["automine"].update(batched_tasks=nb, batch=THROUGHPUT_CHUNK,
+                                                 batched_pipelined_tasks_per_s=round(batched, 1),
+                                                 batched_vs_aim=round(batched / THROUGHPUT_AIM, 2))
+        print(f"  pipelined, {THROUGHPUT_CHUNK} tasks per tx: {batched:8.1f} tasks/s   ({nb} tasks; "
+              f"aim {THROUGHPUT_AIM}/s: {batched / THROUGHPUT_AIM:.2f}x)")
         for c in (requester, *workers):
             await c.aclose()
     finally:
@@ -362,6 +485,13 @@ async def main_async(args: argparse.Namespace) -> dict:
         print(f"  waiting for each receipt: {waited:8.2f} tasks/s ({n} tasks; {rearm_w} re-armed seeds)")
         print(f"  pipelined nonces:         {piped:8.2f} tasks/s ({piped_n} tasks, {piped / waited:.0f}x; "
               f"{rearm_p} re-armed seeds)")
+        nb = args.batched_tasks
+        batched = await throughput_batched(requester, workers[0], nb, THROUGHPUT_CHUNK, automine=False)
+        results["throughput"]["block_time_1s"].update(batched_tasks=nb, batch=THROUGHPUT_CHUNK,
+                                                      batched_pipelined_tasks_per_s=round(batched, 1),
+                                                      batched_vs_aim=round(batched / THROUGHPUT_AIM, 2))
+        print(f"  pipelined, {THROUGHPUT_CHUNK} tasks per tx: {batched:8.1f} tasks/s ({nb} tasks; "
+              f"aim {THROUGHPUT_AIM}/s: {batched / THROUGHPUT_AIM:.2f}x)")
         for c in (requester, *workers):
             await c.aclose()
     finally:
@@ -374,6 +504,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--pool", type=int, default=5, help="staked workers in the pool of the gas runs (5..9)")
     parser.add_argument("--throughput-tasks", type=int, default=150)
+    parser.add_argument("--batched-tasks", type=int, default=512,
+                        help=f"tasks of the batched throughput runs ({THROUGHPUT_CHUNK} per transaction)")
     parser.add_argument("--block-time-tasks", type=int, default=4,
                         help="tasks for the 1 s block-time run (waiting costs ~3 blocks per task)")
     results = asyncio.run(main_async(parser.parse_args()))
