@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IERC20} from "./interfaces/IERC20.sol";
 import {IRandomness} from "./interfaces/IRandomness.sol";
 import {WorkerPool} from "./WorkerPool.sol";
 import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
@@ -99,6 +100,8 @@ contract JobMarket is ReentrancyGuard {
         uint32 leaseDuration;
         uint32 revealWindow;
         uint32 jobTimeout;
+        /// @dev The ERC-20 the escrow, rewards and refunds are in; address(0): ETH.
+        address token;
     }
 
     struct Job {
@@ -128,6 +131,7 @@ contract JobMarket is ReentrancyGuard {
         uint128 escrow;
         uint128 refunded;
         bytes32 specDigest;
+        address token; // address(0): ETH
     }
 
     struct Task {
@@ -163,6 +167,8 @@ contract JobMarket is ReentrancyGuard {
     uint32 public immutable drawDelay;
     uint256 public jobCount;
     mapping(address => uint256) public credits;
+    /// @notice Rewards and refunds owed in each ERC-20: token => account => amount.
+    mapping(address => mapping(address => uint256)) public tokenCredits;
 
     mapping(uint256 => Job) private _jobs;
     mapping(uint256 => mapping(uint256 => Task)) private _tasks;
@@ -213,6 +219,11 @@ contract JobMarket is ReentrancyGuard {
     error JobMarketRoundNotStale(uint256 jobId, uint256 taskId);
     error JobMarketNothingToWithdraw(address account);
     error JobMarketTransferFailed(address to, uint256 amount);
+    error JobMarketTokenTransferFailed(address token, address to, uint256 amount);
+    /// @notice The market received `received` of `token` where `expected` was
+    /// sent: a token that charges a fee on transfer (or rebases) cannot back
+    /// an exact escrow.
+    error JobMarketTokenAmountMismatch(address token, uint256 expected, uint256 received);
 
     // ----- events -----
     event JobPosted(
@@ -244,6 +255,7 @@ contract JobMarket is ReentrancyGuard {
     );
     event Refunded(uint256 indexed jobId, address indexed requester, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
+    event TokenWithdrawn(address indexed token, address indexed account, uint256 amount);
 
     constructor(Config memory c, IRandomness source) {
         // A seed block is mined before any draw can read it: with one block per
@@ -298,11 +310,21 @@ contract JobMarket is ReentrancyGuard {
 
     // -------------------------------------------------------------- requester
 
-    function postJob(JobParams calldata p) external payable returns (uint256 jobId) {
+    /// @notice Posts a job and takes its escrow: `msg.value` for an ETH job,
+    /// or (with no ETH sent) a transferFrom of the job's token, which the
+    /// caller must have approved. The escrow is reward x (m x tasks + extra
+    /// seats), exactly.
+    function postJob(JobParams calldata p) external payable nonReentrant returns (uint256 jobId) {
         uint8 m = _validate(p);
         uint256 seats = uint256(m) * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats;
         uint256 required = uint256(p.rewardPerReplica) * seats;
-        if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);
+        address token = p.token;
+        if (token == address(0)) {
+            if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);
+        } else {
+            if (msg.value != 0) revert JobMarketEscrowMismatch(0, msg.value);
+            _pullExactly(IERC20(token), required);
+        }
 
         jobId = ++jobCount;
         Job storage j = _jobs[jobId];
@@ -322,12 +344,13 @@ contract JobMarket is ReentrancyGuard {
         j.extraSeats = p.extraSeats;
         j.epsilonPpm = p.epsilonPpm;
         j.adversaryPpm = p.adversaryPpm;
-        j.escrow = uint128(msg.value);
+        j.escrow = uint128(required);
         j.specDigest = p.specDigest;
+        if (token != address(0)) j.token = token;
         uint40 seedBlock = _armBlock();
         j.seedBlock = seedBlock;
         emit JobPosted(
-            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, m, p.resourceClass, p.rewardPerReplica, msg.value
+            jobId, msg.sender, p.specDigest, p.mapTasks, p.reduceTasks, m, p.resourceClass, p.rewardPerReplica, required
         );
         emit JobStateChanged(jobId, JobState.Map);
         emit SeedArmed(jobId, type(uint256).max, seedBlock);
@@ -353,7 +376,10 @@ contract JobMarket is ReentrancyGuard {
         uint256 oneRound = uint256(p.leaseDuration) + p.revealWindow;
         if (p.jobTimeout < oneRound) revert JobMarketInvalidTimeout(p.jobTimeout, oneRound);
         // Deterrence: a replica caught cheating loses more than it could earn.
-        uint256 floor = uint256(p.rewardPerReplica) * DETERRENCE;
+        // Collateral is staked ETH: a reward in a token has no price here, so
+        // for a token job only the chain-wide floor applies and each worker
+        // judges the reward (the agent takes tokens its operator accepts).
+        uint256 floor = p.token == address(0) ? uint256(p.rewardPerReplica) * DETERRENCE : 0;
         if (floor < minCollateral) floor = minCollateral;
         if (floor == 0) floor = 1;
         if (p.collateral < floor) revert JobMarketCollateralTooLow(p.collateral, floor);
@@ -369,7 +395,7 @@ contract JobMarket is ReentrancyGuard {
         uint128 escrow = j.escrow;
         j.state = JobState.Cancelled;
         j.refunded = escrow;
-        credits[msg.sender] += escrow;
+        _credit(j, msg.sender, escrow);
         emit JobStateChanged(jobId, JobState.Cancelled);
         emit Refunded(jobId, msg.sender, escrow);
     }
@@ -398,7 +424,7 @@ contract JobMarket is ReentrancyGuard {
         if (amount == 0) revert JobMarketNothingToRefund(jobId);
         j.refunded += uint128(amount);
         address requester = j.requester;
-        credits[requester] += amount;
+        _credit(j, requester, amount);
         emit Refunded(jobId, requester, amount);
     }
 
@@ -522,7 +548,42 @@ contract JobMarket is ReentrancyGuard {
         if (!ok) revert JobMarketTransferFailed(msg.sender, amount);
     }
 
+    function withdrawToken(address token) external nonReentrant {
+        uint256 amount = tokenCredits[token][msg.sender];
+        if (amount == 0) revert JobMarketNothingToWithdraw(msg.sender);
+        tokenCredits[token][msg.sender] = 0;
+        emit TokenWithdrawn(token, msg.sender, amount);
+        if (!_tokenCall(token, abi.encodeCall(IERC20.transfer, (msg.sender, amount)))) {
+            revert JobMarketTokenTransferFailed(token, msg.sender, amount);
+        }
+    }
+
     // --------------------------------------------------------------- internal
+
+    function _credit(Job storage j, address account, uint256 amount) private {
+        address token = j.token;
+        if (token == address(0)) credits[account] += amount;
+        else tokenCredits[token][account] += amount;
+    }
+
+    /// @dev transferFrom the caller exactly `amount`, measured by the market's
+    /// balance (fee-on-transfer tokens fail here, not later as a shortfall).
+    function _pullExactly(IERC20 token, uint256 amount) private {
+        if (address(token).code.length == 0) revert JobMarketTokenTransferFailed(address(token), address(this), amount);
+        uint256 before = token.balanceOf(address(this));
+        if (!_tokenCall(address(token), abi.encodeCall(IERC20.transferFrom, (msg.sender, address(this), amount)))) {
+            revert JobMarketTokenTransferFailed(address(token), address(this), amount);
+        }
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert JobMarketTokenAmountMismatch(address(token), amount, received);
+    }
+
+    /// @dev Calls a token, accepting both ERC-20 styles: returns true, or returns nothing.
+    function _tokenCall(address token, bytes memory data) private returns (bool) {
+        if (token.code.length == 0) return false;
+        (bool ok, bytes memory ret) = token.call(data);
+        return ok && (ret.length == 0 || (ret.length >= 32 && abi.decode(ret, (bool))));
+    }
 
     /// @dev Returns whether anything changed (candidates looked at, or a seed re-armed).
     function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
@@ -763,7 +824,7 @@ contract JobMarket is ReentrancyGuard {
         uint256 collateral = j.collateral;
         if (paid > 0) {
             reward = paid * j.rewardPerReplica;
-            credits[worker] += reward;
+            _credit(j, worker, reward);
         }
         if (paid + released > 0) pool.release(worker, (paid + released) * collateral, paid);
         if (slashed > 0) pool.slash(worker, slashed * collateral, slashed);

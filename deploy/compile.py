@@ -24,8 +24,9 @@ CONTRACTS_DIR = ROOT / "contracts"
 ARTIFACTS_DIR = ROOT / "shardex" / "abi"
 SOLC_SHIM = ROOT / "tools" / "solc"
 SOLC_VERSION = "0.8.28"
-#: Deployable contracts whose artifacts are written.
-CONTRACTS = ("JobMarket", "WorkerPool")
+#: Contracts whose artifacts are written: the deployable ones, and the ERC-20
+#: interface clients use to approve and read a job's token.
+CONTRACTS = ("JobMarket", "WorkerPool", "IERC20")
 #: Same settings as foundry.toml and hardhat.config.js.
 SETTINGS = {
     "evmVersion": "cancun",

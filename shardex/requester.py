@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -60,6 +61,8 @@ class SubmitRequest:
     gpus: int = 0
     gpu_share: float = 1.0
     gpu_memory_mb: int = 0
+    #: Pay in this ERC-20 (``reward`` in its smallest unit) instead of ETH.
+    token: str | None = None
 
 
 #: Every bounded job parameter, (low, high) inclusive: the one set the CLI, the
@@ -92,6 +95,8 @@ def _validate(req: SubmitRequest) -> None:
         raise SubmitError("--gpu-memory-mb needs --gpus >= 1")
     if req.gpu_share != 1 and not req.gpus:
         raise SubmitError("--gpu-share needs --gpus >= 1")
+    if req.token is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", req.token):
+        raise SubmitError(f"--token must be a token contract's address (0x and 40 hex digits), got {req.token!r}")
     if req.extra_seats is not None and req.extra_seats < 0:
         raise SubmitError(f"--extra-seats must be >= 0, got {req.extra_seats}")
     if margin_for(*ppm(req)) == 0:
@@ -167,12 +172,26 @@ def job_params(req: SubmitRequest, spec_digest: bytes) -> JobParams:
                      min_stake=max(req.min_stake, req.collateral), epsilon_ppm=epsilon_ppm,
                      adversary_ppm=adversary_ppm, resource_class=1 if req.gpus else 0, max_rounds=req.max_rounds,
                      extra_seats=req.extra_seats, lease_duration=req.lease_duration,
-                     reveal_window=req.reveal_window, job_timeout=req.job_timeout)
+                     reveal_window=req.reveal_window, job_timeout=req.job_timeout, token=req.token)
 
 
 async def post(client: ChainClient, req: SubmitRequest, spec: jobs.JobSpec) -> int:
-    receipt = await client.post_job(job_params(req, spec.digest))
+    params = job_params(req, spec.digest)
+    if params.token is not None:
+        await fund_token_escrow(client, params)
+    receipt = await client.post_job(params)
     return receipt.events_named("JobPosted")[0].job_id
+
+
+async def fund_token_escrow(client: ChainClient, params: JobParams) -> None:
+    """Let the market take a token job's escrow: say so plainly when the
+    balance cannot cover it, and approve only what is missing."""
+    token, escrow = params.token, params.escrow
+    balance = await client.token_balance(token)
+    if balance < escrow:
+        raise SubmitError(f"this job's escrow is {escrow} units of token {token}; this account holds {balance}")
+    if await client.token_allowance(token) < escrow:
+        await client.approve_token(token, escrow)
 
 
 # ------------------------------------------------------------------ status

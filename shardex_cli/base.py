@@ -102,3 +102,11 @@ def amount_arg(text: str) -> int:
     except AmountError as exc:
         raise typer.BadParameter(str(exc)) from None
 
+
+def token_units_arg(text: str) -> int:
+    """An amount of an ERC-20 in its smallest unit: a whole number (the CLI does
+    not guess a token's decimals)."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise typer.BadParameter(f"with --token, amounts are whole numbers of the token's smallest unit, got {text!r}")
+    return int(text)
+

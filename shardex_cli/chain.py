@@ -146,10 +146,18 @@ def stake_show(ctx: typer.Context, address: Annotated[str | None, typer.Argument
 # ------------------------------------------------------------------ money
 
 @app.command("withdraw")
-def withdraw(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def withdraw(ctx: typer.Context,
+             token: Annotated[str | None, typer.Option(help="Withdraw what you are owed in this ERC-20 "
+                                                             "(jobs paid in it) instead of ETH.")] = None,
+             as_json: JsonOpt = False) -> None:
     """Withdraw everything credited to you: rewards and refunds. (Slashed collateral is
     burned, credited to no one.)"""
     async def body(c: ChainClient):
+        if token is not None:
+            total = await c.token_credits(token)
+            txs = [(await c.withdraw_token(token)).tx_hash] if total else []
+            text = f"withdrew {total} units of {token}" if total else "nothing to withdraw"
+            return {"total": total, "token": token, "txs": txs}, text
         total = await c.credits()
         txs = [(await c.withdraw()).tx_hash] if total else []
         return ({"total": total, "txs": txs}, f"withdrew {format_eth(total)}" if total else "nothing to withdraw")

@@ -23,6 +23,7 @@ from shardex_cli.base import (
     job_app,
     run,
     settings,
+    token_units_arg,
 )
 
 
@@ -33,6 +34,11 @@ def job_json(job: Job) -> dict[str, Any]:
     data["state"] = job.state.name
     data["open_escrow"] = job.open_escrow
     return data
+
+
+def money(job: Job, amount: int) -> str:
+    """An amount of the job's currency: ETH, or units of its token."""
+    return f"{amount} units of {job.token}" if job.pays_in_token else format_eth(amount)
 
 
 @job_app.command("show")
@@ -47,8 +53,8 @@ def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
                          for i, t in enumerate(tasks)]
         lines = [f"job {job_id}: {job.state.name}  tasks {job.settled_tasks}/{job.tasks} settled  "
                  f"margin {job.margin} (epsilon {job.epsilon_ppm / 1e6:g} vs adversary {job.adversary_ppm / 1e6:g})",
-                 f"  escrow {format_eth(job.escrow)}  paid {format_eth(job.paid)}  owed {format_eth(job.owed)}  "
-                 f"refunded {format_eth(job.refunded)}"]
+                 f"  escrow {money(job, job.escrow)}  paid {money(job, job.paid)}  owed {money(job, job.owed)}  "
+                 f"refunded {money(job, job.refunded)}"]
         for t in data["tasks"]:
             kind = "map" if t["task_id"] < job.map_tasks else "reduce"
             state = "settled" if t["settled"] else f"seated {t['seated']}/{t['seats']} committed {t['committed']}"
@@ -73,7 +79,11 @@ def job_submit(
                                                   "0 trusts any one worker.")] = 0.1,
     extra_seats: Annotated[int | None, typer.Option(help="Escalation seats to prefund (paid only if used); "
                                                          "default two per task plus one round.")] = None,
-    reward: Annotated[str, typer.Option(help="Per replica, e.g. 0.001 or 1000gwei.")] = "0.001",
+    reward: Annotated[str, typer.Option(help="Per replica, e.g. 0.001 or 1000gwei; with --token, in the "
+                                             "token's smallest unit (2500000 is 2.5 of a 6-decimal token).")]
+    = "0.001",
+    token: Annotated[str | None, typer.Option(help="Pay in this ERC-20 (its address) instead of ETH; the escrow "
+                                                   "is approved and taken from your balance of it.")] = None,
     collateral: Annotated[str, typer.Option(help="Stake a drawn worker risks per seat (at least 2x the reward).")]
     = "0.01",
     pattern: Annotated[str | None, typer.Option(help="Regex for grep.")] = None,
@@ -99,7 +109,8 @@ def job_submit(
 
     req = SubmitRequest(program=program, program_file=program_file, input=input, map_shards=map_shards,
                         reduce_shards=reduce_shards, epsilon=epsilon, adversary=adversary, extra_seats=extra_seats,
-                        reward=amount_arg(reward), collateral=amount_arg(collateral),
+                        reward=amount_arg(reward) if token is None else token_units_arg(reward),
+                        collateral=amount_arg(collateral), token=token,
                         params={"pattern": pattern} if pattern is not None else {}, lease_duration=lease,
                         max_rounds=max_rounds,
                         reveal_window=reveal_window, job_timeout=timeout, timeout_s=task_timeout,

@@ -68,6 +68,9 @@ def worker_run(
     online_slo_ms: Annotated[float | None, typer.Option(help="Also serve online /embed with this p99 SLO; offline "
                                                         "tasks yield to it.")] = None,
     online_port: Annotated[int, typer.Option(help="Port of the online service (0: free port).")] = 0,
+    accept_token: Annotated[list[str] | None, typer.Option(help="Also take jobs paid in this ERC-20 (its address; "
+                                                                 "repeat for several). Jobs in other tokens are "
+                                                                 "refused.")] = None,
 ) -> None:
     """Stake, opt in to the lottery, compute the tasks you are drawn for, commit, reveal, collect, withdraw."""
     import logging
@@ -113,7 +116,8 @@ def worker_run(
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
             sandbox=sandbox, min_window_blocks=min_window_blocks, max_collateral_ratio=max_collateral_ratio,
             port=port, poll_interval=poll, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
-            mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port)
+            mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
+            accept_tokens=frozenset(t.lower() for t in accept_token or ()))
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
     except ShardexError as exc:
         raise fail(False, exc) from None

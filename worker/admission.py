@@ -46,6 +46,11 @@ class Admission:
             if seconds < floor:
                 return (f"its {name} ({seconds} s) is shorter than {floor:g} s ({self.opts.min_window_blocks} blocks "
                         f"of this chain at ~{self.block_time_s:g} s): a timely worker could miss it and be slashed")
+        if info.pays_in_token:
+            if info.token.lower() not in self.opts.accept_tokens:
+                return (f"it pays in token {info.token}, which this worker does not accept "
+                        "(its operator lists the tokens it takes: --accept-token)")
+            return None  # collateral is ETH, the reward a token: the operator priced the token
         if info.collateral > self.opts.max_collateral_ratio * info.reward_per_replica:
             return (f"its collateral ({info.collateral} wei) is over {self.opts.max_collateral_ratio:g}x its reward "
                     f"per replica ({info.reward_per_replica} wei)")

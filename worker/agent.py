@@ -634,3 +634,6 @@ class Agent:
         self._last_withdraw = loop_time or 0.0
         if await self.chain.credits() > 0:
             await self.chain.withdraw()
+        for token in {job.info.token for job in self.jobs.values() if job.info.pays_in_token}:
+            if await self.chain.token_credits(token) > 0:
+                await self.chain.withdraw_token(token)

@@ -30,6 +30,10 @@ class WorkerOptions:
     min_window_s: float = 5.0
     #: Collateral a seat may risk, at most, per wei of its reward (more: it declines).
     max_collateral_ratio: float = 100.0
+    #: ERC-20 tokens (lower-case addresses) this worker takes as pay. A token
+    #: job's reward has no price on chain, so the operator vouches for it here;
+    #: jobs in any other token are refused.
+    accept_tokens: frozenset[str] = frozenset()
     #: Start and supervise an MPS control daemon so GPU compute shares are enforced.
     mps: bool = False
     mps_control: str = "nvidia-cuda-mps-control"

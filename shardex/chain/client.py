@@ -226,7 +226,33 @@ class ChainClient:
     # ------------------------------------------------------------ writes
 
     def post_job(self, params: JobParams, *, gas: int | None = None) -> Call:
-        return self._call(self.market, "postJob", params.as_abi_tuple(), value=params.escrow, gas=gas)
+        """Post a job. An ETH job sends its escrow; a token job sends none and the
+        market takes it with transferFrom: ``approve_token`` it first."""
+        value = 0 if params.token else params.escrow
+        return self._call(self.market, "postJob", params.as_abi_tuple(), value=value, gas=gas)
+
+    def approve_token(self, token: str, amount: int) -> Call:
+        """Let the market take ``amount`` of ``token`` from this account (a token job's escrow)."""
+        return self._call(self._token(token), "approve", self.deployment.market, amount)
+
+    def withdraw_token(self, token: str) -> Call:
+        """Withdraw market credits in ``token`` (rewards and refunds of jobs paid in it)."""
+        return self._call(self.market, "withdrawToken", to_checksum_address(token))
+
+    async def token_credits(self, token: str, account: str | None = None) -> int:
+        """Units of ``token`` withdrawable from the market."""
+        return await self._view(self.market, "tokenCredits", to_checksum_address(token), account or self.address)
+
+    async def token_balance(self, token: str, account: str | None = None) -> int:
+        return await self._view(self._token(token), "balanceOf", account or self.address)
+
+    async def token_allowance(self, token: str, account: str | None = None) -> int:
+        return await self._view(self._token(token), "allowance", account or self.address, self.deployment.market)
+
+    def _token(self, token: str) -> Any:
+        address = to_checksum_address(token)
+        self._names_by_address[address.lower()] = "IERC20"
+        return self.w3.eth.contract(address=address, abi=abi("IERC20"))
 
     def cancel_job(self, job_id: int) -> Call:
         return self._call(self.market, "cancelJob", job_id)

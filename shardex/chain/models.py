@@ -12,6 +12,9 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, ClassVar
 
+#: address(0): in a job's token field, "paid in ETH".
+ZERO_ADDRESS = "0x" + "00" * 20
+
 
 class JobState(IntEnum):
     NONE = 0
@@ -87,6 +90,9 @@ class JobParams:
     lease_duration: int = 600
     reveal_window: int = 300
     job_timeout: int = 86_400
+    #: The ERC-20 the escrow and rewards are in (amounts in its smallest
+    #: unit); None: ETH (amounts in wei).
+    token: str | None = None
 
     @property
     def tasks(self) -> int:
@@ -105,14 +111,15 @@ class JobParams:
 
     @property
     def escrow(self) -> int:
-        """Exact wei ``postJob`` requires: a reward for every seat the job may fill."""
+        """Exact amount ``postJob`` takes (wei, or units of ``token``): a reward
+        for every seat the job may fill."""
         return self.reward_per_replica * (self.margin * self.tasks + self.seats)
 
     def as_abi_tuple(self) -> tuple:
         return (
             self.spec_digest, self.map_tasks, self.reduce_tasks, self.resource_class, self.epsilon_ppm,
             self.adversary_ppm, self.max_rounds, self.seats, self.reward_per_replica, self.collateral,
-            self.min_stake, self.lease_duration, self.reveal_window, self.job_timeout,
+            self.min_stake, self.lease_duration, self.reveal_window, self.job_timeout, self.token or ZERO_ADDRESS,
         )
 
 
@@ -145,10 +152,15 @@ class Job:
     escrow: int
     refunded: int
     spec_digest: bytes
+    token: str  # the ERC-20 the job pays in; the zero address: ETH
+
+    @property
+    def pays_in_token(self) -> bool:
+        return int(self.token, 16) != 0
 
     @property
     def open_escrow(self) -> int:
-        """Wei the market still holds for this job."""
+        """What the market still holds for this job (wei, or units of its token)."""
         return self.escrow - self.paid - self.refunded
 
     @property
@@ -159,7 +171,7 @@ class Job:
     def from_abi(cls, job_id: int, raw: Any) -> Job:
         values = list(raw)
         values[1] = JobState(values[1])
-        values[-1] = bytes(values[-1])
+        values[-2] = bytes(values[-2])
         return cls(job_id, *values)
 
 
@@ -375,6 +387,15 @@ class Withdrawn(Event):
 
 
 @dataclass(frozen=True)
+class TokenWithdrawn(Event):
+    name = "TokenWithdrawn"
+    token: str
+    account: str
+    amount: int
+    contract: str = ""
+
+
+@dataclass(frozen=True)
 class Staked(Event):
     name = "Staked"
     worker: str
@@ -448,7 +469,7 @@ class EndpointAnnounced(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (JobPosted, JobStateChanged, SeedArmed, TaskAssigned, TaskDeclined, ResultCommitted, RevealOpened,
-                ResultRevealed, TaskSettled, TaskEscalated, ReplicaResolved, Refunded, Withdrawn, Staked, OptedIn,
+                ResultRevealed, TaskSettled, TaskEscalated, ReplicaResolved, Refunded, Withdrawn, TokenWithdrawn, Staked, OptedIn,
                 OptedOut, UnbondRequested, Unbonded, CollateralLocked, CollateralReleased, Slashed,
                 EndpointAnnounced)
 }

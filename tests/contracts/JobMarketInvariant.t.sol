@@ -82,21 +82,32 @@ contract JobMarketInvariantTest is MarketAssertions {
         _settlementNeedsAMarginOfDistinctWorkers();
     }
 
-    /// @dev market ETH == sum over jobs of (escrow - paid - refunded) + credits
-    /// not yet withdrawn, and == what came in minus what went out.
+    /// @dev For each currency (ETH, and the handler's token): what the market
+    /// holds == sum over that currency's jobs of (escrow - paid - refunded) +
+    /// credits not yet withdrawn, and == what came in minus what went out.
     function _marketHoldsOpenEscrowPlusCredits() internal view {
-        uint256 open;
+        address usd = address(handler.usd());
+        uint256 openEth;
+        uint256 openToken;
         for (uint256 i; i < handler.jobCount(); ++i) {
             JobMarket.Job memory j = market.job(handler.jobIds(i));
-            open += uint256(j.escrow) - j.paid - j.refunded;
+            uint256 open = uint256(j.escrow) - j.paid - j.refunded;
+            if (j.token == address(0)) openEth += open;
+            else openToken += open;
+            assertTrue(j.token == address(0) || j.token == usd, "a job's token is the one it was posted with");
         }
         address[] memory actors = handler.actors();
-        uint256 credits;
+        uint256 creditsEth;
+        uint256 creditsToken;
         for (uint256 i; i < actors.length; ++i) {
-            credits += market.credits(actors[i]);
+            creditsEth += market.credits(actors[i]);
+            creditsToken += market.tokenCredits(usd, actors[i]);
         }
-        assertEq(address(market).balance, open + credits, "market balance == open escrow + credits");
-        assertEq(address(market).balance, handler.ghostEscrowIn() - handler.ghostMarketOut(), "market in - out");
+        assertEq(address(market).balance, openEth + creditsEth, "market ETH == open ETH escrow + ETH credits");
+        assertEq(address(market).balance, handler.ghostEscrowIn() - handler.ghostMarketOut(), "market ETH in - out");
+        uint256 held = handler.usd().balanceOf(address(market));
+        assertEq(held, openToken + creditsToken, "market tokens == open token escrow + token credits");
+        assertEq(held, handler.ghostTokenIn() - handler.ghostTokenOut(), "market tokens in - out");
     }
 
     /// @dev pool ETH == stakes + unbonding + burned; burned == every slash the handler saw.
@@ -181,6 +192,26 @@ contract JobMarketInvariantTest is MarketAssertions {
                 assertEq(settledTasks, j.mapTasks, "reduce: exactly the map tasks settled");
             }
         }
+    }
+
+    /// @notice The campaigns above reach token jobs end to end: a fixed run of
+    /// the handler posts jobs in both currencies, settles them, and withdraws
+    /// token rewards, with the books balanced per currency.
+    function test_handler_tokenJobsRunToWithdrawal() public {
+        for (uint256 i; i < 40 && handler.ghostTokenOut() == 0; ++i) {
+            handler.postJob(i);
+            handler.draw(i);
+            handler.drive(i);
+            handler.advance(30, 2 hours);
+            handler.resolveAll(i, true);
+            handler.refund(i);
+            handler.withdraw(2 * i + 1);
+        }
+        assertTrue(handler.ghostEscrowIn() > 0, "an ETH job was posted");
+        assertTrue(handler.ghostTokenIn() > 0, "a token job was posted");
+        assertTrue(handler.ghostTokenOut() > 0, "token credits were withdrawn");
+        _marketHoldsOpenEscrowPlusCredits();
+        invariant_callsMovedExactAmounts();
     }
 
     /// @dev Everything the handler checked call by call held.

@@ -154,7 +154,8 @@ abstract contract MarketFixture is MarketAssertions {
             minStake: JOB_MIN_STAKE,
             leaseDuration: LEASE,
             revealWindow: REVEAL,
-            jobTimeout: TIMEOUT
+            jobTimeout: TIMEOUT,
+            token: address(0)
         });
     }
 

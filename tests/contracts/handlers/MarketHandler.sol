@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {JobMarket} from "../../../contracts/JobMarket.sol";
 import {WorkerPool} from "../../../contracts/WorkerPool.sol";
 import {MockRandomness, vm} from "../MarketBase.sol";
+import {MockERC20} from "../mocks/Tokens.sol";
 
 /// @notice Drives random sequences against one v2 market: two requesters post
 /// small jobs; anyone draws; five honest workers always commit the true
@@ -24,6 +25,8 @@ contract MarketHandler {
     JobMarket public immutable market;
     WorkerPool public immutable pool;
     MockRandomness public immutable rng;
+    /// @notice About half the jobs pay in this 6-decimal token instead of ETH.
+    MockERC20 public immutable usd;
 
     address[2] internal requesters = [address(0xA1), address(0xA2)];
     address[9] internal workers = [
@@ -49,6 +52,8 @@ contract MarketHandler {
     // ------------------------------------------------------------ ghosts
     uint256 public ghostEscrowIn;
     uint256 public ghostMarketOut;
+    uint256 public ghostTokenIn;
+    uint256 public ghostTokenOut;
     uint256 public ghostStakedIn;
     uint256 public ghostPoolOut;
     uint256 public ghostBurned;
@@ -94,6 +99,7 @@ contract MarketHandler {
         market = market_;
         pool = market_.pool();
         rng = rng_;
+        usd = new MockERC20();
         time = block.timestamp;
         blockNo = block.number;
         for (uint256 i; i < workers.length; ++i) {
@@ -186,12 +192,23 @@ contract MarketHandler {
         uint256 m = market.marginFor(p.epsilonPpm, p.adversaryPpm);
         uint256 escrow = uint256(p.rewardPerReplica) * (m * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats);
         address requester = requesters[(seed >> 224) % requesters.length];
-        vm.deal(requester, requester.balance + escrow);
+        bool inToken = (seed >> 232) % 2 == 1;
+        uint256 value = escrow;
+        if (inToken) {
+            p.token = address(usd);
+            usd.mint(requester, escrow);
+            vm.prank(requester);
+            usd.approve(address(market), escrow);
+            value = 0;
+        } else {
+            vm.deal(requester, requester.balance + escrow);
+        }
         vm.prank(requester);
-        try market.postJob{value: escrow}(p) returns (uint256 id) {
+        try market.postJob{value: value}(p) returns (uint256 id) {
             jobIds.push(id);
             _params[id] = p;
-            ghostEscrowIn += escrow;
+            if (inToken) ghostTokenIn += escrow;
+            else ghostEscrowIn += escrow;
             posted++;
         } catch {
             unexpectedReverts++;
@@ -354,10 +371,10 @@ contract MarketHandler {
         (uint256 id, bool ok) = _pickLive(jobSeed);
         if (!ok) return;
         JobMarket.Job memory j = market.job(id);
-        uint256 before = market.credits(j.requester);
+        uint256 before = _creditOf(j, j.requester);
         vm.prank(j.requester);
         try market.cancelJob(id) {
-            if (market.credits(j.requester) - before != j.escrow) refundViolations++;
+            if (_creditOf(j, j.requester) - before != j.escrow) refundViolations++;
         } catch {}
     }
 
@@ -366,10 +383,10 @@ contract MarketHandler {
         if (!ok) return;
         JobMarket.Job memory j = market.job(id);
         uint256 expected = uint256(j.escrow) - j.paid - j.owed - j.refunded;
-        uint256 before = market.credits(j.requester);
+        uint256 before = _creditOf(j, j.requester);
         try market.refund(id) returns (uint256 amount) {
             if (amount != expected || amount == 0) refundViolations++;
-            if (market.credits(j.requester) - before != amount) refundViolations++;
+            if (_creditOf(j, j.requester) - before != amount) refundViolations++;
             refunds++;
         } catch {}
     }
@@ -379,6 +396,7 @@ contract MarketHandler {
         for (uint256 k; k < n; ++k) {
             uint256 i = (actorSeed % n + k) % n;
             address a = i < workers.length ? workers[i] : requesters[i - workers.length];
+            if (actorSeed % 2 == 1 && _withdrawToken(a)) return;
             uint256 credit = market.credits(a);
             if (credit == 0) continue;
             uint256 before = a.balance;
@@ -555,11 +573,33 @@ contract MarketHandler {
         }
     }
 
+    /// @dev Whether `a` had token credits to withdraw (and withdrew them).
+    function _withdrawToken(address a) internal returns (bool) {
+        uint256 credit = market.tokenCredits(address(usd), a);
+        if (credit == 0) return false;
+        uint256 before = usd.balanceOf(a);
+        vm.prank(a);
+        try market.withdrawToken(address(usd)) {}
+        catch {
+            unexpectedReverts++;
+            return true;
+        }
+        uint256 got = usd.balanceOf(a) - before;
+        if (got != credit || market.tokenCredits(address(usd), a) != 0) withdrawViolations++;
+        ghostTokenOut += got;
+        return true;
+    }
+
+    /// @dev What the market owes `a` in the currency of job `j`.
+    function _creditOf(JobMarket.Job memory j, address a) internal view returns (uint256) {
+        return j.token == address(0) ? market.credits(a) : market.tokenCredits(j.token, a);
+    }
+
     function _tryResolve(uint256 id, uint256 taskId, address w, bool viaCollect) internal {
-        WorkerPool.Worker memory before = pool.workers(w);
-        uint256 creditBefore = market.credits(w);
-        uint256 burnedBefore = pool.burned();
         JobMarket.Job memory j = market.job(id);
+        WorkerPool.Worker memory before = pool.workers(w);
+        uint256 creditBefore = _creditOf(j, w);
+        uint256 burnedBefore = pool.burned();
         uint256 outcome;
         if (viaCollect) {
             vm.prank(w);
@@ -582,13 +622,13 @@ contract MarketHandler {
         if (outcome == 0) {
             paidCount++;
             ghostPaid[id] += j.rewardPerReplica;
-            if (market.credits(w) - creditBefore != j.rewardPerReplica) outcomeViolations++;
+            if (_creditOf(j, w) - creditBefore != j.rewardPerReplica) outcomeViolations++;
             if (afterInfo.stake != before.stake) outcomeViolations++;
         } else if (outcome == 1) {
             slashedCount++;
             ghostBurned += c;
             if (before.stake - afterInfo.stake != c || pool.burned() - burnedBefore != c) outcomeViolations++;
-            if (market.credits(w) != creditBefore) outcomeViolations++;
+            if (_creditOf(j, w) != creditBefore) outcomeViolations++;
             if (isHonest(w)) {
                 bytes32 pk = _pair(id, taskId);
                 // Honest workers are always on time: a slash is only right
@@ -597,7 +637,7 @@ contract MarketHandler {
             }
         } else {
             releasedCount++;
-            if (afterInfo.stake != before.stake || market.credits(w) != creditBefore) outcomeViolations++;
+            if (afterInfo.stake != before.stake || _creditOf(j, w) != creditBefore) outcomeViolations++;
         }
     }
 

@@ -30,7 +30,9 @@ def _admission(tmp_path: Path, gpus: str | None = None, sandboxed: bool = True, 
     return Admission(options, pool, runtime)
 
 
-TERMS = dict(lease_duration=600, reveal_window=120, reward_per_replica=10**15, collateral=10**16)
+TERMS = dict(lease_duration=600, reveal_window=120, reward_per_replica=10**15, collateral=10**16,
+             pays_in_token=False, token="0x" + "00" * 20)
+USDC = "0x" + "ab" * 20
 ON_CHAIN = SimpleNamespace(map_tasks=2, reduce_tasks=1, min_stake=0, **TERMS)
 
 
@@ -90,3 +92,16 @@ def test_collateral_out_of_proportion_to_the_reward_is_refused(tmp_path: Path) -
     assert a.refuse(_spec(), _terms(collateral=100 * 10**15)) is None
     assert a.refuse(_spec(), _terms(collateral=100 * 10**15 + 1)).startswith("its collateral")
     assert _admission(tmp_path, max_collateral_ratio=1000).refuse(_spec(), _terms(collateral=10**18)) is None
+
+
+def test_a_token_job_is_taken_only_in_a_token_the_operator_accepts(tmp_path: Path) -> None:
+    """A reward in a token has no price on chain (collateral is ETH): the operator
+    names the tokens it takes, and the collateral ratio in wei does not apply."""
+    in_usdc = _terms(pays_in_token=True, token=USDC.upper().replace("0X", "0x"), reward_per_replica=1,
+                     collateral=10**18)
+    assert _admission(tmp_path).refuse(_spec(), in_usdc) == (
+        f"it pays in token {in_usdc.token}, which this worker does not accept (its operator lists the tokens it "
+        "takes: --accept-token)")
+    assert _admission(tmp_path, accept_tokens=frozenset({USDC})).refuse(_spec(), in_usdc) is None
+    other = _terms(pays_in_token=True, token="0x" + "cd" * 20)
+    assert _admission(tmp_path, accept_tokens=frozenset({USDC})).refuse(_spec(), other).startswith("it pays in token")

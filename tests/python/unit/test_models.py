@@ -26,8 +26,10 @@ def test_job_params_tuple_matches_abi_struct_order() -> None:
     components = [snake(c["name"]) for c in post["inputs"][0]["components"]]
     params = JobParams(spec_digest=b"\x01" * 32, map_tasks=2, reduce_tasks=3, resource_class=1, epsilon_ppm=4,
                        adversary_ppm=5, reward_per_replica=6, collateral=7, min_stake=8, max_rounds=9, extra_seats=13,
-                       lease_duration=10, reveal_window=11, job_timeout=12)
+                       lease_duration=10, reveal_window=11, job_timeout=12, token="0x" + "14" * 20)
     assert list(params.as_abi_tuple()) == [getattr(params, c) for c in components]
+    eth = JobParams(spec_digest=b"\x01" * 32, map_tasks=1, reduce_tasks=0, reward_per_replica=1, collateral=2)
+    assert eth.as_abi_tuple()[-1] == "0x" + "00" * 20  # no token: ETH
 
 
 def test_margin_and_escrow_follow_the_error_target() -> None:
