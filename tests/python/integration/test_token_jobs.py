@@ -8,51 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from pathlib import Path
 
 import pytest
 
-from deploy.compile import SOLC_SHIM
 from shardex.chain import JobParams, JobState, result_of, seal_of
 from shardex.chain.models import TaskAssigned
 from shardex.requester import SubmitError, fund_token_escrow
-from tests.python.conftest import Chain, rpc
+from tests.python.conftest import Chain
+from tests.python.tokens import deploy_mock_erc20
 
 ETH = 10**18
-ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def mock_token_artifact() -> dict:
-    import solcx
-
-    source = (ROOT / "tests" / "contracts" / "mocks" / "Tokens.sol").read_text()
-    out = solcx.compile_standard(
-        {"language": "Solidity", "sources": {"Tokens.sol": {"content": source}},
-         "settings": {"evmVersion": "cancun", "outputSelection": {"*": {"MockERC20": ["abi", "evm.bytecode.object"]}}}},
-        solc_binary=str(SOLC_SHIM))
-    data = out["contracts"]["Tokens.sol"]["MockERC20"]
-    return {"abi": data["abi"], "bytecode": "0x" + data["evm"]["bytecode"]["object"]}
-
-
-async def deploy_token(net: Chain, artifact: dict, holder: str, amount: int) -> str:
-    """Deploys the mock from Anvil's unlocked dev account 0 and mints ``amount`` to ``holder``."""
-    deployer = net.accounts[0].address
-    tx = rpc(net.rpc_url, "eth_sendTransaction", {"from": deployer, "data": artifact["bytecode"], "gas": hex(3_000_000)})
-    address = rpc(net.rpc_url, "eth_getTransactionReceipt", tx)["contractAddress"]
-    reader = net.reader()
-    token = reader.w3.eth.contract(address=reader.w3.to_checksum_address(address), abi=artifact["abi"])
-    data = token.encode_abi("mint", args=[holder, amount])
-    rpc(net.rpc_url, "eth_sendTransaction", {"from": deployer, "to": token.address, "data": data})
-    return token.address
 
 
 def sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain, mock_token_artifact: dict) -> None:
+def deploy_token(net: Chain, holder: str, amount: int) -> str:
+    return deploy_mock_erc20(net.rpc_url, net.accounts[0].address, holder, amount)
+
+
+async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain) -> None:
     requester, reader = net.client(1), net.reader()
     workers = [net.client(i) for i in (2, 3)]
     await asyncio.gather(*(w.stake(ETH) for w in workers))
@@ -63,7 +40,7 @@ async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain, mock_tok
                   adversary_ppm=100_000, reward_per_replica=reward, collateral=ETH // 10, min_stake=ETH // 2,
                   max_rounds=2, extra_seats=3, lease_duration=600, reveal_window=300, job_timeout=3600)
     assert p.margin == 2
-    token = await deploy_token(net, mock_token_artifact, requester.address, p.escrow)
+    token = deploy_token(net, requester.address, p.escrow)
     p = JobParams(**{**p.__dict__, "token": token})
     eth_before = await reader.w3.eth.get_balance(net.deployment.market)
 
@@ -108,12 +85,11 @@ async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain, mock_tok
     assert await reader.w3.eth.get_balance(net.deployment.market) == eth_before
 
 
-async def test_a_token_escrow_the_balance_cannot_cover_is_refused_before_sending(
-        net: Chain, mock_token_artifact: dict) -> None:
+async def test_a_token_escrow_the_balance_cannot_cover_is_refused_before_sending(net: Chain) -> None:
     requester = net.client(1)
     p = JobParams(spec_digest=sha(b"short"), map_tasks=1, reduce_tasks=0, reward_per_replica=1_000_000,
                   collateral=ETH // 10, min_stake=ETH // 2)
-    token = await deploy_token(net, mock_token_artifact, requester.address, p.escrow - 1)
+    token = deploy_token(net, requester.address, p.escrow - 1)
     p = JobParams(**{**p.__dict__, "token": token})
     with pytest.raises(SubmitError, match=f"escrow is {p.escrow} units of token {token}; this account holds "
                                           f"{p.escrow - 1}"):
