@@ -37,7 +37,7 @@ DEFAULT_URL = "sqlite:///shardex-gateway.db"
 
 # Bump when a table changes: an index with another version is dropped and
 # rebuilt from the chain (everything here is derived from it).
-SCHEMA_VERSION = 3  # 3: protocol v2 (drawn seats, margin settlement, WorkerPool)
+SCHEMA_VERSION = 4  # 3: protocol v2 (drawn seats, margin settlement, WorkerPool); 4: jobs.token
 
 metadata = MetaData()
 
@@ -103,6 +103,7 @@ jobs = Table(
     Column("min_stake", String(78), nullable=True),  # wei, decimal
     Column("lease_duration", Integer, nullable=True),
     Column("reveal_window", Integer, nullable=True),
+    Column("token", String(42), nullable=True),  # the ERC-20 the job pays in; NULL: ETH
     Column("posted_block", BigInteger, nullable=False),
     Column("posted_time", BigInteger, nullable=False),
     Column("updated_block", BigInteger, nullable=False),

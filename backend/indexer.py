@@ -52,7 +52,7 @@ POOL_EVENTS = {"Staked", "OptedIn", "OptedOut", "UnbondRequested", "Unbonded", "
 MEMBER_EVENTS = POOL_EVENTS - {"EndpointAnnounced"}
 #: The job view's fields that JobPosted does not carry and that never change after posting.
 VIEW_FIELDS = ("epsilon_ppm", "adversary_ppm", "max_rounds", "extra_seats", "collateral", "min_stake",
-               "lease_duration", "reveal_window")
+               "lease_duration", "reveal_window", "token")
 
 
 class ReorgTooDeep(ShardexError):
@@ -144,6 +144,8 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
                 "seed_block": 0, "extra_seats_used": 0, "escalations": 0, "seats_drawn": 0, "declines": 0,
                 **{f: (str(view[f]) if f in ("collateral", "min_stake") else view[f]) if f in view else None
                    for f in VIEW_FIELDS},
+                # The currency of every amount of this job: None is ETH (wei), else the ERC-20's units.
+                "token": view["token"] if int(view.get("token") or "0x0", 16) else None,
                 "posted_block": ev.block_number, "posted_time": ev.block_time, "updated_block": ev.block_number}
             continue
         job = jobs.get(job_id)

@@ -34,7 +34,8 @@ def job_summary(row: Any) -> dict[str, Any]:
         "map_tasks": row.map_tasks, "reduce_tasks": row.reduce_tasks, "tasks": total,
         "settled_tasks": row.settled_tasks, "margin": row.margin, "resource_class": row.resource_class,
         "epsilon_ppm": row.epsilon_ppm, "adversary_ppm": row.adversary_ppm,
-        "reward_per_replica_wei": row.reward_per_replica, "escrow_wei": row.escrow, "spec_digest": row.spec_digest,
+        "reward_per_replica_wei": row.reward_per_replica, "escrow_wei": row.escrow, "token": row.token,
+        "spec_digest": row.spec_digest,
         "posted_block": row.posted_block, "posted_time": row.posted_time, "updated_block": row.updated_block,
     }
 

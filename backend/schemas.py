@@ -33,6 +33,8 @@ class JobSummary(BaseModel):
     adversary_ppm: int | None = Field(description="The stake share the requester assumes an adversary holds, ppm.")
     reward_per_replica_wei: Wei
     escrow_wei: Wei
+    token: str | None = Field(description="The ERC-20 this job pays in: its amounts (reward, escrow, payouts, "
+                                          "refunds) are in that token's smallest unit, not wei. Null: ETH.")
     spec_digest: HexStr
     posted_block: int
     posted_time: int

@@ -31,16 +31,16 @@ import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
 /// who committed on the task, in any round, is slashed.
 contract JobMarket is ReentrancyGuard {
     uint8 public constant MAX_REPLICATION = 16;
-    uint256 public constant PPM = 1_000_000;
+    uint256 internal constant PPM = 1_000_000;
     /// @notice collateral >= DETERRENCE * reward (see the deterrence inequality).
-    uint256 public constant DETERRENCE = 2;
+    uint256 internal constant DETERRENCE = 2;
     /// @notice Candidates a draw may look at per open seat before it stops.
-    uint256 public constant DRAW_TRIES_PER_SEAT = 4;
+    uint256 internal constant DRAW_TRIES_PER_SEAT = 4;
     /// @notice Most rounds a task may take (one bit each in Task.voidRounds).
     uint8 public constant MAX_ROUNDS = 64;
     /// @notice A drawn worker may decline only in the first 1/DECLINE_PART of its
     /// lease: long enough to judge a job, too short to hold a seat hostage.
-    uint256 public constant DECLINE_PART = 4;
+    uint256 internal constant DECLINE_PART = 4;
 
     enum JobState {
         None,
@@ -188,6 +188,7 @@ contract JobMarket is ReentrancyGuard {
     error JobMarketCollateralTooLow(uint256 collateral, uint256 minimum);
     error JobMarketStakeTooLow(uint256 minStake, uint256 minimum);
     error JobMarketEscrowMismatch(uint256 required, uint256 provided);
+    error JobMarketEscrowTooLarge(uint256 escrow, uint256 maximum);
     error JobMarketLengthMismatch(uint256 expected, uint256 actual);
     error JobMarketEmptyBatch();
     error JobMarketZeroHash(uint256 jobId, uint256 taskId);
@@ -318,6 +319,8 @@ contract JobMarket is ReentrancyGuard {
         uint8 m = _validate(p);
         uint256 seats = uint256(m) * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats;
         uint256 required = uint256(p.rewardPerReplica) * seats;
+        // A token's units are not bounded by ETH's supply: what the books hold must fit them.
+        if (required > type(uint128).max) revert JobMarketEscrowTooLarge(required, type(uint128).max);
         address token = p.token;
         if (token == address(0)) {
             if (msg.value != required) revert JobMarketEscrowMismatch(required, msg.value);

@@ -180,6 +180,21 @@ contract JobMarketTokenTest is MarketFixture {
         assertEq(evil.balanceOf(address(market)), 0, "nothing taken");
     }
 
+    /// @notice A token's units are not bounded by ETH's supply: an escrow the
+    /// books (uint128) cannot hold is refused by name, never truncated.
+    function test_token_anEscrowTooLargeForTheBooksIsRefused() public {
+        JobMarket.JobParams memory p = _tokenParams(address(usd));
+        p.rewardPerReplica = type(uint96).max;
+        p.mapTasks = 1 << 31;
+        uint256 required = uint256(p.rewardPerReplica) * (uint256(M) * p.mapTasks + p.extraSeats);
+        assertTrue(required > type(uint128).max, "the case is real");
+        vm.expectRevert(
+            abi.encodeWithSelector(JobMarket.JobMarketEscrowTooLarge.selector, required, type(uint128).max)
+        );
+        vm.prank(requester);
+        market.postJob(p);
+    }
+
     /// @notice Collateral is staked ETH; a token reward has no price on chain,
     /// so a token job needs only the chain's collateral floor, while an ETH
     /// job still needs twice its reward.

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
 
 import pytest
 
+from backend import db, queries
+from backend.indexer import Indexer
 from shardex.chain import JobParams, JobState, result_of, seal_of
 from shardex.chain.models import TaskAssigned
 from shardex.requester import SubmitError, fund_token_escrow
@@ -29,7 +32,7 @@ def deploy_token(net: Chain, holder: str, amount: int) -> str:
     return deploy_mock_erc20(net.rpc_url, net.accounts[0].address, holder, amount)
 
 
-async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain) -> None:
+async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain, tmp_path: Path) -> None:
     requester, reader = net.client(1), net.reader()
     workers = [net.client(i) for i in (2, 3)]
     await asyncio.gather(*(w.stake(ETH) for w in workers))
@@ -83,6 +86,19 @@ async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain) -> None:
     assert await requester.token_balance(token) == 3 * reward
     assert await reader.token_balance(token, net.deployment.market) == 0
     assert await reader.w3.eth.get_balance(net.deployment.market) == eth_before
+
+    # The gateway's index says which currency the job's amounts are in.
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    await Indexer(engine, reader).rebuild()
+    summary = queries.job_summary(queries_row(engine, job_id))
+    assert summary["token"].lower() == token.lower() and int(summary["escrow_wei"]) == p.escrow
+
+
+def queries_row(engine, job_id: int):
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        return conn.execute(select(db.jobs).where(db.jobs.c.job_id == job_id)).one()
 
 
 async def test_a_token_escrow_the_balance_cannot_cover_is_refused_before_sending(net: Chain) -> None:
