@@ -8,7 +8,7 @@
 // fully offline with the exact compiler every other tool uses.
 //
 // Compiler settings mirror foundry.toml: solc 0.8.28, optimizer on with
-// runs = 1000, evmVersion cancun, no metadata hash.
+// runs = 200, evmVersion cancun, no metadata hash.
 "use strict";
 
 // Never prompt for telemetry/analytics consent (e.g. in CI). Hardhat reads this
@@ -40,7 +40,7 @@ module.exports = {
     version: SOLC_VERSION,
     settings: {
       evmVersion: "cancun",
-      optimizer: { enabled: true, runs: 1000 },
+      optimizer: { enabled: true, runs: 200 },
       // No metadata hash or CBOR trailer: bytecode depends only on sources and
       // settings, and equals what forge and deploy/compile.py produce.
       metadata: { bytecodeHash: "none", appendCBOR: false },

@@ -30,7 +30,7 @@ CONTRACTS = ("JobMarket", "WorkerPool", "IERC20")
 #: Same settings as foundry.toml and hardhat.config.js.
 SETTINGS = {
     "evmVersion": "cancun",
-    "optimizer": {"enabled": True, "runs": 1000},
+    "optimizer": {"enabled": True, "runs": 200},
     # No metadata hash: bytecode then depends only on sources and settings,
     # not on comments' byte offsets, so the freshness check is exact.
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
