@@ -3,7 +3,9 @@ pragma solidity 0.8.28;
 
 import {JobMarket} from "../../contracts/JobMarket.sol";
 import {MarketFixture, vm} from "./MarketBase.sol";
-import {FalseToken, FeeOnTransferToken, MockERC20, NoReturnToken, ReentrantToken} from "./mocks/Tokens.sol";
+import {
+    FalseToken, FeeOnTransferToken, FreezableToken, MockERC20, NoReturnToken, ReentrantToken
+} from "./mocks/Tokens.sol";
 
 /// @notice Jobs paid in an ERC-20: escrow taken by transferFrom and measured
 /// by balance, rewards, refunds and cancellations credited in the job's token
@@ -218,5 +220,59 @@ contract JobMarketTokenTest is MarketFixture {
         );
         vm.prank(requester);
         market.postJob{value: _escrow(e, M)}(e);
+    }
+
+    /// @notice A job's token that stops transferring (paused, blocklisting,
+    /// hostile) cannot hold a worker's ETH collateral hostage: collect never
+    /// calls the token, so the collateral is released and only the token
+    /// reward is stuck, in that token alone.
+    function test_token_aFrozenTokenCannotHoldCollateralHostage() public {
+        FreezableToken t = new FreezableToken();
+        JobMarket.JobParams memory p = _tokenParams(address(t));
+        uint256 escrow = _escrow(p, M);
+        t.mint(requester, escrow);
+        vm.prank(requester);
+        t.approve(address(market), escrow);
+        vm.prank(requester);
+        uint256 id = market.postJob(p);
+        _toSeed(id, 0);
+        _draw(stranger, id, 0);
+        address[] memory seats = _seats(id, 0);
+        bytes32 d = _truth(id, 0);
+        _commitAll(seats, id, 0, d);
+        t.freeze();
+        address w = seats[0];
+        uint256 stakeBefore = _stakeOf(w);
+        _reveal(w, id, 0, d);
+        assertEq(_collect(w, id, 0), USD_REWARD, "paid in the books");
+        assertEq(_lockedOf(w), 0, "collateral released although the token is frozen");
+        assertEq(_stakeOf(w), stakeBefore, "stake intact");
+        vm.expectRevert(
+            abi.encodeWithSelector(JobMarket.JobMarketTokenTransferFailed.selector, address(t), w, USD_REWARD)
+        );
+        vm.prank(w);
+        market.withdrawToken(address(t));
+        assertEq(market.tokenCredits(address(t), w), USD_REWARD, "the credit stays for when the token thaws");
+    }
+
+    /// @notice ETH credits and token credits are separate books: neither
+    /// withdrawal reaches the other's.
+    function test_token_ethAndTokenCreditsNeverMix() public {
+        JobMarket.JobParams memory tp = _tokenParams(address(usd));
+        uint256 tokenJob = _postToken(tp);
+        uint256 ethJob = _postDefault();
+        vm.startPrank(requester);
+        market.cancelJob(tokenJob);
+        market.cancelJob(ethJob);
+        vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketNothingToWithdraw.selector, requester));
+        market.withdrawToken(address(0)); // ETH is not a token
+        uint256 ethBefore = requester.balance;
+        market.withdraw();
+        assertEq(requester.balance - ethBefore, _escrow(_params(), M), "withdraw pays the ETH escrow only");
+        assertEq(market.tokenCredits(address(usd), requester), _escrow(tp, M), "token credit untouched");
+        market.withdrawToken(address(usd));
+        vm.stopPrank();
+        assertEq(usd.balanceOf(requester), _escrow(tp, M), "withdrawToken pays the token escrow only");
+        assertEq(address(market).balance, 0, "no ETH left");
     }
 }

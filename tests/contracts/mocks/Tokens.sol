@@ -96,6 +96,21 @@ contract FalseToken is MockERC20 {
     }
 }
 
+/// @notice Can be frozen after the fact: then every transfer reverts (a
+/// paused or blocklisting token, or a hostile one).
+contract FreezableToken is MockERC20 {
+    bool public frozen;
+
+    function freeze() external {
+        frozen = true;
+    }
+
+    function _move(address from, address to, uint256 amount) internal override {
+        require(!frozen, "frozen");
+        super._move(from, to, amount);
+    }
+}
+
 /// @notice Calls back into `target` with `data` from inside transferFrom (a hostile token).
 contract ReentrantToken is MockERC20 {
     address public target;
