@@ -235,7 +235,7 @@ class UnsignedTx(BaseModel):
 
 
 class TxToSign(BaseModel):
-    purpose: Literal["announce", "post_job"]
+    purpose: Literal["announce", "approve_token", "post_job"]
     description: str
     tx: UnsignedTx
 

@@ -22,9 +22,11 @@ from eth_account._utils.legacy_transactions import Transaction
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import Web3Exception
 
 from backend.problems import ApiProblem
 from shardex.chain import ChainClient
+from shardex.chain.errors import ChainError
 from shardex.chain.models import JobParams
 
 MAX_UINT96 = 2**96 - 1
@@ -55,7 +57,17 @@ async def save_upload(upload: Any, limit: int, directory: Path) -> Path:
     return path
 
 
-async def check_funds(client: ChainClient, sender: str, escrow: int) -> None:
+async def check_funds(client: ChainClient, sender: str, escrow: int, token: str | None = None) -> None:
+    if token is not None:
+        try:
+            held = await client.token_balance(token, sender)
+        except (ChainError, Web3Exception) as exc:  # no code there, or not an ERC-20
+            raise ApiProblem(422, "invalid-token", f"{token} does not answer as an ERC-20 on this chain: {exc}"
+                             ) from None
+        if held < escrow:
+            raise ApiProblem(422, "insufficient-funds",
+                             f"{sender} holds {held} units of token {token}; the escrow is {escrow} units")
+        return
     balance = await client.balance(sender)
     if balance < escrow:
         raise ApiProblem(422, "insufficient-funds", f"{sender} holds {balance} wei; the escrow is {escrow} wei plus gas")
@@ -69,8 +81,16 @@ async def unsigned_transactions(client: ChainClient, sender: str, params: JobPar
         tx = await client.unsigned_tx(client.announce(announce_url), sender)
         out.append({"purpose": "announce", "description": f"announce {announce_url} as where your inputs are served",
                     "tx": _jsonable_tx(tx)})
-    tx = await client.unsigned_tx(client.post_job(params), sender, nonce_offset=len(out))
-    out.append({"purpose": "post_job", "description": f"post the job with {params.escrow} wei of escrow",
+    approve = params.token is not None and await client.token_allowance(params.token, sender) < params.escrow
+    if approve:
+        tx = await client.unsigned_tx(client.approve_token(params.token, params.escrow), sender,
+                                      nonce_offset=len(out))
+        out.append({"purpose": "approve_token", "description": f"let the market take {params.escrow} units of "
+                    f"token {params.token} as the job's escrow", "tx": _jsonable_tx(tx)})
+    # After an approval the post cannot be dry-run until the approval is mined: a fixed gas limit then.
+    tx = await client.unsigned_tx(client.post_job(params), sender, nonce_offset=len(out), estimate=not approve)
+    currency = "wei" if params.token is None else f"units of token {params.token}"
+    out.append({"purpose": "post_job", "description": f"post the job with {params.escrow} {currency} of escrow",
                 "tx": _jsonable_tx(tx)})
     return out
 
@@ -82,8 +102,15 @@ def _jsonable_tx(tx: dict[str, Any]) -> dict[str, Any]:
             "maxFeePerGas": str(tx["maxFeePerGas"]), "maxPriorityFeePerGas": str(tx["maxPriorityFeePerGas"])}
 
 
-def decode_signed(raw_hex: str, chain_id: int, allowed_to: set[str]) -> tuple[bytes, dict[str, Any]]:
-    """A signed transaction's bytes and its (from, to, data, value), or a 4xx saying what is wrong."""
+#: approve(address,uint256): the one call to a contract other than its own that the gateway relays.
+APPROVE = bytes.fromhex("095ea7b3")
+
+
+def decode_signed(raw_hex: str, chain_id: int, allowed_to: set[str], market: str | None = None
+                  ) -> tuple[bytes, dict[str, Any]]:
+    """A signed transaction's bytes and its (from, to, data, value), or a 4xx
+    saying what is wrong. Besides ``allowed_to``, an ERC-20 ``approve`` of
+    ``market`` (a token job's escrow) is relayed, to any token, without value."""
     try:
         raw = bytes.fromhex(raw_hex.removeprefix("0x"))
     except ValueError:
@@ -103,7 +130,10 @@ def decode_signed(raw_hex: str, chain_id: int, allowed_to: set[str]) -> tuple[by
         raise ApiProblem(422, "invalid-transaction", f"not a signed transaction: {exc}") from None
     to = fields.get("to") or b""
     to_addr = to_checksum_address(to) if len(to) == 20 else None
-    if to_addr is None or to_addr.lower() not in allowed_to:
+    data = bytes(fields.get("data", b""))
+    approves_market = (market is not None and len(data) == 68 and data[:4] == APPROVE and data[4:16] == bytes(12)
+                       and data[16:36] == bytes.fromhex(market.removeprefix("0x")) and int(fields.get("value", 0)) == 0)
+    if to_addr is None or (to_addr.lower() not in allowed_to and not approves_market):
         raise ApiProblem(422, "invalid-transaction",
                          f"this gateway relays only transactions to its contracts, not to {to_addr or 'contract creation'}")
     tx_chain = fields.get("chainId")

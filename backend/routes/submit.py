@@ -17,7 +17,7 @@ from backend.problems import ApiProblem, responses
 from backend.state import Authed, Gateway, GatewayState
 from backend.submit import check_funds, decode_signed, parse_wei, save_upload, unsigned_transactions
 from shardex import jobs
-from shardex.requester import SubmitRequest, bounds, job_params, prepare
+from shardex.requester import SubmitRequest, bounds, fund_token_escrow, job_params, prepare
 from shardex.storage import CID
 from shardex.storage.errors import BlockNotFound, FetchFailed
 
@@ -49,6 +49,10 @@ async def submit_job(
     collateral_wei: Annotated[str, Form(max_length=40, description="Locked per drawn seat, wei.")
                               ] = "10000000000000000",
     min_stake_wei: Annotated[str, Form(max_length=40)] = "0",
+    token: Annotated[str | None, Form(pattern=r"^0x[0-9a-fA-F]{40}$", description=(
+        "Pay in this ERC-20 instead of ETH: `reward_wei` is then in its smallest unit, the escrow is taken "
+        "from your balance of it (an `approve_token` transaction comes first when needed), and rewards and "
+        "refunds are paid in it. Collateral stays staked ETH."))] = None,
     pattern: Annotated[str | None, Form(max_length=1000, description="Regex, for grep.")] = None,
     lease_s: Annotated[int, Form(**bounds("lease_duration"))] = 600,
     reveal_window_s: Annotated[int, Form(**bounds("reveal_window"))] = 120,
@@ -96,9 +100,9 @@ async def submit_job(
                             min_stake=min_stake, max_rounds=max_rounds, lease_duration=lease_s,
                             reveal_window=reveal_window_s, job_timeout=job_timeout_s, timeout_s=task_timeout_s,
                             memory_mb=memory_mb, disk_mb=disk_mb, gpus=gpus, gpu_memory_mb=gpu_memory_mb,
-                            gpu_share=gpu_share)
+                            gpu_share=gpu_share, token=token)
         # Before any work is stored: the escrow does not depend on the spec's digest.
-        await check_funds(s.client, requester, job_params(req, bytes(32)).escrow)
+        await check_funds(s.client, requester, job_params(req, bytes(32)).escrow, token)
         try:
             spec = await prepare(req, s.store, await s.fetcher() if input is None else None)
         except (FetchFailed, BlockNotFound) as exc:
@@ -115,6 +119,8 @@ async def submit_job(
         async with s.announce_lock:
             if announce is not None:
                 await s.client.announce(announce)
+            if params.token is not None:
+                await fund_token_escrow(s.client, params)
             receipt = await s.client.post_job(params)
         job_id = receipt.events_named("JobPosted")[0].job_id
         await s.indexed(receipt.block_number)
@@ -130,7 +136,7 @@ async def send_tx(s: Gateway, body: S.SignedTx,
                   = 60) -> Any:
     """Relay a transaction the requester signed (to this gateway's contracts only) and report what it did."""
     allowed = {s.config.deployment.market.lower(), s.config.deployment.registry.lower()}
-    raw, decoded = decode_signed(body.raw, s.config.deployment.chain_id, allowed)
+    raw, decoded = decode_signed(body.raw, s.config.deployment.chain_id, allowed, s.config.deployment.market)
     pending = await s.client.send_raw(raw, decoded, "signed transaction")
     receipt = await pending.receipt(timeout=max(wait_s, 0.1))  # ChainError (502) names the tx if not mined
     posted = receipt.events_named("JobPosted")

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
+from eth_account import Account
 
-from tests.python.e2e.conftest import Devnet, real_text
+from shardex.api_client import GatewayClient, GatewayError
+from tests.python.e2e.conftest import REQUESTER, Devnet, Gateway, dev_key, real_text
 from tests.python.tokens import deploy_mock_erc20, token_balance
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +60,40 @@ def test_a_token_job_is_paid_in_its_token_only_by_workers_who_accept_it(devnet: 
     assert withdrawn["total"] == REWARD * extra
     assert token_balance(rpc_url, token, requester) == minted - REWARD * seats
     assert token_balance(rpc_url, token, devnet.info["market"]) == 0
+
+
+def test_a_wallet_posts_a_token_job_through_the_gateway(devnet: Devnet, gateway: Gateway, tmp_path: Path) -> None:
+    """Non-custodial: the gateway hands the wallet an approval of exactly the
+    escrow, then the post; it relays an approval of its own market and no
+    other; the index shows the job's currency."""
+    rpc_url = devnet.info["rpc_url"]
+    requester = Account.from_key(dev_key(devnet, REQUESTER))
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(50_000))
+    fields = dict(program="wordcount", map_shards=2, reduce_shards=1, adversary=0, extra_seats=0,
+                  reward_wei=REWARD, reveal_window_s=30)
+    escrow = REWARD * 3
+    token = deploy_mock_erc20(rpc_url, devnet.json("account", account=8)["address"], requester.address, escrow - 1)
+    with GatewayClient(gateway.url, requester.key.hex()) as client:
+        client.sign_in()
+        with pytest.raises(GatewayError) as short:
+            client.submit(src, token=token, **fields)
+        assert short.value.problem["code"] == "insufficient-funds"
+        assert f"holds {escrow - 1} units of token {token}" in short.value.problem["detail"]
+
+        # Another token, approving someone other than the market: not relayed.
+        other = deploy_mock_erc20(rpc_url, devnet.json("account", account=8)["address"], requester.address, 1)
+        tx = {"to": other, "data": "0x095ea7b3" + "00" * 12 + "11" * 20 + f"{5:064x}", "value": 0, "gas": 100_000,
+              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "type": 2, "chainId": devnet.info["chain_id"],
+              "nonce": 0}
+        raw = "0x" + bytes(requester.sign_transaction(tx).raw_transaction).hex()
+        refused = httpx.post(f"{gateway.url}/v1/tx", json={"raw": raw}, timeout=30)
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid-transaction", refused.text
+
+        token = deploy_mock_erc20(rpc_url, devnet.json("account", account=8)["address"], requester.address, escrow)
+        posted = client.submit(src, token=token, **fields)
+        assert [t["purpose"] for t in posted["transactions"]][-2:] == ["approve_token", "post_job"]
+        job = client.get(f"/v1/jobs/{posted['job_id']}")
+        assert job["token"].lower() == token.lower() and job["escrow_wei"] == str(escrow)
+    assert token_balance(rpc_url, token, devnet.info["market"]) == escrow
+    assert token_balance(rpc_url, token, requester.address) == 0
