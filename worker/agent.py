@@ -105,6 +105,7 @@ class Agent:
         self.loop_stats = LoopStats()
         self._block_time_at = 0.0
         self._chain_clock = (0, 0.0)  # (chain time, loop time when it was first seen)
+        self._stuck_tokens: set[str] = set()  # tokens whose withdrawal was refused (logged once)
         self._tick_failures = 0
         self.refused: dict[int, str] = {}  # job -> why this worker will not take it (GET /shardex/worker)
         self._last_failure: str | None = None
@@ -635,5 +636,12 @@ class Agent:
         if await self.chain.credits() > 0:
             await self.chain.withdraw()
         for token in {job.info.token for job in self.jobs.values() if job.info.pays_in_token}:
-            if await self.chain.token_credits(token) > 0:
-                await self.chain.withdraw_token(token)
+            # A token that stops transferring (paused, blocklisting, hostile)
+            # keeps its own credits, and nothing else of this loop.
+            try:
+                if await self.chain.token_credits(token) > 0:
+                    await self.chain.withdraw_token(token)
+            except ContractRevert as exc:
+                if token not in self._stuck_tokens:
+                    log.warning("withdrawing token %s refused: %s; its credits stay in the market", token, exc)
+                self._stuck_tokens.add(token)

@@ -83,3 +83,62 @@ async def test_seats_it_cannot_compute_before_their_lease_ends_are_declined(tmp_
     statuses = {r.task_id: r.status for r in await agent.state.replicas(job_id=1)}
     assert statuses == {0: "assigned", 1: "assigned", 2: "assigned", 3: "assigned", 4: "declined", 5: "declined"}
     await agent.state.close()
+
+
+async def test_on_an_on_demand_chain_a_block_is_mined_once_a_no_shows_lease_has_run_out(tmp_path: Path) -> None:
+    """Anvil's automine: chain time stands still while nobody transacts, so a dead
+    worker's seat would be held forever. The agent mines one block when the wall
+    clock (loop time) says the earliest lease it waits out has ended, not before."""
+    agent = _agent(tmp_path)
+    mined: list[int] = []
+
+    class Chain:
+        async def mine_empty_blocks(self, count: int = 1) -> None:
+            mined.append(count)
+    agent.chain = Chain()
+    agent.admission.block_time_s = 0.0
+    agent.others_seats[(1, 0, 0)]["0x" + "4" * 40] = 1_030  # its lease ends at chain time 1,030
+    await agent._advance_idle_clock(1_000, loop_time=50.0)  # chain time first seen at loop time 50
+    await agent._advance_idle_clock(1_000, loop_time=70.0)  # 20 s later: the lease still runs
+    assert mined == []
+    await agent._advance_idle_clock(1_000, loop_time=81.5)  # 31.5 s later: it has run out
+    assert mined == [1]
+    agent.admission.block_time_s = 2.0  # a chain with a block time moves on by itself
+    await agent._advance_idle_clock(1_000, loop_time=200.0)
+    assert mined == [1]
+    await agent.state.close()
+
+
+async def test_a_token_that_refuses_withdrawal_stops_nothing_else(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from shardex.chain.errors import ContractRevert
+
+    agent = _agent(tmp_path)
+    frozen, good = "0x" + "a" * 40, "0x" + "b" * 40
+    withdrawn: list[str] = []
+
+    class Refused(ContractRevert):
+        error_name = "JobMarketTokenTransferFailed"
+
+    class Chain:
+        async def credits(self) -> int:
+            return 0
+
+        async def token_credits(self, token: str) -> int:
+            return 5
+
+        async def withdraw_token(self, token: str) -> None:
+            if token == frozen:
+                raise Refused()
+            withdrawn.append(token)
+    agent.chain = Chain()
+    for job_id, token in ((1, frozen), (2, good), (3, "0x" + "0" * 40)):
+        agent.jobs[job_id] = SimpleNamespace(info=SimpleNamespace(token=token, pays_in_token=int(token, 16) != 0))
+    await agent._maybe_withdraw(loop_time=None)
+    await agent._maybe_withdraw(loop_time=None)
+    assert withdrawn == [good, good]  # the good token's credits, each time; the frozen one does not stop it
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and frozen in warnings[0]  # logged once
+    await agent.state.close()
