@@ -28,11 +28,17 @@ def event_id(block_number: int, log_index: int) -> str:
     return f"{block_number}-{log_index}"
 
 
+#: Block numbers and log indexes are stored as SQL BIGINT.
+MAX_BIGINT = 2**63 - 1
+
+
 def parse_event_id(value: str) -> tuple[int, int] | None:
+    """``block-logindex``; an id past what the index can hold is past every event
+    (clamped, so a query with it finds nothing after it instead of failing)."""
     block, sep, index = value.partition("-")
     if not sep or not block.isdigit() or not index.isdigit() or len(value) > 40:
         return None
-    return int(block), int(index)
+    return min(int(block), MAX_BIGINT), min(int(index), MAX_BIGINT)
 
 
 def public_event(row: Any) -> dict[str, Any]:
