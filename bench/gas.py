@@ -37,8 +37,8 @@ because the devnet mines one block per transaction and 20 unbatched draws
 outlast a 16-block epoch) are reported apart (``rearm_txs``, ``rearm_gas``)
 and not counted in the per-seat draw figure.
 
-Part 1b — batch size. For m = 3, gas per seat with 1 (the unbatched run),
-16, 64 and 256 tasks per transaction (draws in chunks of at most 64 tasks:
+Part 1b — batch size. For m = 1, 3 and 5, gas per seat with 1 (the
+unbatched run), 16, 64 and 256 tasks per transaction (draws in chunks of at most 64 tasks:
 a draw seats every worker of its tasks and must fit a block). Every run also
 reports calldata per seat (raw, zlib-compressed, and EIP-2028 data gas),
 because on an OP Stack or Arbitrum chain the L1 data fee is charged on
@@ -411,13 +411,13 @@ async def main_async(args: argparse.Namespace) -> dict:
         print(f"Gas per task-replica (seat), {args.tasks} tasks per job, pool of {args.pool} workers "
               f"(aim: batched total <= {AIM:,})")
 
-        def row(label: str, per: dict, info: dict) -> None:
-            print(f"{label:<13}" + "".join(f"{per[k]:>10,.0f}" for k in (*PHASES, "total"))
+        def row(label: str, per: dict, info: dict, end: str = "\n") -> None:
+            print(f"{label:<17}" + "".join(f"{per[k]:>10,.0f}" for k in (*PHASES, "total"))
                   + f"{per['total'] / AIM:>8.2f}x{info['tries_per_seat']:>11.2f}"
                   + f"{info['seats_per_worker_tx']:>9.2f}{info['rearm_txs']:>8}"
-                  + f"{per['calldata_bytes']:>8,.0f}{per['calldata_zlib_bytes']:>7,.0f}")
+                  + f"{per['calldata_bytes']:>8,.0f}{per['calldata_zlib_bytes']:>7,.0f}", end=end)
 
-        header = (f"{'':<13}" + "".join(f"{k:>10}" for k in (*PHASES, "total")) + f"{'vs aim':>9}"
+        header = (f"{'':<17}" + "".join(f"{k:>10}" for k in (*PHASES, "total")) + f"{'vs aim':>9}"
                   + f"{'tries/seat':>11}{'seats/tx':>9}{'re-arms':>8}{'bytes':>8}{'zlib':>7}")
         print(header)
         for m in MARGINS:
@@ -427,15 +427,21 @@ async def main_async(args: argparse.Namespace) -> dict:
                 results["gas"][f"r{m}_{mode}"] = {k: round(v) for k, v in per.items()}
                 results["draw"][f"r{m}_{mode}"] = info
                 row(f"m={m} {mode}", per, info)
-        print(f"\nm=3 by tasks per transaction (draws in chunks of at most {DRAW_CHUNK} tasks; 'bytes': calldata "
-              "per seat; example cost per seat at 0.01 gwei L2 gas, 10 gwei L1 base fee, scalar 0.7):")
-        print(header)
-        for size in BATCH_SIZES:
-            per, info = await gas_run(requester, workers, size if size > 1 else args.tasks, 3, size > 1)
-            results["gas"][f"r3_batch{size}"] = {k: round(v) for k, v in per.items()}
-            results["draw"][f"r3_batch{size}"] = info
-            row(f"batch {size}", per, info)
-            print(f"{'':<13}example cost: {per['example_l2_cost_wei'] / 1e9:,.1f} gwei per seat")
+        print(f"\nBy tasks per transaction (batch 1 is the unbatched run above; draws in chunks of at most "
+              f"{DRAW_CHUNK} tasks; 'bytes': calldata per seat; cost: example per seat at 0.01 gwei L2 gas, "
+              "10 gwei L1 base fee, scalar 0.7):")
+        print(header + f"{'cost/gwei':>11}")
+        for m in MARGINS:
+            for size in BATCH_SIZES:
+                if size == 1:
+                    per = {k: float(v) for k, v in results["gas"][f"r{m}_unbatched"].items()}
+                    info = results["draw"][f"r{m}_unbatched"]
+                else:
+                    per, info = await gas_run(requester, workers, size, m, batched=True)
+                results["gas"][f"r{m}_batch{size}"] = {k: round(v) for k, v in per.items()}
+                results["draw"][f"r{m}_batch{size}"] = info
+                row(f"m={m} batch {size}", per, info, end="")
+                print(f"{per['example_l2_cost_wei'] / 1e9:>11,.0f}")
         for c in (requester, *workers):
             await c.aclose()
     finally:
