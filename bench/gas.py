@@ -400,6 +400,16 @@ async def throughput_batched(requester: ChainClient, worker: ChainClient, tasks:
     return tasks / elapsed
 
 
+async def batched_figure(into: dict, requester: ChainClient, worker: ChainClient, tasks: int,
+                         automine: bool) -> None:
+    """The batched pipelined run, printed and added to ``into`` (one chain's throughput figures)."""
+    batched = await throughput_batched(requester, worker, tasks, THROUGHPUT_CHUNK, automine)
+    into.update(batched_tasks=tasks, batch=THROUGHPUT_CHUNK, batched_pipelined_tasks_per_s=round(batched, 1),
+                batched_vs_aim=round(batched / THROUGHPUT_AIM, 2))
+    print(f"  pipelined, {THROUGHPUT_CHUNK} tasks per tx: {batched:8.1f} tasks/s ({tasks} tasks; "
+          f"aim {THROUGHPUT_AIM}/s: {batched / THROUGHPUT_AIM:.2f}x)")
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     if not max(MARGINS) <= args.pool < DEV_ACCOUNTS:
         raise SystemExit(f"--pool {args.pool}: a margin-{max(MARGINS)} task needs that many distinct workers, and the "
@@ -463,13 +473,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         print(f"  waiting for each receipt: {waited:8.1f} tasks/s   ({rearm_w} re-armed seeds)")
         print(f"  pipelined nonces:         {piped:8.1f} tasks/s   ({piped / waited:.2f}x; {rearm_p} re-armed seeds)")
         await next_epoch(requester, automine=True)
-        nb = args.batched_tasks
-        batched = await throughput_batched(requester, workers[0], nb, THROUGHPUT_CHUNK, automine=True)
-        results["throughput"]["automine"].update(batched_tasks=nb, batch=THROUGHPUT_CHUNK,
-                                                 batched_pipelined_tasks_per_s=round(batched, 1),
-                                                 batched_vs_aim=round(batched / THROUGHPUT_AIM, 2))
-        print(f"  pipelined, {THROUGHPUT_CHUNK} tasks per tx: {batched:8.1f} tasks/s   ({nb} tasks; "
-              f"aim {THROUGHPUT_AIM}/s: {batched / THROUGHPUT_AIM:.2f}x)")
+        await batched_figure(results["throughput"]["automine"], requester, workers[0], args.batched_tasks, True)
         for c in (requester, *workers):
             await c.aclose()
     finally:
@@ -491,13 +495,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         print(f"  waiting for each receipt: {waited:8.2f} tasks/s ({n} tasks; {rearm_w} re-armed seeds)")
         print(f"  pipelined nonces:         {piped:8.2f} tasks/s ({piped_n} tasks, {piped / waited:.0f}x; "
               f"{rearm_p} re-armed seeds)")
-        nb = args.batched_tasks
-        batched = await throughput_batched(requester, workers[0], nb, THROUGHPUT_CHUNK, automine=False)
-        results["throughput"]["block_time_1s"].update(batched_tasks=nb, batch=THROUGHPUT_CHUNK,
-                                                      batched_pipelined_tasks_per_s=round(batched, 1),
-                                                      batched_vs_aim=round(batched / THROUGHPUT_AIM, 2))
-        print(f"  pipelined, {THROUGHPUT_CHUNK} tasks per tx: {batched:8.1f} tasks/s ({nb} tasks; "
-              f"aim {THROUGHPUT_AIM}/s: {batched / THROUGHPUT_AIM:.2f}x)")
+        await batched_figure(results["throughput"]["block_time_1s"], requester, workers[0], args.batched_tasks,
+                             False)
         for c in (requester, *workers):
             await c.aclose()
     finally:

@@ -7,6 +7,13 @@ import {
     FalseToken, FeeOnTransferToken, FreezableToken, MockERC20, NoReturnToken, ReentrantToken
 } from "./mocks/Tokens.sol";
 
+/// @dev What every test token offers (NoReturnToken's approve returns nothing; the extra
+/// return data of the others is ignored).
+interface MintAndApprove {
+    function mint(address to, uint256 amount) external;
+    function approve(address spender, uint256 amount) external;
+}
+
 /// @notice Jobs paid in an ERC-20: escrow taken by transferFrom and measured
 /// by balance, rewards, refunds and cancellations credited in the job's token
 /// and withdrawn in it, ETH untouched; tokens that cannot back an exact
@@ -28,10 +35,15 @@ contract JobMarketTokenTest is MarketFixture {
     }
 
     function _postToken(JobMarket.JobParams memory p) internal returns (uint256 id) {
+        return _postIn(p.token, p);
+    }
+
+    /// @dev Mints the escrow in `token` to the requester, approves and posts.
+    function _postIn(address token, JobMarket.JobParams memory p) internal returns (uint256 id) {
         uint256 escrow = _escrow(p, M);
-        usd.mint(requester, escrow);
+        MintAndApprove(token).mint(requester, escrow);
         vm.prank(requester);
-        usd.approve(address(market), escrow);
+        MintAndApprove(token).approve(address(market), escrow);
         vm.prank(requester);
         id = market.postJob(p);
     }
@@ -122,11 +134,7 @@ contract JobMarketTokenTest is MarketFixture {
         NoReturnToken usdt = new NoReturnToken();
         JobMarket.JobParams memory p = _tokenParams(address(usdt));
         uint256 escrow = _escrow(p, M);
-        usdt.mint(requester, escrow);
-        vm.prank(requester);
-        usdt.approve(address(market), escrow);
-        vm.prank(requester);
-        uint256 id = market.postJob(p);
+        uint256 id = _postIn(address(usdt), p);
         assertEq(usdt.balanceOf(address(market)), escrow, "escrow pulled");
         vm.prank(requester);
         market.cancelJob(id);
@@ -228,13 +236,7 @@ contract JobMarketTokenTest is MarketFixture {
     /// reward is stuck, in that token alone.
     function test_token_aFrozenTokenCannotHoldCollateralHostage() public {
         FreezableToken t = new FreezableToken();
-        JobMarket.JobParams memory p = _tokenParams(address(t));
-        uint256 escrow = _escrow(p, M);
-        t.mint(requester, escrow);
-        vm.prank(requester);
-        t.approve(address(market), escrow);
-        vm.prank(requester);
-        uint256 id = market.postJob(p);
+        uint256 id = _postIn(address(t), _tokenParams(address(t)));
         _toSeed(id, 0);
         _draw(stranger, id, 0);
         address[] memory seats = _seats(id, 0);

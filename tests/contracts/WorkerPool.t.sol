@@ -62,13 +62,7 @@ contract WorkerPoolV2Test is MarketFixture {
 
     /// @notice Each member is drawn in proportion to its stake (1 : 2 : 5).
     function test_pool_drawIsProportionalToStake() public {
-        address a = address(0x7101);
-        address b = address(0x7102);
-        address c = address(0x7103);
-        _enlistIn(a, 1 ether, GPU);
-        _enlistIn(b, 2 ether, GPU);
-        _enlistIn(c, 5 ether, GPU);
-        _nextEpoch();
+        (address a, address b, address c) = _oneTwoFive(0x7101);
         uint256[3] memory hits;
         uint256 n = 4_000;
         for (uint256 i; i < n; ++i) {
@@ -96,13 +90,7 @@ contract WorkerPoolV2Test is MarketFixture {
     /// picks, with that member's weight this epoch, at every range boundary,
     /// including around a member that left (weight 0 between two others).
     function test_pool_drawCandidateIsDrawFromWithTheWeight() public {
-        address a = address(0x7201);
-        address b = address(0x7202);
-        address c = address(0x7203);
-        _enlistIn(a, 1 ether, GPU);
-        _enlistIn(b, 2 ether, GPU);
-        _enlistIn(c, 5 ether, GPU);
-        _nextEpoch();
+        (address a, address b, address c) = _oneTwoFive(0x7201);
         vm.prank(b);
         pool.optOut(GPU);
         _nextEpoch(); // b's index stays, weighing 0
@@ -118,6 +106,15 @@ contract WorkerPoolV2Test is MarketFixture {
             // Independently of the tree: a holds [0, 1 ether) of the total, c the rest.
             assertEq(got, r % 6 ether < 1 ether ? a : c, "the range that holds r % total");
         }
+    }
+
+    /// @dev Three GPU members staking 1, 2 and 5 ether, at addresses base..base+2, in force.
+    function _oneTwoFive(uint160 base) internal returns (address a, address b, address c) {
+        (a, b, c) = (address(base), address(base + 1), address(base + 2));
+        _enlistIn(a, 1 ether, GPU);
+        _enlistIn(b, 2 ether, GPU);
+        _enlistIn(c, 5 ether, GPU);
+        _nextEpoch();
     }
 
     function _dist(uint256 a, uint256 b) internal pure returns (uint256) {
@@ -298,13 +295,7 @@ contract WorkerPoolV2Test is MarketFixture {
     /// keeps its place: with a, b, c (1, 2, 5 ether), b leaves and returns
     /// and is drawn on the same range as before.
     function test_pool_aMemberThatComesBackKeepsItsPlace() public {
-        address a = address(0x7101);
-        address b = address(0x7102);
-        address c = address(0x7103);
-        _enlistIn(a, 1 ether, GPU);
-        _enlistIn(b, 2 ether, GPU);
-        _enlistIn(c, 5 ether, GPU);
-        _nextEpoch();
+        (, address b, address c) = _oneTwoFive(0x7101);
         _leave(b);
         _nextEpoch();
         assertEq(pool.drawFrom(GPU, 1 ether), c, "b out: c follows a");
