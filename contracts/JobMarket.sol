@@ -134,6 +134,7 @@ contract JobMarket is ReentrancyGuard {
         address token; // address(0): ETH
     }
 
+    /// @notice A task as `task()` reports it.
     struct Task {
         bytes12 winner; // result that reached the margin; zero while none
         bytes12 lead; // result with the most commits in the current tally
@@ -149,6 +150,31 @@ contract JobMarket is ReentrancyGuard {
         uint40 seedBlock; // escalation rounds draw from this block (0: the job's)
         uint32 drawNonce; // candidates looked at in the current round
         uint64 voidRounds; // bit k: round k's winner was never opened (its committers cannot be paid)
+    }
+
+    /// @dev A task as it is stored. A task whose rounds go as they should
+    /// (drawn, committed, won, opened) lives in its first slot alone: one
+    /// fresh slot per task, not two, and one cold read per transaction that
+    /// touches it. The second slot is written only when a round escalates
+    /// or is void, and read only when `extended` says it was.
+    struct TaskSlots {
+        // slot 0
+        bytes12 lead;
+        uint8 round;
+        uint8 seats;
+        uint8 seated;
+        uint8 committed;
+        bool won; // `lead` reached the margin in the current round: it is the winner
+        bool settled;
+        bool extended; // slot 1 holds something: an own seed block, a void round, a discarded tally
+        uint16 leadCount;
+        uint16 total;
+        uint32 drawNonce;
+        uint40 revealDeadline;
+        // slot 1
+        uint8 tally;
+        uint40 seedBlock;
+        uint64 voidRounds;
     }
 
     struct Replica {
@@ -171,7 +197,7 @@ contract JobMarket is ReentrancyGuard {
     mapping(address => mapping(address => uint256)) public tokenCredits;
 
     mapping(uint256 => Job) private _jobs;
-    mapping(uint256 => mapping(uint256 => Task)) private _tasks;
+    mapping(uint256 => mapping(uint256 => TaskSlots)) private _tasks;
     mapping(uint256 => mapping(uint256 => mapping(address => Replica))) private _replicas;
     /// @dev Commits per (job, task, tally, result) for results other than the leader.
     mapping(bytes32 => uint16) private _votes;
@@ -276,8 +302,22 @@ contract JobMarket is ReentrancyGuard {
         return _knownJob(jobId);
     }
 
-    function task(uint256 jobId, uint256 taskId) external view returns (Task memory) {
-        return _tasks[jobId][taskId];
+    function task(uint256 jobId, uint256 taskId) external view returns (Task memory v) {
+        TaskSlots storage t = _tasks[jobId][taskId];
+        v.winner = _winner(t);
+        v.lead = t.lead;
+        v.round = t.round;
+        v.seats = t.seats;
+        v.seated = t.seated;
+        v.committed = t.committed;
+        v.settled = t.settled;
+        v.leadCount = t.leadCount;
+        v.total = t.total;
+        v.tally = t.tally;
+        v.revealDeadline = t.revealDeadline;
+        v.seedBlock = t.seedBlock;
+        v.drawNonce = t.drawNonce;
+        v.voidRounds = t.voidRounds;
     }
 
     function replica(uint256 jobId, uint256 taskId, address worker) external view returns (Replica memory) {
@@ -447,7 +487,7 @@ contract JobMarket is ReentrancyGuard {
         for (uint256 i; i < n; ++i) {
             uint256 taskId = taskIds[i];
             _requireInPhase(jobId, j, taskId);
-            Task storage t = _tasks[jobId][taskId];
+            TaskSlots storage t = _tasks[jobId][taskId];
             if (_advanceIfStale(jobId, taskId, j, t)) progressed = true;
             if (!_live(j)) return; // the escalation failed the job
             if (_drawSeats(jobId, taskId, j, t)) progressed = true;
@@ -510,7 +550,7 @@ contract JobMarket is ReentrancyGuard {
         Job storage j = _knownJob(jobId);
         for (uint256 i; i < n; ++i) {
             uint256 taskId = taskIds[i];
-            Task storage t = _tasks[jobId][taskId];
+            TaskSlots storage t = _tasks[jobId][taskId];
             Replica storage rep = _replicas[jobId][taskId][msg.sender];
             if (rep.state != ReplicaState.Assigned) {
                 revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
@@ -518,7 +558,7 @@ contract JobMarket is ReentrancyGuard {
             uint256 until = rep.deadline - j.leaseDuration + j.leaseDuration / DECLINE_PART;
             if (block.timestamp > until) revert JobMarketDeclineClosed(jobId, taskId, until);
             rep.state = ReplicaState.Declined;
-            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
+            if (rep.round == t.round && !t.won) t.seated -= 1;
             emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
         }
         pool.release(msg.sender, n * uint256(j.collateral), 0);
@@ -589,8 +629,8 @@ contract JobMarket is ReentrancyGuard {
     }
 
     /// @dev Returns whether anything changed (candidates looked at, or a seed re-armed).
-    function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
-        if (t.winner != 0 || _isVoid(t, t.round)) return false; // the task has its result, or is dead
+    function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t) private returns (bool) {
+        if (t.won || _isVoid(t, t.round)) return false; // the task has its result, or is dead
         uint8 seats = t.seats;
         if (seats == 0) seats = t.seats = j.margin; // round 0
         uint256 open = seats - t.seated;
@@ -629,7 +669,7 @@ contract JobMarket is ReentrancyGuard {
     /// @dev Seats `w` if it is eligible: not the requester, never on this
     /// task before (in any round), with the job's minimum stake and enough
     /// free stake for the collateral, which is locked here.
-    function _seat(uint256 jobId, uint256 taskId, Job storage j, Task storage t, address w, uint256 epochWeight)
+    function _seat(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t, address w, uint256 epochWeight)
         private
         returns (Seating)
     {
@@ -657,12 +697,13 @@ contract JobMarket is ReentrancyGuard {
 
     /// @dev The round's seed; (0, false) while its block is still ahead,
     /// (0, true) after re-arming a seed that can no longer be used.
-    function _seed(uint256 jobId, uint256 taskId, Job storage j, Task storage t)
+    function _seed(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t)
         private
         returns (bytes32 seed, bool armed)
     {
-        bool own = t.seedBlock != 0;
-        uint256 seedBlock = own ? t.seedBlock : j.seedBlock;
+        uint256 seedBlock = t.extended ? t.seedBlock : 0;
+        bool own = seedBlock != 0;
+        if (!own) seedBlock = j.seedBlock;
         if (seedBlock >= block.number) return (0, false);
         bytes32 random = _randomness(seedBlock);
         // Weights fixed before the seed existed are only guaranteed within
@@ -696,7 +737,7 @@ contract JobMarket is ReentrancyGuard {
 
     function _commitOne(uint256 jobId, Job storage j, uint256 taskId, bytes12 result, bytes12 seal) private {
         if (result == 0 || seal == 0) revert JobMarketZeroHash(jobId, taskId);
-        Task storage t = _tasks[jobId][taskId];
+        TaskSlots storage t = _tasks[jobId][taskId];
         Replica storage rep = _replicas[jobId][taskId][msg.sender];
         if (rep.state != ReplicaState.Assigned || rep.round != t.round) {
             revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
@@ -715,7 +756,7 @@ contract JobMarket is ReentrancyGuard {
         int256 lead = 2 * int256(uint256(t.leadCount)) - int256(uint256(t.total));
         uint8 margin = j.margin;
         if (lead >= int256(uint256(margin))) {
-            t.winner = t.lead;
+            t.won = true;
             uint40 until = uint40(block.timestamp + j.revealWindow);
             t.revealDeadline = until;
             if (until > j.horizon) j.horizon = until;
@@ -729,11 +770,11 @@ contract JobMarket is ReentrancyGuard {
     }
 
     function _revealOne(uint256 jobId, Job storage j, uint256 taskId, bytes32 digest) private {
-        Task storage t = _tasks[jobId][taskId];
+        TaskSlots storage t = _tasks[jobId][taskId];
         Replica storage rep = _replicas[jobId][taskId][msg.sender];
         if (rep.state != ReplicaState.Committed) revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
-        bytes12 winner = t.winner;
-        if (winner == 0) revert JobMarketRevealNotOpen(jobId, taskId);
+        if (!t.won) revert JobMarketRevealNotOpen(jobId, taskId);
+        bytes12 winner = t.lead;
         bool settled = t.settled;
         // A settled task hears its late openings (they are owed a reward);
         // an unsettled one can only settle while the job is live.
@@ -760,7 +801,7 @@ contract JobMarket is ReentrancyGuard {
     /// someone already called expireJob or poke, so the outcome does not
     /// depend on the order of permissionless calls.
     function _resolve(uint256 jobId, Job storage j, uint256 taskId, address worker) private returns (Outcome o) {
-        Task storage t = _tasks[jobId][taskId];
+        TaskSlots storage t = _tasks[jobId][taskId];
         _advanceIfStale(jobId, taskId, j, t);
         Replica storage rep = _replicas[jobId][taskId][worker];
         ReplicaState s = rep.state;
@@ -782,7 +823,7 @@ contract JobMarket is ReentrancyGuard {
             } else if (t.settled) {
                 // A committer of the winner may open it until the window closes;
                 // a committer of anything else lost.
-                if (rep.result == t.winner && block.timestamp <= t.revealDeadline) {
+                if (rep.result == _winner(t) && block.timestamp <= t.revealDeadline) {
                     revert JobMarketNotResolvable(jobId, taskId, worker, s);
                 }
                 o = Outcome.Slashed;
@@ -809,7 +850,7 @@ contract JobMarket is ReentrancyGuard {
         if (s == ReplicaState.Assigned && o == Outcome.Slashed) {
             // A no-show frees its seat for a redraw and is never drawn for
             // this task again.
-            if (rep.round == t.round && t.winner == 0) t.seated -= 1;
+            if (rep.round == t.round && !t.won) t.seated -= 1;
             rep.state = ReplicaState.Slashed;
         } else if (t.settled || !live) {
             // No more draws can happen for this task: the slot may go.
@@ -838,8 +879,9 @@ contract JobMarket is ReentrancyGuard {
     /// paid (they are slashed when resolved), its tally is discarded, and the
     /// task starts over with m fresh seats paid from the prefunded seats.
     /// Nothing was revealed, so nothing leaks.
-    function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, Task storage t) private returns (bool) {
-        if (t.winner == 0 || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
+    function _advanceIfStale(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t) private returns (bool) {
+        if (!t.won || t.settled || block.timestamp <= t.revealDeadline || !_live(j)) return false;
+        t.extended = true;
         t.voidRounds |= uint64(1) << t.round;
         t.tally += 1;
         t.lead = 0;
@@ -851,7 +893,7 @@ contract JobMarket is ReentrancyGuard {
             // every other replica's verdict depend on when someone noticed;
             // instead the task stays dead (its current round is void) and the
             // job ends at its deadline, where every duty is judged the same way.
-            t.winner = 0;
+            t.won = false;
             return true;
         }
         _escalate(jobId, taskId, j, t, margin, true);
@@ -860,17 +902,21 @@ contract JobMarket is ReentrancyGuard {
 
     /// @dev The replica's round is the task's current one, it won, and its
     /// window closed unopened before `cutoff` (the job still live then).
-    function _silentWinner(Task storage t, Replica storage rep, uint256 cutoff) private view returns (bool) {
-        return rep.round == t.round && t.winner != 0 && !t.settled && t.revealDeadline < cutoff;
+    function _silentWinner(TaskSlots storage t, Replica storage rep, uint256 cutoff) private view returns (bool) {
+        return rep.round == t.round && t.won && !t.settled && t.revealDeadline < cutoff;
     }
 
-    function _isVoid(Task storage t, uint8 round) private view returns (bool) {
-        return (t.voidRounds >> round) & 1 == 1;
+    function _isVoid(TaskSlots storage t, uint8 round) private view returns (bool) {
+        return t.extended && (t.voidRounds >> round) & 1 == 1;
+    }
+
+    function _winner(TaskSlots storage t) private view returns (bytes12) {
+        return t.won ? t.lead : bytes12(0);
     }
 
     /// @dev Adds one commit to the task's tally. The leader's count lives in
     /// the task; other results' counts in `_votes`, written only on dissent.
-    function _count(uint256 jobId, uint256 taskId, Task storage t, bytes12 result) private {
+    function _count(uint256 jobId, uint256 taskId, TaskSlots storage t, bytes12 result) private {
         t.total += 1;
         if (t.leadCount == 0 || result == t.lead) {
             t.lead = result;
@@ -893,7 +939,7 @@ contract JobMarket is ReentrancyGuard {
     /// @dev Opens the next round with `seats` fresh seats and its own future
     /// seed, or fails the job when the task used all its rounds or the job's
     /// escrow cannot pay for the seats (`charge`: they are new seats to pay).
-    function _escalate(uint256 jobId, uint256 taskId, Job storage j, Task storage t, uint256 seats, bool charge)
+    function _escalate(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t, uint256 seats, bool charge)
         private
     {
         uint8 next = t.round + 1;
@@ -905,7 +951,8 @@ contract JobMarket is ReentrancyGuard {
         }
         if (charge) j.extraSeatsUsed += uint32(seats);
         uint40 seedBlock = _armBlock();
-        t.winner = 0;
+        t.won = false;
+        t.extended = true;
         t.round = next;
         t.seats = uint8(seats);
         t.seated = 0;
