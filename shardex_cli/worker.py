@@ -60,6 +60,9 @@ def worker_run(
                                                "are refused).")] = True,
     port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
+    follow_heads: Annotated[bool, typer.Option(help="Learn of new blocks by subscription (eth_subscribe over the "
+                                                    "RPC address's WebSocket) where the node offers it; "
+                                                    "otherwise one eth_blockNumber per poll.")] = True,
     gpus: Annotated[str, typer.Option(help="auto (NVML), none, or a fake pool such as fake:2x80GB.")] = "auto",
     gpu_policy: Annotated[str, typer.Option(help="binpack or spread.")] = "binpack",
     mps: Annotated[bool, typer.Option(help="Start and supervise an MPS control daemon so GPU compute shares are "
@@ -115,7 +118,7 @@ def worker_run(
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
             sandbox=sandbox, min_window_blocks=min_window_blocks, max_collateral_ratio=max_collateral_ratio,
-            port=port, poll_interval=poll, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
+            port=port, poll_interval=poll, follow_heads=follow_heads, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
             mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
             accept_tokens=frozenset(t.lower() for t in accept_token or ()))
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())

@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from shardex import jobs
 from shardex.chain import ChainClient, Deployment, JobState
 from shardex.chain.errors import ChainError, ContractRevert
+from shardex.chain.heads import HeadFollower, ws_url_for
 from shardex.chain.models import (
     EndpointAnnounced,
     JobPosted,
@@ -107,9 +108,16 @@ class Agent:
         self._chain_clock = (0, 0.0)  # (chain time, loop time when it was first seen)
         self._stuck_tokens: set[str] = set()  # tokens whose withdrawal was refused (logged once)
         self._tick_failures = 0
+        # Idle ticks (see _tick_due): the head and loop time of the last full
+        # tick, what it left to do, and a wake for local news (a task ended).
+        self._ticked_head = -1
+        self._ticked_at = 0.0
+        self._holding = True
+        self._wake = asyncio.Event()
         self.refused: dict[int, str] = {}  # job -> why this worker will not take it (GET /shardex/worker)
         self._last_failure: str | None = None
         self.chain = chain or ChainClient(rpc_url, deployment, account)
+        self.heads = HeadFollower(ws_url_for(rpc_url) if opts.follow_heads else None, self.chain.block_number)
         self.state = state or AsyncState(opts.data_dir / "state.sqlite")
         self.store = store or EmbeddedStore(opts.data_dir / "store")
         self.address = account.address
@@ -154,6 +162,7 @@ class Agent:
         await self._serve_outputs()
         await self._ensure_stake()
         watchdog = asyncio.create_task(self.watchdog.run())
+        heads = asyncio.create_task(self.heads.run())
         lag_monitor = asyncio.create_task(self.loop_stats.watch())
         if self.colocation is not None:
             await self._serve_online()
@@ -164,13 +173,11 @@ class Agent:
                 started = loop.time()
                 pause = await self.tick_safely()
                 self.loop_stats.tick_took(loop.time() - started)
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), pause)
-                except TimeoutError:
-                    pass
+                await self._sleep_until_news(pause)
             await self._drain()
         finally:
             watchdog.cancel()
+            heads.cancel()
             lag_monitor.cancel()
             if self.colocation is not None:
                 await asyncio.to_thread(self.colocation.stop)  # its thread continues every paused task on the way out
@@ -184,17 +191,31 @@ class Agent:
             await self.state.close()
             await self.runtime.close()
 
+    async def _sleep_until_news(self, pause: float) -> None:
+        """Until ``pause`` is over, or earlier: a new head, SIGTERM. (A task that
+        ended is seen at the next poll: waking for it could spin on a task that
+        ends at once, e.g. one waiting for a busy GPU.)"""
+        waits = [asyncio.create_task(e.wait()) for e in (self.stopping, self.heads.changed)]
+        try:
+            await asyncio.wait(waits, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self.heads.changed.clear()
+
     async def tick_safely(self) -> float:
         """One tick; seconds until the next. A failing tick (the node restarting, a
         timeout, a nonce someone else used: the client resyncs it) never ends the
         agent: it is logged, once per kind of failure, and retried with backoff.
         Only SIGTERM, or a configuration that cannot work, ends it."""
         try:
-            await self.tick()
+            if await self._tick_due():
+                await self.tick()
         except (asyncio.CancelledError, ConfigError):
             raise
         except Exception as exc:  # noqa: BLE001 - see the docstring: nothing transient may end the agent
             self._tick_failures += 1
+            self._holding = True  # whatever the failed tick left undone is done by the next full one
             kind = f"{type(exc).__name__}: {exc}"[:300]
             if kind != self._last_failure:
                 self._last_failure = kind
@@ -205,8 +226,29 @@ class Agent:
         self._tick_failures, self._last_failure = 0, None
         return self.opts.poll_interval
 
+    async def _tick_due(self) -> bool:
+        """Whether a full tick has anything to do. A worker with no seats and no
+        running task only has news when the chain has a new block (a job, a
+        draw, a no-show to slash all arrive as events) or a local timer runs
+        out, so it asks the node one cheap question per poll instead of a
+        tick's dozen queries: an idle worker costs next to nothing."""
+        loop_time = asyncio.get_running_loop().time()
+        if self._holding or self._wake.is_set() or self.running:
+            return True
+        if loop_time - self._ticked_at >= self.opts.idle_tick_s:
+            return True  # a safety net: retries that wait on nothing on chain (a spec not served yet)
+        if any(self._ticked_at < until <= loop_time for until in self._draw_backoff.values()):
+            return True
+        if await self.heads.latest() != self._ticked_head:
+            return True
+        # Chain time stands still with the head; only the wall clock moves.
+        await self._advance_idle_clock(self._chain_clock[0], loop_time)
+        return False
+
     async def tick(self) -> None:
-        await self.sync()
+        self._wake.clear()
+        self._ticked_at = asyncio.get_running_loop().time()
+        self._ticked_head = await self.sync()
         now = await self.chain.timestamp()
         await self._evaluate_jobs()
         await self._reconcile(now)
@@ -222,6 +264,8 @@ class Agent:
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
         await self.runtime.supervise(asyncio.get_running_loop().time())
         await self._measure_block_time(asyncio.get_running_loop().time())
+        self._holding = bool(self.running) or bool(
+            await self.state.replicas("assigned", "computed", "committing", "committed", "revealed"))
 
     async def _measure_block_time(self, now: float) -> None:
         """How far apart this chain's blocks are: what a window must span (every ~60 s)."""
@@ -328,7 +372,8 @@ class Agent:
 
     # ------------------------------------------------------------ chain events
 
-    async def sync(self) -> None:
+    async def sync(self) -> int:
+        """Apply the events of every block up to the head; returns the head."""
         latest = await self.chain.block_number()
         cursor = await self.state.get_cursor()
         start = cursor + 1 if cursor >= 0 else self.chain.deployment.block
@@ -338,6 +383,7 @@ class Agent:
                 await self._on_event(event)
             await self.state.set_cursor(end)
             start = end + 1
+        return latest
 
     async def _on_event(self, e) -> None:
         if isinstance(e, JobPosted):
@@ -519,7 +565,11 @@ class Agent:
             inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, await self.state.settled(row.job_id))
             task = asyncio.create_task(self._compute(inp))
             self.running[key] = task
-            task.add_done_callback(lambda _t, key=key: self.running.pop(key, None))
+            task.add_done_callback(lambda _t, key=key: self._task_ended(key))
+
+    def _task_ended(self, key: tuple[int, int, int]) -> None:
+        self.running.pop(key, None)
+        self._wake.set()  # its result is to be committed, or its seat retried: tick now
 
     async def _compute(self, inp: TaskInput) -> None:
         fetcher = await self.fetcher(str(self.jobs[inp.job_id].info.requester))

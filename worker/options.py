@@ -41,6 +41,12 @@ class WorkerOptions:
     port: int = 0
     public_url: str | None = None
     poll_interval: float = 0.25
+    #: With no seats held and no news on chain, a full tick at least this often
+    #: (each poll in between is one eth_blockNumber).
+    idle_tick_s: float = 5.0
+    #: Learn of new blocks by subscription (eth_subscribe over the RPC address's
+    #: WebSocket) where the node offers it; polling otherwise.
+    follow_heads: bool = True
     grace_s: float = 30.0
     withdraw_every_s: float = 30.0
     #: "auto" (NVML if there is a GPU), "none", or a fake pool like "fake:2x80GB".

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -141,4 +142,39 @@ async def test_a_token_that_refuses_withdrawal_stops_nothing_else(tmp_path: Path
     assert withdrawn == [good, good]  # the good token's credits, each time; the frozen one does not stop it
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and frozen in warnings[0]  # logged once
+    await agent.state.close()
+
+
+async def test_an_idle_agent_asks_only_for_the_head_until_there_is_news(tmp_path: Path) -> None:
+    """No seats, no running task, no new block: one head query per poll, no full
+    tick. A new block, a task that ended, a draw backoff or the idle interval
+    running out each bring the full tick back."""
+    agent = _agent(tmp_path)
+    asked: list[str] = []
+    head = [10]
+
+    class Chain:
+        async def block_number(self) -> int:
+            asked.append("eth_blockNumber")
+            return head[0]
+    agent.chain = Chain()
+    agent.heads.poll = agent.chain.block_number
+    loop_time = asyncio.get_running_loop().time
+    agent._holding, agent._ticked_head, agent._ticked_at = False, 10, loop_time()
+    assert [await agent._tick_due() for _ in range(3)] == [False] * 3
+    assert asked == ["eth_blockNumber"] * 3  # and nothing else: no logs, no views, no SQLite
+    head[0] = 11
+    assert await agent._tick_due()  # a new block: events to read
+    head[0] = 10
+    agent._wake.set()
+    assert await agent._tick_due()  # a task ended: its result to commit
+    agent._wake.clear()
+    agent._draw_backoff[7] = loop_time() - 0.01
+    agent._ticked_at = loop_time() - 1.0
+    assert await agent._tick_due()  # a draw waited out its backoff
+    agent._draw_backoff.clear()
+    agent._ticked_at = loop_time() - agent.opts.idle_tick_s
+    assert await agent._tick_due()  # the safety net
+    agent._ticked_at, agent._holding = loop_time(), True
+    assert await agent._tick_due()  # seats held: every poll is a full tick, as before
     await agent.state.close()
