@@ -173,6 +173,7 @@ contract JobMarket is ReentrancyGuard {
         uint40 revealDeadline;
         // slot 1
         uint8 tally;
+        uint8 unavailable; // drawn workers who reported the input missing (each sits once per task)
         uint40 seedBlock;
         uint64 voidRounds;
     }
@@ -272,6 +273,7 @@ contract JobMarket is ReentrancyGuard {
         uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round, uint256 leaseDeadline
     );
     event TaskDeclined(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 round);
+    event InputUnavailable(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, uint256 reports);
     event ResultCommitted(uint256 indexed jobId, uint256 indexed taskId, address indexed worker, bytes32 result);
     event RevealOpened(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 revealDeadline);
     event TaskEscalated(uint256 indexed jobId, uint256 indexed taskId, uint256 round, uint256 seats, uint256 seedBlock);
@@ -545,23 +547,18 @@ contract JobMarket is ReentrancyGuard {
     /// terms it does not accept) without being slashed as a no-show. It cannot
     /// help an adversary: giving up a seat only hands it to a random draw.
     function decline(uint256 jobId, uint256[] calldata taskIds) external {
-        uint256 n = taskIds.length;
-        if (n == 0) revert JobMarketEmptyBatch();
-        Job storage j = _knownJob(jobId);
-        for (uint256 i; i < n; ++i) {
-            uint256 taskId = taskIds[i];
-            TaskSlots storage t = _tasks[jobId][taskId];
-            Replica storage rep = _replicas[jobId][taskId][msg.sender];
-            if (rep.state != ReplicaState.Assigned) {
-                revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
-            }
-            uint256 until = rep.deadline - j.leaseDuration + j.leaseDuration / DECLINE_PART;
-            if (block.timestamp > until) revert JobMarketDeclineClosed(jobId, taskId, until);
-            rep.state = ReplicaState.Declined;
-            if (rep.round == t.round && !t.won) t.seated -= 1;
-            emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
-        }
-        pool.release(msg.sender, n * uint256(j.collateral), 0);
+        _giveBack(jobId, taskIds, false);
+    }
+
+    /// @notice Gives back seats, as `decline`, because the task's input could
+    /// not be fetched from anyone. A lone report only frees the seat (no
+    /// reward, no slash). When as many distinct drawn workers as the job's
+    /// margin report a task's input unavailable, the job fails: the requester
+    /// did not keep its data available, and gets back only what was not
+    /// earned. Reaching that count takes as many independently drawn seats as
+    /// settling a wrong result does, and a reporter earns nothing either way.
+    function reportUnavailable(uint256 jobId, uint256[] calldata taskIds) external {
+        _giveBack(jobId, taskIds, true);
     }
 
     /// @notice Resolves any worker's finished replica (e.g. a no-show, which
@@ -859,6 +856,42 @@ contract JobMarket is ReentrancyGuard {
             rep.state = ReplicaState.Slashed;
         }
         emit ReplicaResolved(jobId, taskId, worker, o, amount);
+    }
+
+    function _giveBack(uint256 jobId, uint256[] calldata taskIds, bool unavailable) private {
+        uint256 n = taskIds.length;
+        if (n == 0) revert JobMarketEmptyBatch();
+        Job storage j = _knownJob(jobId);
+        for (uint256 i; i < n; ++i) {
+            uint256 taskId = taskIds[i];
+            TaskSlots storage t = _tasks[jobId][taskId];
+            Replica storage rep = _replicas[jobId][taskId][msg.sender];
+            if (rep.state != ReplicaState.Assigned) {
+                revert JobMarketWrongReplicaState(jobId, taskId, msg.sender, rep.state);
+            }
+            uint256 until = rep.deadline - j.leaseDuration + j.leaseDuration / DECLINE_PART;
+            if (block.timestamp > until) revert JobMarketDeclineClosed(jobId, taskId, until);
+            rep.state = ReplicaState.Declined;
+            if (rep.round == t.round && !t.won) t.seated -= 1;
+            emit TaskDeclined(jobId, taskId, msg.sender, rep.round);
+            if (unavailable) _reportUnavailable(jobId, taskId, j, t);
+        }
+        pool.release(msg.sender, n * uint256(j.collateral), 0);
+    }
+
+    /// @dev Counts a report of a task's input missing; the margin-th distinct
+    /// reporter of a live job fails it, as a split with no escalation left does.
+    function _reportUnavailable(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t) private {
+        if (!_live(j)) return; // the job already ended: nothing left to decide
+        t.extended = true;
+        uint8 reports = t.unavailable + 1;
+        t.unavailable = reports;
+        emit InputUnavailable(jobId, taskId, msg.sender, reports);
+        if (reports >= j.margin) {
+            j.state = JobState.Failed;
+            if (block.timestamp < j.deadline) j.deadline = uint40(block.timestamp);
+            emit JobStateChanged(jobId, JobState.Failed);
+        }
     }
 
     function _applyOutcomes(Job storage j, address worker, uint256[3] memory counts) private returns (uint256 reward) {

@@ -14,6 +14,7 @@ from shardex import jobs
 from shardex.chain import ChainClient, JobParams, JobState
 from shardex.chain.models import (
     PPM,
+    InputUnavailable,
     OptedIn,
     ReplicaResolved,
     ResultCommitted,
@@ -235,6 +236,7 @@ async def status(client: ChainClient, job_id: int) -> dict:
     views = [TaskView(i, "map" if i < job.map_tasks else "reduce", t.round, t.settled, t.seats or job.margin,
                       t.seated, t.committed) for i, t in enumerate(tasks)]
     slashes = payouts = declines = escalations = 0
+    unavailable: dict[int, int] = {}  # task -> drawn workers who could not fetch its input
     events = await client.events(job_id=job_id)
     for e in events:
         if isinstance(e, TaskAssigned):
@@ -244,6 +246,8 @@ async def status(client: ChainClient, job_id: int) -> dict:
             declines += 1
         elif isinstance(e, TaskEscalated):
             escalations += 1
+        elif isinstance(e, InputUnavailable):
+            unavailable[e.task_id] = e.reports
         elif isinstance(e, ResultCommitted):
             views[e.task_id].workers[e.worker] = "committed"
         elif isinstance(e, ResultRevealed):
@@ -269,8 +273,20 @@ async def status(client: ChainClient, job_id: int) -> dict:
         "gas_used_all_parties": gas, "task_list": [v.__dict__ for v in views],
         # While it runs: which workers will not take it, and why ("why is my job not running?").
         "refusals": refused,
-        "waiting": await waiting_reasons(client, job, views, refused, declines) if active else [],
+        "unavailable_inputs": unavailable,
+        "waiting": (await waiting_reasons(client, job, views, refused, declines, unavailable)) if active else [],
+        "failure": failure_reason(job, unavailable) if job.state == JobState.FAILED else None,
     }
+
+
+def failure_reason(job, unavailable: dict[int, int]) -> str:
+    """Why a job failed, in words a requester can act on."""
+    lost = sorted(t for t, n in unavailable.items() if n >= job.margin)
+    if lost:
+        return (f"{job.margin} drawn workers could not fetch the input of task(s) {lost} from anyone: keep inputs "
+                f"served (job submit --wait, store serve, or the gateway) until the job completes")
+    return ("workers disagreed beyond what the job's rounds and prefunded seats could settle "
+            "(see the tasks' escalations)")
 
 
 CLASS_NAMES = {0: "CPU", 1: "GPU"}
@@ -286,7 +302,7 @@ async def pool_members(client: ChainClient, resource_class: int) -> set[str]:
 
 
 async def waiting_reasons(client: ChainClient, job, views: list[TaskView], refused: dict[str, str],
-                          declines: int) -> list[str]:
+                          declines: int, unavailable: dict[int, int] | None = None) -> list[str]:
     """Why tasks of a live job are not moving, in words a requester can act on."""
     reasons = []
     phase = [v for v in views if (v.kind == "map") == (job.state == JobState.MAP) and not v.settled]
@@ -304,6 +320,10 @@ async def waiting_reasons(client: ChainClient, job, views: list[TaskView], refus
     if short:
         reasons.append(f"{len(short)} task(s) wait for drawn workers: seats are drawn from the {name} pool by stake, "
                        f"a task needs {job.margin} distinct workers in its first round")
+    if unavailable:
+        reasons.append("drawn workers could not fetch the input of task(s) "
+                       + ", ".join(f"{t} ({n} of {job.margin} reports fail the job)" for t, n in sorted(unavailable.items()))
+                       + ": is your input still served?")
     if declines:
         reasons.append(f"drawn workers declined {declines} seat(s)"
                        + (": " + "; ".join(f"{a}: {why}" for a, why in refused.items()) if refused else ""))

@@ -174,6 +174,8 @@ async def follow(c: ChainClient, job_id: int, quiet: bool = False) -> str:
                                                          for t, d in zip(part, done, strict=True)))
                 bars.update(settled_row, completed=sum(t.settled for t in part))
             if not job.state.active:
+                if job.state.name == "FAILED" and not quiet:
+                    bars.console.print(f"failed: {(await status(c, job_id))['failure']}")
                 return job.state.name
             idle = not any(t.seated or t.settled for t in tasks)
             if idle and not quiet and not explained and asyncio.get_running_loop().time() - started > 10:
@@ -202,6 +204,8 @@ def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> Non
             lines.append(f"  refused by {address}: {why}")
         for why in data["waiting"]:
             lines.append(f"  waiting: {why}")
+        if data["failure"]:
+            lines.append(f"  failed: {data['failure']}")
         for t in data["task_list"]:
             who = ", ".join(f"{w[:10]}…:{a}" for w, a in t["workers"].items()) or "-"
             state = "settled" if t["settled"] else f"round {t['round']} seated {t['seated']}/{t['seats']}"

@@ -40,6 +40,7 @@ from shardex.errors import ConfigError
 from shardex.programs import BUILTIN
 from shardex.serving import start_server
 from shardex.storage import EmbeddedStore, StoreError
+from shardex.storage.errors import FetchFailed
 from shardex.storage.fetcher import Fetcher
 from shardex.storage.providers import Providers
 from worker.admission import Admission, gpu_request
@@ -142,6 +143,8 @@ class Agent:
         self.colocation = None
         self.online_url: str | None = None
         self._preempted: set[tuple[int, int, int]] = set()
+        #: Seats whose input no provider could deliver: (loop time of the first failure, why).
+        self._unfetchable: dict[tuple[int, int, int], tuple[float, str]] = {}
         if opts.online_slo_ms is not None:
             from worker.colocation.controller import ColocationController
 
@@ -255,6 +258,7 @@ class Agent:
         if not self.stopping.is_set():
             await self._draw(asyncio.get_running_loop().time())
         await self._decline_refused(now)
+        await self._report_unfetchable(now, asyncio.get_running_loop().time())
         await self._start_computations()
         await self.settlement.commit()
         await self.settlement.reveal(now)
@@ -552,6 +556,38 @@ class Agent:
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
                      self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
 
+    async def _report_unfetchable(self, now: int, loop_time: float) -> None:
+        """Seats whose input nobody could deliver, after retrying for half the
+        time a seat may be given back in (the first quarter of its lease), are
+        given back as unavailable: no slash for someone else's missing data,
+        and enough such reports on a task fail the job at the requester's cost."""
+        by_job: dict[int, list] = defaultdict(list)
+        for key, (since, _why) in list(self._unfetchable.items()):
+            row = await self.state.replica(*key)
+            job = self.jobs.get(key[0])
+            if row is None or row.status != "assigned" or job is None or key in self.running:
+                if row is None or row.status != "assigned":
+                    self._unfetchable.pop(key, None)
+                continue
+            lease = job.info.lease_duration
+            retry = lease / 8  # half the window a seat may be given back in
+            opened = (row.lease_deadline or now + lease) - lease
+            if now - opened >= retry or loop_time - since >= retry:
+                by_job[key[0]].append(row)
+        for job_id, rows in by_job.items():
+            for row in rows:  # one by one: one too late to give back must not keep the others
+                key = (row.job_id, row.task_id, row.round)
+                why = self._unfetchable.pop(key)[1]
+                try:
+                    await self.chain.report_unavailable(job_id, [row.task_id])
+                except ContractRevert as exc:
+                    self._undeclinable.add(key)
+                    log.warning("job %d task %d: input unavailable but the seat can no longer be given back: %s",
+                                job_id, row.task_id, exc)
+                    continue
+                await self.state.upsert(job_id, row.task_id, row.round, "declined", error=f"input unavailable: {why}")
+                log.warning("job %d task %d: reported its input unavailable (%s)", job_id, row.task_id, why)
+
     async def _start_computations(self) -> None:
         if not self._admitting():
             return
@@ -619,7 +655,10 @@ class Agent:
             return
         except (StoreError, OSError) as exc:
             # Not a deterministic result (inputs unreachable, local failure): do
-            # not commit; retry on a later tick while the lease lasts.
+            # not commit; retry on a later tick while the lease lasts. An input
+            # no provider could deliver is reported (not slashed) if it stays so.
+            if isinstance(exc, FetchFailed) and key not in self._unfetchable:
+                self._unfetchable[key] = (asyncio.get_running_loop().time(), str(exc)[:300])
             log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)
             await asyncio.sleep(1.0)
             return
@@ -630,6 +669,7 @@ class Agent:
             if self.colocation is not None:
                 for pid in pids:
                     self.colocation.unregister(pid)
+        self._unfetchable.pop(key, None)
         if key in self._preempted:
             self._preempted.discard(key)
             log.info("job %d task %d: preempted for online work; will run again", inp.job_id, inp.task_id)

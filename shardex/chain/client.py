@@ -265,6 +265,11 @@ class ChainClient:
         """Give back seats this worker was drawn for and will not run (no slash)."""
         return self._call(self.market, "decline", job_id, list(task_ids), gas=gas)
 
+    def report_unavailable(self, job_id: int, task_ids: Sequence[int], *, gas: int | None = None) -> Call:
+        """Give back seats, as ``decline``, because their input could not be fetched
+        from anyone: at the job's margin of such reports on a task, the job fails."""
+        return self._call(self.market, "reportUnavailable", job_id, list(task_ids), gas=gas)
+
     def commit(self, job_id: int, task_ids: Sequence[int], results: Sequence[bytes], seals: Sequence[bytes], *,
                gas: int | None = None) -> Call:
         """``results``/``seals``: resultOf/sealOf hashes; the chain takes their

@@ -315,6 +315,17 @@ class TaskDeclined(Event):
 
 
 @dataclass(frozen=True)
+class InputUnavailable(Event):
+    """A drawn worker gave its seat back because the task's input could not be
+    fetched; ``reports`` counts such workers on the task (at the margin, the job fails)."""
+    name = "InputUnavailable"
+    job_id: int
+    task_id: int
+    worker: str
+    reports: int
+
+
+@dataclass(frozen=True)
 class ResultCommitted(Event):
     name = "ResultCommitted"
     job_id: int
@@ -468,7 +479,7 @@ class EndpointAnnounced(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
-    for cls in (JobPosted, JobStateChanged, SeedArmed, TaskAssigned, TaskDeclined, ResultCommitted, RevealOpened,
+    for cls in (JobPosted, JobStateChanged, SeedArmed, TaskAssigned, TaskDeclined, InputUnavailable, ResultCommitted, RevealOpened,
                 ResultRevealed, TaskSettled, TaskEscalated, ReplicaResolved, Refunded, Withdrawn, TokenWithdrawn, Staked, OptedIn,
                 OptedOut, UnbondRequested, Unbonded, CollateralLocked, CollateralReleased, Slashed,
                 EndpointAnnounced)

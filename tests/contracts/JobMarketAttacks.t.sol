@@ -955,4 +955,85 @@ contract JobMarketAttackTest is MarketFixture {
         _collectAllPaid(round1, id);
         assertEq(_pastHorizonRefund(id), ESCROW - 4 * REWARD, "only round 1 was paid");
     }
+
+    // ======================================== inputs nobody can fetch (#15)
+
+    /// @notice A worker says a task's input could not be fetched although it
+    /// could (here it is always there): the seat is freed as a decline is, it
+    /// is never drawn for the task again, the task settles with others, and
+    /// the liar ends with exactly what it had: no reward, no slash, nothing
+    /// locked. One report fails nothing.
+    function test_attack_unavailableInput_aLyingReporterGainsNothing() public {
+        uint256 id = _postDefault();
+        _seatWith(id, 0, _addrs4(m1, h1, h2, h3));
+        vm.expectEmit(true, true, true, true, address(market));
+        emit JobMarket.InputUnavailable(id, 0, m1, 1);
+        vm.prank(m1);
+        market.reportUnavailable(id, _ids(0));
+        assertEq(uint256(_job(id).state), uint256(JobMarket.JobState.Map), "one report fails nothing");
+        assertEq(uint256(_rep(id, 0, m1).state), uint256(JobMarket.ReplicaState.Declined), "its seat is given back");
+        assertEq(_task(id, 0).seated, 3, "and open again");
+        for (uint256 k; k < 6 && _task(id, 0).seated < M; ++k) {
+            vm.prank(stranger);
+            try market.draw(id, _ids(0)) {} catch {}
+        }
+        address[] memory seated = _seats(id, 0);
+        assertEq(seated.length, M, "the seat was redrawn");
+        assertTrue(!_contains(seated, m1), "never to the reporter");
+        _commitAll(seated, id, 0, _truth(id, 0));
+        for (uint256 i; i < seated.length; ++i) {
+            _reveal(seated[i], id, 0, _truth(id, 0));
+        }
+        assertEq(uint256(_job(id).state), uint256(JobMarket.JobState.Completed), "settled without it");
+        for (uint256 i; i < seated.length; ++i) {
+            assertEq(_collect(seated[i], id, 0), REWARD, "each computing seat paid one reward");
+        }
+        _assertUntouched(m1);
+        assertEq(market.credits(m1), 0, "the reporter earned nothing");
+        // Reporting is declining: only an assigned seat, only in the first quarter of its lease.
+        vm.expectRevert(_wrongState(id, 0, m1, JobMarket.ReplicaState.Declined));
+        vm.prank(m1);
+        market.reportUnavailable(id, _ids(0));
+    }
+
+    /// @notice When as many distinct drawn workers as the margin say a
+    /// task's input cannot be fetched, the job fails at the requester's cost:
+    /// work already settled is paid, nobody is slashed or paid for reporting,
+    /// and the requester gets back only what was not earned.
+    function test_attack_unavailableInput_marginReportersFailTheJobAtTheRequestersCost() public {
+        JobMarket.JobParams memory p = _params();
+        p.mapTasks = 2;
+        uint256 id = _post(p, M);
+        uint256 escrow = _escrow(p, M);
+        address[] memory reporters = _addrs4(h0, h1, h2, h3);
+        _seatWith(id, 0, reporters);
+        for (uint256 k; k < 6 && _task(id, 1).seated < M; ++k) {
+            vm.prank(stranger);
+            try market.draw(id, _ids(1)) {} catch {}
+        }
+        address[] memory computed = _seats(id, 1);
+        assertEq(computed.length, M, "task 1 drawn");
+        _commitAll(computed, id, 1, _truth(id, 1)); // task 1's input was there: it settles
+        for (uint256 i; i < M; ++i) {
+            _reveal(computed[i], id, 1, _truth(id, 1));
+        }
+        _skip(LEASE / 8); // inside the first quarter of the lease
+        for (uint256 i; i < M; ++i) {
+            vm.prank(reporters[i]);
+            market.reportUnavailable(id, _ids(0));
+            JobMarket.JobState expected = i + 1 < M ? JobMarket.JobState.Map : JobMarket.JobState.Failed;
+            assertEq(uint256(_job(id).state), uint256(expected), "fails at the margin-th report, not before");
+        }
+        for (uint256 i; i < M; ++i) {
+            assertEq(_collect(computed[i], id, 1), REWARD, "settled work is paid");
+        }
+        for (uint256 i; i < M; ++i) {
+            _assertUntouched(reporters[i]);
+            // A reporter that also computed task 1 has that reward, and nothing for reporting.
+            assertEq(market.credits(reporters[i]), _contains(computed, reporters[i]) ? REWARD : 0, "reporting pays nothing");
+        }
+        assertEq(pool.burned(), 0, "nobody slashed");
+        assertEq(_pastHorizonRefund(id), escrow - 4 * REWARD, "refund = escrow - what was earned");
+        assertEq(address(market).balance, 4 * REWARD + market.credits(requester), "every wei accounted for");
+    }
 }

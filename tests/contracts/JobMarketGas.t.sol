@@ -99,7 +99,8 @@ contract JobMarketGasTest is MarketFixture {
         _lifecycle(16, "m3_b16");
     }
 
-    /// @notice The paths off the happy one: decline, a no-show slashed and
+    /// @notice The paths off the happy one: decline, an input reported
+    /// unavailable, a no-show slashed and
     /// redrawn, a silent winner poked, expiry, refund, cancel and withdraw.
     function test_gas_otherPaths() public {
         uint256 id = _postTasks(1);
@@ -109,8 +110,11 @@ contract JobMarketGasTest is MarketFixture {
         vm.prank(seats[0]);
         market.decline(id, _ids(0));
         gasVm.snapshotGasLastCall(MARKET, "decline_1");
+        vm.prank(seats[1]);
+        market.reportUnavailable(id, _ids(0));
+        gasVm.snapshotGasLastCall(MARKET, "reportUnavailable_1");
         _draw(stranger, id, 0);
-        gasVm.snapshotGasLastCall(MARKET, "draw_redraw_1_seat");
+        gasVm.snapshotGasLastCall(MARKET, "draw_redraw_2_seats");
         seats = _seats(id, 0);
         _skip(LEASE + 1);
         vm.prank(stranger);

@@ -214,6 +214,27 @@ contract JobMarketInvariantTest is MarketAssertions {
         invariant_callsMovedExactAmounts();
     }
 
+    /// @notice The fuzzed dishonest workers do report inputs unavailable
+    /// (falsely), and every money check still holds.
+    function test_handler_falseUnavailabilityReportsAreExercised() public {
+        for (uint256 i; i < 60 && handler.unavailableReports() < 3; ++i) {
+            handler.postJob(i);
+            handler.draw(i);
+            for (uint256 k; k < 24; ++k) {
+                handler.dishonestAct(i, k, k * 7 + i, 6);
+            }
+            handler.drive(i);
+            handler.advance(3, 1 hours);
+            handler.resolveAll(i, true);
+            handler.refund(i);
+        }
+        assertTrue(handler.unavailableReports() >= 3, "false reports were made");
+        _marketHoldsOpenEscrowPlusCredits();
+        invariant_callsMovedExactAmounts();
+        invariant_honestWorkersAndSettlements();
+        invariant_moneyIsAccountedFor();
+    }
+
     /// @dev Everything the handler checked call by call held.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true

@@ -10,6 +10,10 @@ injected through a seam, never through a flag of the product.
     python -m tests.python.e2e.faults underpay=WEI ARGS...  a requester whose
         postJob sends WEI as escrow instead of the exact amount (the chain
         client's post_job seam): the contract's check must refuse it
+    python -m tests.python.e2e.faults withhold-inputs ARGS...  a requester that
+        serves its job spec but has lost its map shards (deleted from its store
+        once the spec is prepared: shardex.requester's prepare seam), so no
+        drawn worker can fetch them from anyone
 """
 
 from __future__ import annotations
@@ -48,12 +52,29 @@ def _underpay(wei: int) -> None:
     ChainClient.post_job = post_job
 
 
+def _withhold_inputs() -> None:
+    import shardex.requester
+    from shardex.storage import CID
+
+    honest = shardex.requester.prepare
+
+    async def prepare(req, store):
+        spec = await honest(req, store)
+        for shard in spec.map_shards:
+            store.blocks.delete(CID.parse(shard))  # a shard of a small input is one block
+        return spec
+
+    shardex.requester.prepare = prepare
+
+
 if __name__ == "__main__":
     fault = sys.argv.pop(1)
     if fault == "liar":
         _liar()
     elif fault == "standin-embed":
         _standin_embed()
+    elif fault == "withhold-inputs":
+        _withhold_inputs()
     elif fault.startswith("underpay="):
         _underpay(int(fault.split("=", 1)[1]))
     else:

@@ -292,3 +292,31 @@ def test_a_task_that_cannot_reach_its_margin_fails_the_job_and_refunds_everythin
     devnet.cli("job", "refund", job_id)
     job = devnet.json("job", "show", job_id)
     assert job["paid"] == 0 and job["refunded"] == job["escrow"] == 2 * 2 * 10**15
+
+
+def test_inputs_nobody_can_fetch_fail_the_job_and_slash_nobody(devnet: Devnet, tmp_path: Path) -> None:
+    """The requester serves its spec but lost its shards: every drawn worker tries,
+    then gives its seat back as unavailable instead of waiting out its lease to
+    be slashed as a no-show; at the margin-th report on a task the job fails,
+    nobody loses stake, and the requester gets its whole escrow back."""
+    src = tmp_path / "input.txt"
+    src.write_bytes(real_text(50_000))
+    for i in range(3):
+        devnet.start_worker(i)
+    out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--epsilon", "0.01",
+                 "--adversary", "0.1", "--lease", "80", "--reward", "0.001", "--collateral", "0.01",
+                 fault="withhold-inputs")
+    assert out["state"] == "FAILED"
+    job_id = str(out["job_id"])
+    status = devnet.json("job", "status", job_id)
+    assert status["margin"] == 3
+    assert max(status["unavailable_inputs"].values()) == 3  # the third report on a task failed the job
+    assert "could not fetch the input" in status["failure"]
+    for i in range(3):
+        devnet.wait_for(lambda i=i: devnet.json("stake", "show", account=i)["locked"] == 0, what=f"worker {i} released")
+        assert devnet.json("stake", "show", account=i)["slashed"] == 0
+    assert sum("reported its input unavailable" in devnet.log(i) for i in range(3)) == 3
+    devnet.warp(30)
+    devnet.cli("job", "refund", job_id)
+    job = devnet.json("job", "show", job_id)
+    assert job["paid"] == 0 and job["refunded"] == job["escrow"]
