@@ -179,6 +179,7 @@ async def run_shardex(path: Path, home: Path, workers: int, epsilon: float, adve
                                 collateral=10**13, min_stake=10**15, reveal_window=30)
             start = time.perf_counter()
             spec = await prepare(req, store)
+            prepared = time.perf_counter()
             async with serving(store) as url:
                 await c.announce(url)
                 job_id = await post(c, req, spec)
@@ -191,11 +192,13 @@ async def run_shardex(path: Path, home: Path, workers: int, epsilon: float, adve
                     if not job.state.active:
                         break
                     await asyncio.sleep(0.05)
+                ended = time.perf_counter()
                 out = home / "result.txt"
                 await result(c, store, job_id, out)
             elapsed = time.perf_counter() - start
+            split = {"prepare_s": prepared - start, "job_s": ended - prepared, "result_s": start + elapsed - ended}
             return {"seconds": elapsed, "post_to_first_draw_s": first_draw, "output": out.read_bytes(),
-                    "state": job.state.name, "margin": job.margin}
+                    "state": job.state.name, "margin": job.margin, "split": split}
     finally:
         os.killpg(procs.pid, signal.SIGTERM)
         procs.wait(120)
@@ -203,10 +206,26 @@ async def run_shardex(path: Path, home: Path, workers: int, epsilon: float, adve
         subprocess.run([*cli, "devnet", "down"], env=env, capture_output=True)
 
 
+TASK_LINE = re.compile(r"computed in ([0-9.]+) s \(([^)]*)\)")
+
+
+def task_seconds(log: str) -> dict[str, float]:
+    """Worker-seconds per part of every computed task (the agents log them):
+    fetch, stage, run, store, and the task total."""
+    parts: Counter = Counter()
+    for total, detail in TASK_LINE.findall(log):
+        parts["tasks_s"] += float(total)
+        for item in filter(None, detail.split(", ")):
+            name, seconds, _ = item.split(" ")
+            parts[f"{name}_s"] += float(seconds)
+    return dict(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--map-shards", type=int, default=8)
+    parser.add_argument("--margins", default="1,3", help="which Shardex runs: 1, 3 or both")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shardex-e2e-"))
     corpus = work / "corpus.txt"
@@ -220,8 +239,13 @@ def main() -> None:
     figures = {"corpus_mb": round(size / 1e6, 1), "pool_s": round(pool_s, 2), "dask_s": round(dask_s, 2),
                "dask_vs_pool": round(dask_s / pool_s, 3)}
     # (workers per task, epsilon, adversary, worker processes, aim)
+    margins = {int(m) for m in args.margins.split(",")}
     for r, epsilon, adversary, workers, aim in ((1, 1e-3, 0.0, 2, 1.25), (3, 0.01, 0.1, 3, 3.3)):
-        run = asyncio.run(run_shardex(corpus, work / f"home-r{r}", workers, epsilon, adversary, args.map_shards))
+        if r not in margins:
+            continue
+        home = work / f"home-r{r}"
+        run = asyncio.run(run_shardex(corpus, home, workers, epsilon, adversary, args.map_shards))
+        run["split"].update(task_seconds((home / "workers.log").read_text(errors="replace")))
         assert run["margin"] == r, f"epsilon {epsilon:g} vs adversary {adversary:g} gave margin {run['margin']}"
         assert run["state"] == "COMPLETED" and run["output"] == reference, f"shardex r={r} result differs"
         ratio = run["seconds"] / pool_s
@@ -229,9 +253,13 @@ def main() -> None:
         figures[f"shardex_r{r}_vs_pool"] = round(ratio, 3)
         figures[f"shardex_r{r}_vs_dask"] = round(run["seconds"] / dask_s, 3)
         figures[f"shardex_r{r}_post_to_first_draw_s"] = round(run["post_to_first_draw_s"], 3)
+        figures[f"shardex_r{r}_split"] = {k: round(v, 2) for k, v in run["split"].items()}
         print(f"shardex margin {r} (epsilon {epsilon:g}, adversary {adversary:g}), {workers} workers: "
               f"{run['seconds']:6.2f} s  ({ratio:.2f}x baseline, aim <= {aim}x; {run['seconds'] / dask_s:.2f}x "
               f"dask); posted -> first draw {run['post_to_first_draw_s']:.2f} s")
+        print("  wall: " + ", ".join(f"{k[:-2]} {run['split'][k]:.2f} s" for k in ("prepare_s", "job_s", "result_s"))
+              + "; worker-seconds in tasks: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run["split"].items()
+                                                       if k not in ("prepare_s", "job_s", "result_s")))
     print(json.dumps(figures))
 
 

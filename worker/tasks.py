@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shardex import jobs
@@ -22,6 +25,17 @@ class TaskInput:
     round: int
     spec: JobSpec
     settled: dict[int, bytes]  # map task -> accepted manifest digest (reduce tasks need all of them)
+    #: Where the task's time went, in seconds: fetch (from providers, verified),
+    #: stage (into the sandbox's directory), run (the program) and store (outputs).
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def timed(self, part: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] += time.perf_counter() - started
 
 
 async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,
@@ -39,35 +53,45 @@ async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scrat
         params_file.write_bytes(jobs.canonical_json(spec.params))
         program_file = None
         if spec.program_cid:
-            await fetcher.fetch(spec.program_cid)
+            with task.timed("fetch"):
+                await fetcher.fetch(spec.program_cid)
             program_file = scratch / "program.py"
-            await store.get(spec.program_cid, program_file)
+            with task.timed("stage"):
+                await store.get(spec.program_cid, program_file)
         if task.task_id < m:
             phase, index = "map", task.task_id
             shard = CID.parse(spec.map_shards[index])
-            await fetcher.fetch(shard)
+            with task.timed("fetch"):
+                await fetcher.fetch(shard)
             inputs = [scratch / "input"]
-            await store.get(shard, inputs[0])
+            with task.timed("stage"):
+                await store.get(shard, inputs[0])
         else:
             phase, index = "reduce", task.task_id - m
             inputs = []
             for map_task in range(m):
                 manifest_cid = jobs.manifest_cid(task.settled[map_task])
-                await fetcher.fetch(manifest_cid)
+                with task.timed("fetch"):
+                    await fetcher.fetch(manifest_cid)
                 manifest = jobs.parse_manifest(await store.cat_bytes(manifest_cid))
                 if manifest["kind"] == "error":
                     return jobs.error_manifest(f"map task {map_task} failed: {manifest['error']}")
                 part = CID.parse(manifest["partitions"][index])
-                await fetcher.fetch(part)
+                with task.timed("fetch"):
+                    await fetcher.fetch(part)
                 path = scratch / f"in-{map_task:05d}"
-                await store.get(part, path)
+                with task.timed("stage"):
+                    await store.get(part, path)
                 inputs.append(path)
-        result = await run_program(
-            phase=phase, program=spec.program, program_file=program_file, params_file=params_file, index=index,
-            map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch, limits=limits, **run)
+        with task.timed("run"):
+            result = await run_program(
+                phase=phase, program=spec.program, program_file=program_file, params_file=params_file, index=index,
+                map_shards=m, reduce_shards=spec.reduce_shards, inputs=inputs, scratch=scratch, limits=limits,
+                **run)
         if result.error is not None:
             return jobs.error_manifest(result.error)
-        cids = [await store.add_path(path) for path in result.outputs]
+        with task.timed("store"):
+            cids = [await store.add_path(path) for path in result.outputs]
         if phase == "map":
             return jobs.map_manifest(cids)
         return jobs.reduce_manifest(cids[0], result.outputs[0].stat().st_size)
