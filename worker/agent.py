@@ -29,7 +29,6 @@ from shardex.chain.models import (
     EndpointAnnounced,
     JobPosted,
     ReplicaResolved,
-    ReplicaState,
     ResultCommitted,
     SeedArmed,
     TaskAssigned,
@@ -45,7 +44,6 @@ from shardex.storage.errors import FetchFailed
 from shardex.storage.fetcher import Fetcher
 from shardex.storage.providers import Providers
 from worker.admission import Admission, gpu_request
-from worker.peers import PeerLoad
 from worker.executor import RunnerFailure, TaskLimits, kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
@@ -128,9 +126,6 @@ class Agent:
         self.running: dict[tuple[int, int, int], asyncio.Task] = {}
         self.jobs: dict[int, _Job] = {}
         self.providers = Providers(timeout=10)
-        self.peers = PeerLoad()
-        #: Seats held but not started (as of the last tick): what a peer asking for free slots is told.
-        self.waiting = 0
         self.others_seats: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         #: Tasks whose seats may need drawing, per job (a draw says when not).
         self.draw_wanted: dict[int, set[int]] = defaultdict(set)
@@ -195,7 +190,6 @@ class Agent:
                 task.cancel()
             await self._outputs_server.stop()
             await self.providers.aclose()
-            await self.peers.aclose()
             await self.chain.aclose()
             await self.state.close()
             await self.runtime.close()
@@ -327,7 +321,6 @@ class Agent:
     def describe(self) -> dict:
         """Published at /shardex/worker: what this worker offers."""
         return {"address": self.address, "max_tasks": self.opts.max_tasks, "memory_mb": self.opts.memory_mb,
-                "slots": {"max": self.opts.max_tasks, "running": len(self.running), "waiting": self.waiting},
                 "programs": sorted(self.opts.programs) if self.opts.programs else sorted(BUILTIN),
                 "user_programs": self.runtime.user_programs,
                 "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
@@ -523,16 +516,12 @@ class Agent:
         return epoch_blocks - latest % epoch_blocks
 
     async def _decline_refused(self, now: int) -> None:
-        """Seats drawn for jobs this worker refuses, seats it could not
-        compute before their lease ends, and seats that would wait for a slot
-        here while a peer has one free (the lottery does not know how busy
-        anyone is) are given back while they may be, so they are redrawn and
-        nobody is slashed."""
+        """Seats drawn for jobs this worker refuses, and seats it could not
+        compute before their lease ends (the lottery does not know how busy it
+        is), are given back while they may be, so they are redrawn and nobody
+        is slashed."""
         by_job: dict[int, list] = defaultdict(list)
-        shed: dict[int, list] = defaultdict(list)
         queued = 0  # seats waiting to start, in the order they will start
-        free_here = max(0, self.opts.max_tasks - len(self.running))
-        peers = None  # asked only when a seat would wait
         for row in await self.state.replicas("assigned"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or key in self._undeclinable:
@@ -548,46 +537,7 @@ class Agent:
                 if finish > row.lease_deadline:
                     by_job[row.job_id].append(row)
                     continue
-            if queued >= free_here and self._declinable(row, now):
-                if peers is None:
-                    peers = await self.peers.free_peers(await self.state.endpoints(), self.address,
-                                                        asyncio.get_running_loop().time())
-                if await self._take_free_peer(peers, row):
-                    shed[row.job_id].append(row)
-                    continue
             queued += 1
-        self.waiting = queued
-        await self._give_back(by_job)
-        await self._give_back(shed, "a peer has a slot free")
-
-    def _declinable(self, row, now: int) -> bool:
-        """Whether the seat is still in the part of its lease it may be declined in."""
-        job = self.jobs.get(row.job_id)
-        if job is None or not row.lease_deadline:
-            return False
-        lease = job.info.lease_duration
-        return now < row.lease_deadline - lease + lease // 4
-
-    async def _take_free_peer(self, peers: list, row) -> bool:
-        """Claims a free slot of a peer the redraw of this seat could pick: in
-        the job's lottery, not refusing the job, never seated on this task."""
-        job = self.jobs[row.job_id]
-        for peer in peers:
-            if peer.free <= 0 or row.job_id in peer.refused:
-                continue
-            try:
-                if not (await self.chain.worker(peer.address)).classes & (1 << job.info.resource_class):
-                    continue
-                if (await self.chain.replica(row.job_id, row.task_id, peer.address)).state != ReplicaState.NONE:
-                    continue
-            except ChainError:
-                continue
-            peer.free -= 1
-            log.info("job %d task %d: seat given back for a free slot at %s", row.job_id, row.task_id, peer.address)
-            return True
-        return False
-
-    async def _give_back(self, by_job: dict[int, list], why: str | None = None) -> None:
         for job_id, rows in by_job.items():
             try:
                 await self.chain.decline(job_id, [r.task_id for r in rows])
@@ -603,8 +553,8 @@ class Agent:
                 rows = declined
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "declined")
-            log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows], why or self.refused.get(
-                job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
+            log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
+                     self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
 
     async def _report_unfetchable(self, now: int, loop_time: float) -> None:
         """Seats whose input nobody could deliver, after retrying for half the
@@ -688,8 +638,6 @@ class Agent:
                                      on_spawn=spawned, **self.runtime.run_options(lease))
             self.runner_failures.pop(inp.job_id, None)
             took = asyncio.get_running_loop().time() - started
-            log.info("job %d task %d computed in %.2f s (%s)", inp.job_id, inp.task_id, took,
-                     ", ".join(f"{part} {s:.2f} s" for part, s in inp.seconds.items()))
             previous = self.task_seconds.get(inp.job_id)
             self.task_seconds[inp.job_id] = took if previous is None else 0.7 * previous + 0.3 * took
         except RunnerFailure as exc:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from shardex.chain import Deployment
-from shardex.chain.models import ReplicaState
 from shardex.errors import ConfigError
-from shardex.serving import start_server
 from worker.agent import Agent
 from worker.options import WorkerOptions
 
@@ -182,62 +178,3 @@ async def test_an_idle_agent_asks_only_for_the_head_until_there_is_news(tmp_path
     agent._ticked_at, agent._holding = loop_time(), True
     assert await agent._tick_due()  # seats held: every poll is a full tick, as before
     await agent.state.close()
-
-
-def _describing(address: str, max_tasks: int, running: int, waiting: int):
-    """A peer's /shardex/worker, served for real over HTTP."""
-    body = json.dumps({"address": address, "slots": {"max": max_tasks, "running": running, "waiting": waiting},
-                       "refused": {}}).encode()
-
-    async def app(scope, receive, send) -> None:
-        found = scope["path"] == "/shardex/worker"
-        await send({"type": "http.response.start", "status": 200 if found else 404,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body if found else b"{}"})
-    return app
-
-
-async def test_seats_that_would_wait_here_go_back_only_for_a_peer_with_a_free_slot(tmp_path: Path) -> None:
-    """Drawn for four seats with one slot while a peer says it has two free: the seats that would wait are
-    given back, one per free slot, but not a seat on a task that peer already sat (the redraw cannot pick
-    it), and never for a busy peer, a peer that does not answer, or an endpoint that is not a worker."""
-    free, busy, requester = "0x" + "b" * 40, "0x" + "c" * 40, "0x" + "d" * 40
-    servers = [await start_server(_describing(free, 2, 0, 0)), await start_server(_describing(busy, 1, 1, 0)),
-               await start_server(_describing(requester, 0, 0, 0))]
-    agent = Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, max_tasks=1))
-    declined: list[tuple[int, list[int]]] = []
-
-    class Chain:
-        async def decline(self, job_id: int, task_ids: list[int]) -> None:
-            declined.append((job_id, list(task_ids)))
-
-        async def worker(self, address: str):
-            return SimpleNamespace(classes=1)  # both opted in to the CPU lottery
-
-        async def replica(self, job_id: int, task_id: int, worker: str):
-            seated = (worker, task_id) == (free, 2)
-            return SimpleNamespace(state=ReplicaState.DECLINED if seated else ReplicaState.NONE)
-    agent.chain = Chain()
-    agent.jobs[1] = SimpleNamespace(info=SimpleNamespace(lease_duration=400, resource_class=0))
-    now = 1_000
-    await agent.state.set_job(1, "accepted")
-    for task_id in range(4):
-        await agent.state.upsert(1, task_id, 0, "assigned", lease_deadline=now + 400)
-    for address, server in zip((free, busy, requester), servers, strict=True):
-        await agent.state.set_endpoint(address, server.url)
-    await agent.state.set_endpoint("0x" + "e" * 40, "http://127.0.0.1:9")  # announced, gone
-    try:
-        await agent._decline_refused(now)
-        assert declined == [(1, [1, 3])]  # task 0 takes the slot here; task 2 waits for it
-        assert agent.describe()["slots"] == {"max": 1, "running": 0, "waiting": 2}
-        declined.clear()
-        await agent._decline_refused(now)
-        assert declined == []  # the peer's free slots are spoken for until it is asked again
-        agent.peers._asked_at = None
-        await agent._decline_refused(now + 101)
-        assert declined == []  # past the first quarter of the lease a seat is kept: no more declining
-    finally:
-        for server in servers:
-            await server.stop()
-        await agent.peers.aclose()
-        await agent.state.close()
