@@ -638,6 +638,8 @@ class Agent:
                                      on_spawn=spawned, **self.runtime.run_options(lease))
             self.runner_failures.pop(inp.job_id, None)
             took = asyncio.get_running_loop().time() - started
+            log.info("job %d task %d computed in %.2f s (%s)", inp.job_id, inp.task_id, took,
+                     ", ".join(f"{part} {s:.2f} s" for part, s in inp.seconds.items()))
             previous = self.task_seconds.get(inp.job_id)
             self.task_seconds[inp.job_id] = took if previous is None else 0.7 * previous + 0.3 * took
         except RunnerFailure as exc:

@@ -38,6 +38,14 @@ class TaskInput:
             self.seconds[part] += time.perf_counter() - started
 
 
+async def _fetch_into(task: TaskInput, fetcher: Fetcher, store: EmbeddedStore, cid, path: Path) -> None:
+    """Fetches (and verifies) a block into the store, then stages it at path, timing each."""
+    with task.timed("fetch"):
+        await fetcher.fetch(cid)
+    with task.timed("stage"):
+        await store.get(cid, path)
+
+
 async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,
                   limits: TaskLimits, **run) -> bytes:
     """The manifest bytes for this task (a map, reduce or deterministic error manifest).
@@ -53,19 +61,13 @@ async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scrat
         params_file.write_bytes(jobs.canonical_json(spec.params))
         program_file = None
         if spec.program_cid:
-            with task.timed("fetch"):
-                await fetcher.fetch(spec.program_cid)
             program_file = scratch / "program.py"
-            with task.timed("stage"):
-                await store.get(spec.program_cid, program_file)
+            await _fetch_into(task, fetcher, store, spec.program_cid, program_file)
         if task.task_id < m:
             phase, index = "map", task.task_id
             shard = CID.parse(spec.map_shards[index])
-            with task.timed("fetch"):
-                await fetcher.fetch(shard)
             inputs = [scratch / "input"]
-            with task.timed("stage"):
-                await store.get(shard, inputs[0])
+            await _fetch_into(task, fetcher, store, shard, inputs[0])
         else:
             phase, index = "reduce", task.task_id - m
             inputs = []
@@ -77,11 +79,8 @@ async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scrat
                 if manifest["kind"] == "error":
                     return jobs.error_manifest(f"map task {map_task} failed: {manifest['error']}")
                 part = CID.parse(manifest["partitions"][index])
-                with task.timed("fetch"):
-                    await fetcher.fetch(part)
                 path = scratch / f"in-{map_task:05d}"
-                with task.timed("stage"):
-                    await store.get(part, path)
+                await _fetch_into(task, fetcher, store, part, path)
                 inputs.append(path)
         with task.timed("run"):
             result = await run_program(
