@@ -68,6 +68,7 @@ class Anvil:
                "--chain-id", str(DEV_CHAIN_ID)]
         if block_time is not None:
             cmd += ["--block-time", str(block_time)]  # mine on a clock, like a real chain
+        restoring = state_file is not None and state_file.exists()
         if state_file is not None:
             # Dump every few seconds as well as on exit, so even a killed devnet
             # loses at most the last few seconds of chain.
@@ -81,7 +82,17 @@ class Anvil:
                 out.close()
         anvil = cls(process, f"http://127.0.0.1:{port}", port, log_path)
         anvil.wait_ready(timeout)
+        if restoring:
+            anvil.keep_time_monotonic()
         return anvil
+
+    def keep_time_monotonic(self) -> None:
+        """A restored Anvil stamps new blocks with the wall clock, without the time warps the
+        dumped chain had (evm_increaseTime): its next block could be older than its parent, and
+        leases and windows would run backwards. Carry the clock on from the last block instead."""
+        last = int(rpc_call(self.rpc_url, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        if last >= int(time.time()):
+            rpc_call(self.rpc_url, "evm_setTime", last + 1)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.devnet import rpc_call
 from shardex.devnet import pid_alive
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,11 @@ def test_devnet_up_is_found_by_every_command_and_survives_restart_with_state(tmp
     text_err = shardex("job", "cancel", "42", check=False)
     assert text_err.returncode == 1 and "JobMarketUnknownJob(jobId=42)" in text_err.stderr
 
+    # Time warped forward (as tests and `job refund` demos do) stays warped across the restart.
+    rpc_call(up["rpc_url"], "evm_increaseTime", 3600)
+    rpc_call(up["rpc_url"], "evm_mine")
+    warped = int(rpc_call(up["rpc_url"], "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
     assert json.loads(shardex("devnet", "down", "--json").stdout)["stopped"] is True
     assert not pid_alive(up["pid"])
     assert json.loads(shardex("devnet", "status", "--json").stdout) == {"running": False}
@@ -56,6 +62,9 @@ def test_devnet_up_is_found_by_every_command_and_survives_restart_with_state(tmp
     again = json.loads(shardex("devnet", "up", "--state", str(state), "--json").stdout)
     assert (again["market"], again["registry"]) == (up["market"], up["registry"])
     assert json.loads(shardex("stake", "show", "--json").stdout)["stake"] == staked["stake"]
+    rpc_call(again["rpc_url"], "evm_mine")
+    after = rpc_call(again["rpc_url"], "eth_getBlockByNumber", "latest", False)
+    assert int(after["timestamp"], 16) > warped  # never a block older than its parent
 
 
 def test_second_devnet_up_is_refused_clearly(devnet_down_after) -> None:
