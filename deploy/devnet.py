@@ -134,7 +134,13 @@ def devnet_up(home: Path, *, state_file: Path | None = None, unbonding_delay: in
                           "`shardex devnet down` first")
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "anvil.log"
-    anvil = Anvil.start(state_file=state_file, log_path=log_path, detach=True)
+    # A chain restored from its state file comes back at its old address where that is free:
+    # workers and gateways still running against it reconnect instead of talking to nothing.
+    port = _last_port(state_file)
+    anvil = Anvil.start(port=port if port and port_free(port) else None, state_file=state_file, log_path=log_path,
+                        detach=True)
+    if state_file is not None:
+        _port_sidecar(state_file).write_text(str(anvil.port), encoding="utf-8")
     try:
         accounts = dev_accounts()
         deployment = _restored_deployment(anvil.rpc_url, state_file)
@@ -164,6 +170,30 @@ def devnet_down(home: Path) -> DevnetInfo | None:
         stop_pid(info.pid)
     devnet_file(home).unlink(missing_ok=True)
     return info
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As a server binds (Anvil does): connections of the last one in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_sidecar(state_file: Path) -> Path:
+    return state_file.with_name(state_file.name + ".port")
+
+
+def _last_port(state_file: Path | None) -> int | None:
+    if state_file is None or not state_file.exists():
+        return None  # a new chain: any free port
+    try:
+        return int(_port_sidecar(state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _deployment_sidecar(state_file: Path) -> Path:

@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from shardex.chain.client import Deployment
-from shardex.devnet import DEV_CHAIN_ID, load_devnet
+from shardex.devnet import DEV_CHAIN_ID, load_devnet, stopped_devnet_note
 from shardex.errors import ConfigError
 
 
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     def deployment(self) -> Deployment:
         if not self.rpc_url or not self.market or self.chain_id is None:
             raise ConfigError("no chain configured: run `shardex devnet up`, or set SHARDEX_RPC_URL, "
-                              "SHARDEX_CHAIN_ID and SHARDEX_MARKET (or the config file)")
+                              "SHARDEX_CHAIN_ID and SHARDEX_MARKET (or the config file)" + stopped_devnet_note(self.home))
         if not self.registry:
             raise ConfigError("SHARDEX_REGISTRY is not set (it is JobMarket.registry())")
         return Deployment.from_json({"chain_id": self.chain_id, "market": self.market, "registry": self.registry,
@@ -118,4 +118,5 @@ class Settings(BaseSettings):
             if not 0 <= self.account_index < len(self.dev_keys):
                 raise ConfigError(f"account index {self.account_index} out of range 0..{len(self.dev_keys) - 1}")
             return Account.from_key(self.dev_keys[self.account_index])
-        raise ConfigError("no key: set SHARDEX_PRIVATE_KEY (or use a devnet, whose dev keys are used by default)")
+        raise ConfigError("no key: set SHARDEX_PRIVATE_KEY (or use a devnet, whose dev keys are used by default)"
+                          + stopped_devnet_note(self.home))

@@ -84,3 +84,16 @@ def load_devnet(home: Path) -> DevnetInfo | None:
     return info if pid_alive(info.pid) else None
 
 
+
+
+def stopped_devnet_note(home: Path) -> str:
+    """Why a devnet's settings are missing when its record is there but its Anvil is not
+    (it died, or is restarting): a sentence to add to the error, or ''."""
+    try:
+        pid = json.loads(devnet_file(home).read_text(encoding="utf-8"))["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if pid_alive(pid):
+        return ""
+    return (f" (the devnet recorded in {devnet_file(home)} is not running: its Anvil, pid {pid}, has exited; "
+            "`shardex devnet up`, with --state FILE if it had one, starts it again)")

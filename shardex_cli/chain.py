@@ -34,7 +34,7 @@ from shardex_cli.base import (
 def devnet_up_cmd(ctx: typer.Context,
                   state: Annotated[Path | None, typer.Option(help="Persist the chain in FILE across restarts.")] = None,
                   as_json: JsonOpt = False) -> None:
-    """Start Anvil on a free loopback port and deploy the contracts."""
+    """Start Anvil on a free loopback port (with --state, the port it had before if free) and deploy the contracts."""
     from deploy.devnet import devnet_up
 
     try:

@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from shardex import jobs
 from shardex.chain import ChainClient, Deployment, JobState
-from shardex.chain.errors import ChainError, ContractRevert
+from shardex.chain.errors import ChainError, ContractRevert, NonceTaken
 from shardex.chain.heads import HeadFollower, ws_url_for
 from shardex.chain.models import (
     EndpointAnnounced,
@@ -222,7 +222,8 @@ class Agent:
             kind = f"{type(exc).__name__}: {exc}"[:300]
             if kind != self._last_failure:
                 self._last_failure = kind
-                log.warning("tick failed (%s); retrying with backoff", kind, exc_info=self._tick_failures == 1)
+                log.warning("tick failed (%s); retrying with backoff", kind,
+                            exc_info=self._tick_failures == 1 and not isinstance(exc, NonceTaken))
             return min(30.0, self.opts.poll_interval * 2 ** min(self._tick_failures, 8))
         if self._tick_failures:
             log.info("tick recovered after %d failures", self._tick_failures)

@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from shardex.chain import codec, models
 from shardex.chain.artifacts import abi
-from shardex.chain.errors import ChainError, TransactionFailed, TransactionRejected, decode_revert
+from shardex.chain.errors import ChainError, NonceTaken, TransactionFailed, TransactionRejected, decode_revert
 from shardex.chain.models import Event, Job, JobParams, Replica, Task, WorkerInfo
 
 
@@ -419,6 +419,15 @@ class ChainClient:
             except ContractLogicError as exc:
                 self._nonce = None  # resync next time: the node may or may not have taken it
                 raise decode_revert(exc.data) from None
+            except Web3RPCError as exc:
+                self._nonce = None
+                if "nonce too low" in _rpc_message(exc).lower():
+                    # This client hands out its account's nonces one by one: only another sender
+                    # can have used this one.
+                    raise NonceTaken(f"{call.fn}: nonce {tx['nonce']} of {account.address} was already used by "
+                                     "another process signing with this key (a second worker or a requester "
+                                     "on the same account?); resynced, retrying. Use one process per key.") from None
+                raise
             except Exception:
                 self._nonce = None
                 raise

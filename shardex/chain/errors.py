@@ -61,6 +61,11 @@ class TransactionRejected(ChainError):
     """The node refused a transaction before mining it (e.g. insufficient funds, nonce too low)."""
 
 
+class NonceTaken(TransactionRejected):
+    """The nonce this client held for its account was used by another sender: a second
+    process signs with the same key. The client resyncs; the message says what to fix."""
+
+
 class TransactionFailed(ChainError):
     """A mined transaction failed and the revert could not be reproduced."""
 

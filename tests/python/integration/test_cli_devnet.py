@@ -61,6 +61,7 @@ def test_devnet_up_is_found_by_every_command_and_survives_restart_with_state(tmp
 
     again = json.loads(shardex("devnet", "up", "--state", str(state), "--json").stdout)
     assert (again["market"], again["registry"]) == (up["market"], up["registry"])
+    assert again["rpc_url"] == up["rpc_url"]  # the same address: running workers carry on
     assert json.loads(shardex("stake", "show", "--json").stdout)["stake"] == staked["stake"]
     rpc_call(again["rpc_url"], "evm_mine")
     after = rpc_call(again["rpc_url"], "eth_getBlockByNumber", "latest", False)

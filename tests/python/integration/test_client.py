@@ -123,3 +123,14 @@ def test_forge_builds_the_same_bytecode_as_deploy(tmp_path) -> None:
     for name in ("JobMarket", "WorkerPool"):
         forge = json.loads((tmp_path / "out" / f"{name}.sol" / f"{name}.json").read_text())
         assert "0x" + forge["deployedBytecode"]["object"].removeprefix("0x") == fresh[name]["deployedBytecode"]
+
+
+async def test_a_nonce_used_by_another_process_on_the_same_key_is_named_and_resynced(net: Chain) -> None:
+    mine, other = net.client(6), net.client(6)  # two processes, one key
+    await mine.stake(ETH)  # `mine` now holds the next nonce itself
+    await other.stake(ETH)  # ... which `other` spends
+    with pytest.raises(errors.NonceTaken) as info:
+        await mine.stake(ETH)
+    assert mine.address in str(info.value) and "one process per key" in str(info.value)
+    await mine.stake(ETH)  # resynced: the next send goes through
+    assert (await mine.worker()).stake == 3 * ETH

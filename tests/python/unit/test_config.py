@@ -35,9 +35,13 @@ def test_running_devnet_is_found_without_flags(home: Path) -> None:
     assert s.account().address == dev_accounts(1)[0].address
 
 
-def test_dead_devnet_is_ignored(home: Path) -> None:
+def test_dead_devnet_is_ignored_and_named_in_the_error(home: Path) -> None:
     write_devnet(home, 2**22 + 12345)  # no such pid
-    assert Settings().rpc_url is None
+    s = Settings()
+    assert s.rpc_url is None
+    for missing in (s.account, s.deployment):
+        with pytest.raises(ConfigError, match=r"is not running: its Anvil, pid 4206649, has exited; `shardex devnet up`"):
+            missing()
     with pytest.raises(ConfigError, match="devnet up"):
         Settings().deployment()
 
