@@ -300,6 +300,7 @@ class Indexer:
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._committed = asyncio.Event()  # set (and replaced) after every commit
+        self._adopted = False  # whether the index was checked to be this chain's (see _adopt_chain)
         db.ensure_schema(engine)
         # This process is the index's only writer: its cursor is kept here and read
         # from the database only at start, not on every /healthz and read-your-writes poll.
@@ -360,12 +361,48 @@ class Indexer:
 
     # ------------------------------------------------------------ reorgs
 
+    async def _adopt_chain(self) -> bool:
+        """An index belongs to one deployment on one chain. One written for another (a devnet
+        brought down and up again, at the same address and with the same contract addresses)
+        is forgotten and re-indexed: no reorg walk would find a block the two chains share.
+        Returns whether it was another chain's."""
+        try:
+            identity = await self.client.deployment_identity()
+        except BlockNotFound:
+            identity = "a chain shorter than the deployment block"
+        owner = await asyncio.to_thread(self._meta, "deployment")
+        if owner == identity:
+            return False
+        if owner is not None:
+            log.warning("the index was another chain's (%s); re-indexing this one (%s)", owner, identity)
+            await asyncio.to_thread(self._forget)
+            self._committed_at(None)
+            if self.on_commit is not None:
+                self.on_commit([], -1)
+        await asyncio.to_thread(self._meta, "deployment", identity)
+        return owner is not None
+
+    def _meta(self, key: str, value: str | None = None) -> str | None:
+        """Reads ``key`` of the meta table; with ``value``, writes it."""
+        with self.engine.begin() as conn:
+            if value is not None:
+                conn.execute(delete(db.meta).where(db.meta.c.key == key))
+                conn.execute(insert(db.meta).values(key=key, value=value))
+            row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
+        return None if row is None else row.value
+
     async def _check_reorg(self) -> None:
+        if not self._adopted:
+            self._adopted = True
+            if await self._adopt_chain():
+                return
         cur = self.cursor()
         if cur is None:
             return
         number, stored = cur
         if await self._hash(number) == stored:
+            return
+        if await self._adopt_chain():  # not a reorg: a new chain behind the same address
             return
         log.warning("reorg: block %d hash changed, walking back", number)
         floor = number - self.max_reorg_depth
@@ -506,12 +543,13 @@ class Indexer:
         """Sync now rather than at the next poll (someone is waiting for a block)."""
         self._wake.set()
 
+    def _forget(self) -> None:
+        with self.engine.begin() as conn:
+            for table in (*db.DERIVED, db.events, db.cursor):
+                conn.execute(delete(table))
+
     async def rebuild(self) -> int:
         """Forget everything and re-index from the deployment block."""
-        def forget() -> None:
-            with self.engine.begin() as conn:
-                for table in (*db.DERIVED, db.events, db.cursor):
-                    conn.execute(delete(table))
-        await asyncio.to_thread(forget)
+        await asyncio.to_thread(self._forget)
         self._committed_at(None)
         return await self.sync_once()

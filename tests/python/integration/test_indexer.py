@@ -13,9 +13,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from backend import db, queries
+from deploy.deploy import deploy
+from deploy.devnet import Anvil
 from backend.indexer import Indexer
 from shardex.chain import ChainClient, JobParams, JobState, result_of, seal_of
 from shardex.chain import errors as chain_errors
+from shardex.devnet import dev_accounts
 from tests.python.conftest import Chain, rpc
 
 ETH = 10**18
@@ -320,6 +323,34 @@ async def test_reorg_to_a_shorter_chain(net: Chain, tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(db.events).where(db.events.c.name == "Staked")).first() is None
         assert conn.execute(select(db.members)).first() is None
+
+
+async def test_an_index_of_another_chain_is_forgotten_not_walked_back(net: Chain, tmp_path: Path) -> None:
+    """A devnet brought down and up again: the same chain id and contract addresses, other blocks.
+    A reorg walk (bounded to 5 blocks here) would find no block the two share and give up."""
+    engine = engine_at(tmp_path / "idx.db")
+    await net.client(2).stake(ETH)
+    net.mine(10)
+    await Indexer(engine, net.reader(), max_reorg_depth=5).sync_once()
+    with engine.connect() as conn:
+        assert conn.execute(select(db.events).where(db.events.c.name == "Staked")).first() is not None
+
+    other = Anvil.start()
+    try:
+        deployment = await deploy(other.rpc_url, dev_accounts(1)[0], unbonding_delay=3600)
+        assert (deployment.market, deployment.block) == (net.deployment.market, net.deployment.block)
+        await (client := ChainClient(other.rpc_url, deployment, dev_accounts(4)[3])).stake(2 * ETH)
+        await client.aclose()
+        async with ChainClient(other.rpc_url, deployment) as reader:
+            await Indexer(engine, reader, max_reorg_depth=5).sync_once()
+            fresh = engine_at(tmp_path / "fresh.db")
+            await Indexer(fresh, reader).rebuild()
+        assert dump(engine) == dump(fresh)
+        with engine.connect() as conn:
+            staked = conn.execute(select(db.events.c.account).where(db.events.c.name == "Staked")).all()
+        assert [r.account.lower() for r in staked] == [dev_accounts(4)[3].address.lower()]  # nothing of the old chain
+    finally:
+        other.stop()
 
 
 async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path) -> None:
