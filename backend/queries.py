@@ -15,7 +15,7 @@ from backend import db
 from backend.live import public_event
 from shardex.chain import result_of
 from shardex.chain.models import PPM, JobState
-from shardex.requester import CLASS_NAMES
+from shardex.requester import CLASS_NAMES, failure_reason
 
 PHASES = [s.name for s in JobState if s != JobState.NONE]
 ENDED = (int(JobState.FAILED), int(JobState.EXPIRED), int(JobState.CANCELLED))
@@ -93,6 +93,7 @@ def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
     paid = refunded = slashed = 0
     payouts: dict[str, int] = defaultdict(int)
     slashes = []
+    unavailable: dict[int, int] = {}  # task -> drawn workers that reported its input unreachable
     txs: set[str] = set()
     for e in evs:
         a = e.args_json
@@ -123,6 +124,8 @@ def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
                                 "collateral_wei": str(a["amount"]), "tx_hash": e.tx_hash})
         elif e.name == "Refunded":
             refunded += a["amount"]
+        elif e.name == "InputUnavailable":
+            unavailable[e.task_id] = max(unavailable.get(e.task_id, 0), a["reports"])
     tasks = []
     for task_id in range(row.map_tasks + row.reduce_tasks):
         t = by_task.get(task_id)
@@ -160,6 +163,8 @@ def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
         "payouts": [{"worker": w, "amount_wei": str(v)} for w, v in sorted(payouts.items())],
         "slashes": slashes,
         "result_available": row.state == int(JobState.COMPLETED),
+        "unavailable_inputs": [{"task_id": t, "reports": n} for t, n in sorted(unavailable.items())],
+        "failure": failure_reason(row.margin, unavailable) if row.state == int(JobState.FAILED) else None,
     })
     return out
 
@@ -192,6 +197,13 @@ def waiting_reasons(engine: Engine, job_id: int, head_block: int | None,
         members = conn.execute(select(db.members)).all()
         decliners = conn.execute(select(db.events.c.account).distinct().where(
             db.events.c.job_id == job_id, db.events.c.name == "TaskDeclined")).scalars().all() if job.declines else []
+        settled = set(conn.execute(select(db.tasks.c.task_id).where(db.tasks.c.job_id == job_id,
+                                                                     db.tasks.c.settled.is_(True))).scalars())
+        unreachable: dict[int, int] = defaultdict(int)  # unsettled task -> drawn workers that could not fetch it
+        for task_id in conn.execute(select(db.events.c.task_id).where(
+                db.events.c.job_id == job_id, db.events.c.name == "InputUnavailable")).scalars():
+            if task_id not in settled:
+                unreachable[task_id] += 1
     untouched = (hi - lo) - touched
     open_tasks = (open_tasks or 0) + untouched
     open_round0 = (open_round0 or 0) + untouched
@@ -239,6 +251,11 @@ def waiting_reasons(engine: Engine, job_id: int, head_block: int | None,
                 say("seed-pending", f"draws wait for the randomness of block {min(seeds)}, not mined yet")
         say("seats-open", f"{open_tasks} task(s) have {open_seats} seat(s) waiting to be drawn from the {name} "
             "pool by stake (anyone may call draw once the seed block is mined; workers do)")
+    if unreachable:
+        say("inputs-unreachable", "drawn workers could not fetch the input of task(s) "
+            + ", ".join(f"{t} ({n} report(s))" for t, n in sorted(unreachable.items()))
+            + f" from any provider and gave their seats back; at {job.margin} reports on one task the job fails at "
+            "your cost: keep the inputs served (job submit --wait, store serve, or the gateway) or pinned")
     if job.declines:
         say("declined", f"drawn workers declined {job.declines} seat(s) ({', '.join(decliners)}): a worker declines "
             "a job it cannot run (its program, resources or terms) and is never drawn for that task again")

@@ -103,9 +103,14 @@ class Slash(BaseModel):
     tx_hash: HexStr
 
 
+class UnavailableInput(BaseModel):
+    task_id: int
+    reports: int = Field(description="Drawn workers that reported the input unreachable (at the margin, the job fails).")
+
+
 class WaitingReason(BaseModel):
     code: Literal["no-workers", "joining", "too-few-workers", "no-free-stake", "seed-pending", "seats-open",
-                  "declined", "escalated"]
+                  "inputs-unreachable", "declined", "escalated"]
     message: str
 
 
@@ -126,6 +131,9 @@ class JobDetail(JobSummary):
     payouts: list[Payout]
     slashes: list[Slash]
     result_available: bool
+    unavailable_inputs: list[UnavailableInput] = Field(
+        description="Tasks whose input drawn workers could not fetch from any provider, with how many reported it.")
+    failure: str | None = Field(description="Why the job failed, in words a requester can act on; null unless FAILED.")
     waiting: list[WaitingReason] = Field(description="While the job is live: why its tasks wait (no worker in its "
                                                      "pool, seats to draw, declines, ...). Empty once it ended.")
 

@@ -275,15 +275,16 @@ async def status(client: ChainClient, job_id: int) -> dict:
         "refusals": refused,
         "unavailable_inputs": unavailable,
         "waiting": (await waiting_reasons(client, job, views, refused, declines, unavailable)) if active else [],
-        "failure": failure_reason(job, unavailable) if job.state == JobState.FAILED else None,
+        "failure": failure_reason(job.margin, unavailable) if job.state == JobState.FAILED else None,
     }
 
 
-def failure_reason(job, unavailable: dict[int, int]) -> str:
-    """Why a job failed, in words a requester can act on."""
-    lost = sorted(t for t, n in unavailable.items() if n >= job.margin)
+def failure_reason(margin: int, unavailable: dict[int, int]) -> str:
+    """Why a job failed, in words a requester can act on; ``unavailable``: task -> workers that
+    reported its input unreachable (the CLI and the gateway both say it this way)."""
+    lost = sorted(t for t, n in unavailable.items() if n >= margin)
     if lost:
-        return (f"{job.margin} drawn workers could not fetch the input of task(s) {lost} from anyone: keep inputs "
+        return (f"{margin} drawn workers could not fetch the input of task(s) {lost} from anyone: keep inputs "
                 f"served (job submit --wait, store serve, or the gateway) until the job completes")
     return ("workers disagreed beyond what the job's rounds and prefunded seats could settle "
             "(see the tasks' escalations)")

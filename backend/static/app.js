@@ -590,6 +590,7 @@
         breadcrumbs(r.id),
         jobHeader(job),
         waitingCard(job),
+        failureCard(job),
         summaryCards(job),
         h("div", { class: "grid-2 wide-left" }, taskGridCard(job), taskDetailCard(job)),
         h("div", { class: "grid-3" }, costsCard(job), payoutsCard(job), slashesCard(job)),
@@ -649,6 +650,13 @@
       h("li", { "data-testid": "waiting-reason", "data-code": r.code },
         h("span", { class: "waiting-code" }, r.code), r.message)))],
     { id: "waiting", class: "waiting-card" });
+  }
+
+  /** Why a failed job failed (e.g. inputs nobody could fetch), as the gateway words it. */
+  function failureCard(job) {
+    if (!job.failure) return null;
+    return card("Why this job failed", [h("p", { "data-testid": "failure-reason" }, job.failure)],
+      { id: "failure", class: "waiting-card" });
   }
 
   function summaryCards(job) {

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from shardex.api_client import GatewayClient, GatewayError
 from tests.python.conftest import rpc
-from tests.python.e2e.conftest import REQUESTER, Devnet, real_text
+from tests.python.e2e.conftest import REQUESTER, Devnet, Gateway, real_text
 
 pytestmark = pytest.mark.e2e
 
@@ -316,6 +317,20 @@ def test_inputs_nobody_can_fetch_fail_the_job_and_slash_nobody(devnet: Devnet, t
         devnet.wait_for(lambda i=i: devnet.json("stake", "show", account=i)["locked"] == 0, what=f"worker {i} released")
         assert devnet.json("stake", "show", account=i)["slashed"] == 0
     assert sum("reported its input unavailable" in devnet.log(i) for i in range(3)) == 3
+    gateway = Gateway(devnet)  # the API (and the dashboard, which shows `failure`) says it in the same words
+    try:
+        with GatewayClient(gateway.url) as reader:
+            def indexed() -> dict:
+                try:
+                    return reader.get(f"/v1/jobs/{job_id}")
+                except GatewayError:  # 404 until the indexer reaches the job
+                    return {}
+            devnet.wait_for(lambda: indexed().get("state") == "FAILED", what="job indexed")
+            shown = indexed()
+        assert shown["failure"] == status["failure"]
+        assert max(u["reports"] for u in shown["unavailable_inputs"]) == 3
+    finally:
+        gateway.stop()
     devnet.warp(30)
     devnet.cli("job", "refund", job_id)
     job = devnet.json("job", "show", job_id)

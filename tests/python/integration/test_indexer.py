@@ -418,6 +418,12 @@ async def test_a_job_that_does_not_start_says_why(net: Chain, tmp_path: Path) ->
     reasons = await why()
     assert set(reasons) == {"seats-open", "declined"}, reasons
     assert alone.address in reasons["declined"] and "2 task(s) have 3 seat(s)" in reasons["seats-open"]
+    await second.report_unavailable(job_id, [0])  # a lone report: the seat goes back, the job goes on
+    reasons = await why()
+    assert set(reasons) == {"seats-open", "inputs-unreachable", "declined"}, reasons
+    assert "task(s) 0 (1 report(s))" in reasons["inputs-unreachable"] and "at 2 reports" in reasons["inputs-unreachable"]
+    detail = queries.job_detail(engine, job_id)
+    assert detail["unavailable_inputs"] == [{"task_id": 0, "reports": 1}] and detail["failure"] is None
 
     # A job that ended has nothing to wait for.
     cancelled = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
