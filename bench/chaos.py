@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shardex.chain import JobState  # noqa: E402
-from tests.python.e2e.chaos import FAULTS, Chaos  # noqa: E402
+from tests.python.e2e.chaos import FAULTS, KILL_CHAIN, Chaos  # noqa: E402
 from tests.python.e2e.conftest import real_text  # noqa: E402
 
 JOB_BYTES = 300_000
@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10, help="rounds of every fault (one more job each)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kill-chain", action="store_true",
+                    help="also SIGKILL Anvil each round (it loses up to 2 s of blocks: a reorg for everyone)")
     args = ap.parse_args()
 
     text = real_text(JOB_BYTES * args.rounds)
@@ -57,7 +59,8 @@ def main() -> None:
                 chaos.submit([piece])
                 print(f"round {n + 1}/{args.rounds}: job posted; faults so far {dict(chaos.injected)}", flush=True)
 
-            survived = chaos.run(args.rounds, each_round=post)
+            faults = FAULTS + ((KILL_CHAIN,) if args.kill_chain else ())
+            survived = chaos.run(args.rounds, each_round=post, faults=faults)
             states = chaos.wait_ended(timeout=900)
             correct = chaos.results_match()
             chaos.wind_down()
@@ -73,12 +76,12 @@ def main() -> None:
     refunded = len(states) - completed
     accounted = (audit["jobs_unaccounted_wei"] == 0 and audit["owed_wei"] == 0
                  and audit["market_balance_minus_credits_wei"] == 0 and audit["pool_balance_minus_stakes_wei"] == 0)
-    print(f"faults injected {injected} ({', '.join(f'{k} {chaos.injected[k]}' for k in FAULTS)}), "
+    print(f"faults injected {injected} ({', '.join(f'{k} {n}' for k, n in chaos.injected.items())}), "
           f"survived {survived}; processes that died unasked: {len(chaos.casualties)}")
     for casualty in chaos.casualties:
         print("  casualty:", casualty)
     print(f"jobs {len(states)}: completed {completed} (results correct: {sum(correct.values())}), "
-          f"ended otherwise and refunded {refunded}")
+          f"ended otherwise and refunded {refunded}; posts the chain lost (kill-chain): {len(chaos.lost)}")
     print(f"every wei accounted for: {accounted}  {audit}")
     print(f"honest workers slashed: {audit['slashed_assignments']} assignments, {audit['burned_wei']} wei burned")
     print(f"nonce clashes named in worker logs: {clashes}")
@@ -87,7 +90,7 @@ def main() -> None:
     figures = {
         "faults_injected": injected, "faults_survived": survived, "faults_by_kind": dict(chaos.injected),
         "casualties": len(chaos.casualties), "jobs": len(states), "jobs_completed": completed,
-        "jobs_refunded": refunded, "results_correct": sum(correct.values()), "wei_accounted": accounted,
+        "jobs_refunded": refunded, "jobs_lost_with_their_blocks": len(chaos.lost), "results_correct": sum(correct.values()), "wei_accounted": accounted,
         "slashed_assignments": audit["slashed_assignments"], "burned_wei": audit["burned_wei"],
         "nonce_clashes_reported": clashes, "index_equals_rebuild": index_ok, "wall_s": round(wall, 1),
     }

@@ -43,6 +43,7 @@ from shardex.storage import EmbeddedStore, StoreError
 from shardex.storage.errors import FetchFailed
 from shardex.storage.fetcher import Fetcher
 from shardex.storage.providers import Providers
+from worker import reorg
 from worker.admission import Admission, gpu_request
 from worker.executor import RunnerFailure, TaskLimits, kill_group
 from worker.gpu import FakeBackend, GpuPool, GpuPoolError, detect_backend
@@ -120,6 +121,7 @@ class Agent:
         self.chain = chain or ChainClient(rpc_url, deployment, account)
         self.heads = HeadFollower(ws_url_for(rpc_url) if opts.follow_heads else None, self.chain.block_number)
         self.state = state or AsyncState(opts.data_dir / "state.sqlite")
+        self.checkpoints = reorg.Checkpoints(self.chain, self.state)
         self.store = store or EmbeddedStore(opts.data_dir / "store")
         self.address = account.address
         self.stopping = asyncio.Event()
@@ -294,6 +296,7 @@ class Agent:
                     os.replace(f"{path}{suffix}", f"{aside}{suffix}")
             log.warning("state in %s was another chain's (%s): kept as %s, starting fresh", path, owner, aside.name)
             self.state = AsyncState(path)
+            self.checkpoints.state = self.state
             self.settlement.state = self.state
         await self.state.put("deployment", identity)
 
@@ -378,9 +381,13 @@ class Agent:
     # ------------------------------------------------------------ chain events
 
     async def sync(self) -> int:
-        """Apply the events of every block up to the head; returns the head."""
-        latest = await self.chain.block_number()
+        """Apply the events of every block up to the head; returns the head. When the chain
+        went back (worker.reorg), rewind and reconcile first."""
+        latest, latest_hash = await self.chain.head()
         cursor = await self.state.get_cursor()
+        if cursor >= 0 and (fork := await self.checkpoints.fork()) is not None:
+            await self._after_reorg(cursor, fork)
+            cursor = fork
         start = cursor + 1 if cursor >= 0 else self.chain.deployment.block
         while start <= latest:
             end = min(latest, start + 4999)
@@ -388,7 +395,26 @@ class Agent:
                 await self._on_event(event)
             await self.state.set_cursor(end)
             start = end + 1
+        if latest > cursor:
+            await self.checkpoints.record(latest, latest_hash)
         return latest
+
+    async def _after_reorg(self, cursor: int, fork: int) -> None:
+        """Forget what this agent learned from blocks the chain no longer has (see worker.reorg)."""
+        await self.state.set_cursor(fork)
+        self.chain.forget_nonce()
+        self.jobs.clear()
+        self.refused.clear()
+        self.others_seats.clear()
+        self.draw_wanted.clear()
+        self._draw_phase.clear()
+        self._draw_backoff.clear()
+        self._undeclinable.clear()
+        counts = await reorg.reconcile(self.chain, self.state, self.address, set(self.running))
+        log.warning("the chain went back: blocks %d..%d are gone (a reorg, or a node restored from older "
+                    "state); reading events again from block %d; jobs forgotten %d, seats forgotten %d, commits "
+                    "or reveals to send again %d", fork + 1, cursor, fork + 1, counts["jobs_forgotten"],
+                    counts["seats_forgotten"], counts["resent"])
 
     async def _on_event(self, e) -> None:
         if isinstance(e, JobPosted):

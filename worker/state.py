@@ -130,6 +130,20 @@ class State:
         self.db.execute("INSERT OR REPLACE INTO settled(job_id, task_id, round, digest) VALUES(?, ?, ?, ?)",
                         (job_id, task_id, rnd, digest))
 
+    def all_jobs(self) -> list[tuple[int, str, bytes | None]]:
+        """(job_id, status, spec) of every job this worker has seen."""
+        return list(self.db.execute("SELECT job_id, status, spec FROM jobs ORDER BY job_id"))
+
+    def forget_job(self, job_id: int) -> None:
+        """A job id that now names another job, or none (the chain went back): its seats,
+        settled digests and spec are another job's."""
+        self.db.execute("DELETE FROM replicas WHERE job_id = ?", (job_id,))
+        self.db.execute("DELETE FROM settled WHERE job_id = ?", (job_id,))
+        self.db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def forget_replica(self, job_id: int, task_id: int, rnd: int) -> None:
+        self.db.execute("DELETE FROM replicas WHERE job_id = ? AND task_id = ? AND round = ?", (job_id, task_id, rnd))
+
     def settled(self, job_id: int) -> dict[int, bytes]:
         return {t: d for t, d in self.db.execute("SELECT task_id, digest FROM settled WHERE job_id = ?", (job_id,))}
 

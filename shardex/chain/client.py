@@ -22,11 +22,18 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from shardex.chain import codec, models
 from shardex.chain.artifacts import abi
-from shardex.chain.errors import ChainError, NonceTaken, TransactionFailed, TransactionRejected, decode_revert
+from shardex.chain.errors import (
+    ChainError,
+    NonceTaken,
+    TransactionDropped,
+    TransactionFailed,
+    TransactionRejected,
+    decode_revert,
+)
 from shardex.chain.models import Event, Job, JobParams, Replica, Task, WorkerInfo
 
 
@@ -219,6 +226,23 @@ class ChainClient:
 
     async def block_number(self) -> int:
         return await self.w3.eth.block_number
+
+    async def head(self) -> tuple[int, str]:
+        """The latest block's (number, hash)."""
+        block = await self.w3.eth.get_block("latest")
+        return block["number"], "0x" + bytes(block["hash"]).hex()
+
+    async def block_hash(self, number: int) -> str | None:
+        """The hash of block ``number``, None when the chain is not that long."""
+        try:
+            block = await self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        return "0x" + bytes(block["hash"]).hex()
+
+    def forget_nonce(self) -> None:
+        """Ask the node for the account's next nonce before the next send (the chain went back)."""
+        self._nonce = None
 
     async def timestamp(self) -> int:
         return (await self.w3.eth.get_block("latest"))["timestamp"]
@@ -457,6 +481,7 @@ class ChainClient:
     async def wait_for(self, pending: PendingTx, timeout: float) -> Receipt:
         deadline = time.monotonic() + timeout
         delay = 0.002
+        next_look = time.monotonic() + 2.0
         while True:
             try:
                 raw = await self.w3.eth.get_transaction_receipt(pending.tx_hash)
@@ -465,12 +490,32 @@ class ChainClient:
                 pass
             if time.monotonic() > deadline:
                 raise ChainError(f"{pending.label} {pending.tx_hash} not mined after {timeout:.0f}s")
+            if time.monotonic() > next_look:
+                next_look = time.monotonic() + 2.0
+                if why := await self._never_mined(pending):
+                    self._nonce = None  # what the node holds now decides the next nonce
+                    raise TransactionDropped(f"{pending.label} {pending.tx_hash} will never be mined: {why}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
         if raw["status"] != 1:
             raise await self._failure(pending, raw["blockNumber"])
         events = [e for e in (self.decode_log(log) for log in raw["logs"]) if e is not None]
         return Receipt(pending.tx_hash, raw["blockNumber"], raw["gasUsed"], raw.get("effectiveGasPrice", 0), events)
+
+    async def _never_mined(self, pending: PendingTx) -> str | None:
+        """Why a transaction still unmined never will be, or None: the node forgot it (it
+        restarted, or a reorg dropped it), or a nonce below it is free again (the chain went
+        back past its predecessors), so it waits in the pool for a gap nobody fills."""
+        try:
+            await self.w3.eth.get_transaction(pending.tx_hash)
+        except TransactionNotFound:
+            return "the node no longer has it (it restarted, or a reorg dropped it)"
+        nonce = pending.tx.get("nonce")
+        if nonce is not None and "from" in pending.tx:
+            next_nonce = await self.w3.eth.get_transaction_count(pending.tx["from"], "pending")
+            if nonce > next_nonce:
+                return f"its nonce {nonce} waits behind nonce {next_nonce}, which the chain lost"
+        return None
 
     async def _failure(self, pending: PendingTx, block: int) -> ChainError:
         """Replays a failed transaction to recover its custom error."""

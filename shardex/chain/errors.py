@@ -66,6 +66,11 @@ class NonceTaken(TransactionRejected):
     process signs with the same key. The client resyncs; the message says what to fix."""
 
 
+class TransactionDropped(ChainError):
+    """A sent transaction that will never be mined (the node forgot it, or its nonce
+    waits behind one the chain lost); the next send resyncs the nonce."""
+
+
 class TransactionFailed(ChainError):
     """A mined transaction failed and the revert could not be reproduced."""
 

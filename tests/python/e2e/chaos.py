@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import socket
@@ -39,11 +40,16 @@ from eth_account import Account
 from deploy.devnet import rpc_call
 from shardex.api_client import GatewayClient, GatewayError
 from shardex.chain import ChainClient, Deployment, JobState
+from shardex.chain.errors import ContractRevert
+from shardex.devnet import pid_alive
 from shardex.errors import DevnetError
 from tests.python.e2e.conftest import REQUESTER, Devnet, Gateway, dev_key
 from tests.python.e2e.test_jobs import wordcount_reference
 
 FAULTS = ("kill-worker", "kill-gateway", "restart-chain", "drop-connections", "spend-nonce")
+#: Not in a round unless asked for: SIGKILL Anvil, losing what it mined since its last dump (up to
+#: 2 s): every process sees the chain go back, as in a reorg (the scale-out issue's reorg-safe workers).
+KILL_CHAIN = "kill-chain"
 ENDED = (JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED, JobState.CANCELLED)
 
 
@@ -124,6 +130,8 @@ class Chaos:
     log: list[str] = field(default_factory=list)
     #: Processes that exited without being killed (each is restarted, so the run goes on).
     casualties: list[str] = field(default_factory=list)
+    #: Inputs of jobs whose posting the chain lost (see job_states).
+    lost: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -152,7 +160,7 @@ class Chaos:
         with GatewayClient(self.gateway.url, dev_key(self.net, REQUESTER)) as client:
             client.sign_in()
             for n, text in enumerate(inputs):
-                src = self.home / f"input-{len(self.jobs) + n}.txt"
+                src = self.home / f"input-{len(self.jobs) + len(self.lost)}-{n}-{time.monotonic_ns()}.txt"
                 src.write_bytes(text)
                 job_id = client.submit(src, program="wordcount", map_shards=4, reduce_shards=2, epsilon=0.02,
                                        adversary=0.1)["job_id"]
@@ -182,6 +190,15 @@ class Chaos:
             assert info["rpc_url"] == self.chain_url, "a restored devnet comes back at its old address"
             self._rewrite_record(rpc_url=self.relay.url)
             what = f"anvil (pid {info['pid']})"
+        elif kind == KILL_CHAIN:
+            pid = json.loads((self.home / "devnet.json").read_text())["pid"]
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.05)
+            info = json.loads(self.net.cli("devnet", "up", "--state", str(self.state_file), "--json",
+                                           account=None).stdout)
+            self._rewrite_record(rpc_url=self.relay.url)
+            what = f"anvil SIGKILLed, restarted from its last dump (pid {info['pid']})"
         elif kind == "drop-connections":
             what = f"{self.relay.drop()} connections"
         elif kind == "spend-nonce":
@@ -230,14 +247,14 @@ class Chaos:
         raise AssertionError("could not send from the worker's key: it always took the nonce first")
 
     def run(self, rounds: int, gap: tuple[float, float] = (0.3, 1.5),
-            each_round: Callable[[int], object] | None = None) -> int:
+            each_round: Callable[[int], object] | None = None, faults: tuple[str, ...] = FAULTS) -> int:
         """``rounds`` rounds of every fault, each after a random gap; ``each_round(n)`` before
         round n. Returns how many faults were survived: followed by no casualty."""
         survived = 0
         for n in range(rounds):
             if each_round is not None:
                 each_round(n)
-            for kind in self.rng.sample(FAULTS, len(FAULTS)):
+            for kind in self.rng.sample(faults, len(faults)):
                 time.sleep(self.rng.uniform(*gap))
                 self.inject(kind)
                 survived += self.count_casualties() == 0
@@ -250,18 +267,28 @@ class Chaos:
         d = Deployment.from_json({k: self.net.info[k] for k in ("chain_id", "market", "registry", "block")})
         return ChainClient(self.chain_url, d)
 
-    def job_states(self) -> dict[int, JobState]:
-        async def read() -> dict[int, JobState]:
+    def job_states(self) -> dict[int, JobState | None]:
+        """Each posted job's state; None for one the chain no longer has (posted in blocks a
+        ``kill-chain`` took away, and its id not posted again since)."""
+        async def read() -> dict[int, JobState | None]:
+            out: dict[int, JobState | None] = {}
             async with self._chain() as chain:
-                return {j: (await chain.job(j)).state for j in self.jobs}
+                for j in self.jobs:
+                    try:
+                        out[j] = (await chain.job(j)).state
+                    except ContractRevert:
+                        out[j] = None
+            return out
         return asyncio.run(read())
 
     def wait_ended(self, timeout: float) -> dict[int, JobState]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = self.job_states()
-            if all(s in ENDED for s in states.values()):
-                return states
+            if all(s is None or s in ENDED for s in states.values()):
+                for job_id in [j for j, s in states.items() if s is None]:
+                    self.lost.append(self.jobs.pop(job_id))
+                return {j: s for j, s in states.items() if s is not None}
             time.sleep(0.5)
         raise AssertionError(f"jobs still running after {timeout:.0f} s: {states}\n" + self.tails())
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from shardex.chain import JobState
+from tests.python.conftest import rpc
 from tests.python.e2e.chaos import FAULTS, Chaos
-from tests.python.e2e.conftest import real_text
+from tests.python.e2e.conftest import Devnet, real_text
+from tests.python.e2e.test_jobs import submit, wordcount_reference
 
 pytestmark = pytest.mark.e2e
 
@@ -44,3 +46,34 @@ def test_jobs_survive_killed_workers_gateway_chain_restarts_and_cut_connections(
         assert chaos.index_equals_rebuild(tmp_path)
     finally:
         chaos.close()
+
+
+def test_a_chain_that_goes_back_loses_a_job_and_the_next_one_under_its_id_completes(devnet: Devnet,
+                                                                                    tmp_path: Path) -> None:
+    """The chain goes back past a whole job (Anvil's revert: as a deep reorg, or a node restored from an
+    older state). Workers that computed, committed, revealed and were paid for it must not remember
+    any of it: the next job posted gets the same id, other inputs, and must be computed afresh."""
+    texts = [real_text(400_000)[:200_000], real_text(400_000)[200_000:]]
+    for i in range(2):
+        devnet.start_worker(i)
+    devnet.wait_for(lambda: all("serving" in devnet.log(i) for i in range(2)), what="workers serving")
+    before = rpc(devnet.info["rpc_url"], "evm_snapshot")
+    results = []
+    for n, text in enumerate(texts):
+        src = tmp_path / f"input-{n}.txt"
+        src.write_bytes(text)
+        out = submit(devnet, "--program", "wordcount", "--input", str(src), "--map-shards", "2", "--epsilon",
+                     "0.02", "--adversary", "0.1", "--reward", "0.001", "--collateral", "0.01")
+        assert (out["state"], out["job_id"]) == ("COMPLETED", 1), out
+        result = tmp_path / f"result-{n}.txt"
+        devnet.cli("job", "result", "1", "-o", str(result))
+        results.append(result.read_bytes())
+        if n == 0:
+            assert rpc(devnet.info["rpc_url"], "evm_revert", before) is True  # job 1 never happened
+    assert results == [wordcount_reference(t) for t in texts]
+    devnet.wait_for(lambda: all(devnet.json("stake", "show", account=i)["locked"] == 0 for i in range(2)),
+                    what="collateral released")
+    for i in range(2):
+        assert "the chain went back" in devnet.log(i)
+        shown = devnet.json("stake", "show", account=i)
+        assert shown["slashed"] == 0 and shown["settled"] == 3  # job 1's 3 tasks, of this chain

@@ -9,7 +9,7 @@ import pytest
 from deploy.compile import compile_contracts, stale_artifacts
 from shardex.chain import JobParams, errors, result_of, seal_of
 from shardex.chain.models import JobPosted, Staked
-from tests.python.conftest import Chain
+from tests.python.conftest import Chain, rpc
 
 ETH = 10**18
 pytestmark = pytest.mark.integration
@@ -134,3 +134,19 @@ async def test_a_nonce_used_by_another_process_on_the_same_key_is_named_and_resy
     assert mine.address in str(info.value) and "one process per key" in str(info.value)
     await mine.stake(ETH)  # resynced: the next send goes through
     assert (await mine.worker()).stake == 3 * ETH
+
+
+async def test_a_transaction_the_node_dropped_is_reported_not_waited_for(net: Chain) -> None:
+    """A node that restarted (or a reorg) forgets a sent transaction: waiting out the receipt's
+    timeout would stall a worker past its reveal windows."""
+    client = net.client(7)
+    rpc(net.rpc_url, "evm_setAutomine", False)
+    try:
+        pending = await client.stake(ETH).send()
+        rpc(net.rpc_url, "anvil_dropTransaction", pending.tx_hash)
+        with pytest.raises(errors.TransactionDropped, match="no longer has it"):
+            await pending.receipt(timeout=60)
+    finally:
+        rpc(net.rpc_url, "evm_setAutomine", True)
+    await client.stake(ETH)  # the nonce was resynced: the next send lands
+    assert (await client.worker()).stake == ETH
