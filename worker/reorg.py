@@ -81,13 +81,13 @@ async def reconcile(chain: ChainClient, state: AsyncState, address: str, running
         elif not gone:
             await state.set_job(job_id, "new")  # looked at again: it may be live again, or over
     live: dict[int, bool] = {}
-    for row in await state.replicas(*OPEN, "lost"):
+    for row in await state.replicas():
         key = (row.job_id, row.task_id, row.round)
         if key in running:
             continue  # its commit learns what the chain has (Settlement._commit_rows_individually)
-        if row.status == "lost":
-            # Given up on, perhaps because of what the chain said on the branch that went away
-            # (a commit refused there): on a live job, the seat may be this worker's again.
+        if row.status not in OPEN:
+            # Done with (collected, declined, given up on) on the branch that went away: on a live
+            # job the seat may be this worker's again, uncollected or not even committed.
             if row.job_id not in live:
                 live[row.job_id] = row.job_id <= known and (await chain.job(row.job_id)).state.active
             if not live[row.job_id]:
@@ -96,27 +96,18 @@ async def reconcile(chain: ChainClient, state: AsyncState, address: str, running
             rep = await chain.replica(row.job_id, row.task_id, address)
         except ContractRevert:  # the job is not on this chain
             rep = None
-        if row.status == "lost":
-            if rep is None or rep.state == ReplicaState.NONE or rep.round != row.round:
-                await state.forget_replica(*key)  # a draw on this branch brings it back
-                counts["seats_forgotten"] += 1
-            elif rep.state == ReplicaState.ASSIGNED:
-                await state.upsert(*key, "computed" if row.digest else "assigned", error=None)
-                counts["resent"] += 1
-            continue
-        if rep is None or rep.state in (ReplicaState.NONE, ReplicaState.DECLINED) or rep.round != row.round:
-            await state.forget_replica(*key)
+        if rep is None or rep.state == ReplicaState.NONE or rep.round != row.round:
+            await state.forget_replica(*key)  # not this worker's seat here: a draw on this branch brings it back
             counts["seats_forgotten"] += 1
-        elif rep.state == ReplicaState.ASSIGNED and row.status in ("committing", "committed", "revealed"):
-            await state.upsert(*key, "computed")  # the commit was lost: send it again
-            counts["resent"] += 1
-        elif rep.state == ReplicaState.COMMITTED and row.status == "revealed":
-            await state.upsert(*key, "committed")  # the reveal was lost: open it again
-            counts["resent"] += 1
-        elif rep.state == ReplicaState.COMMITTED and row.status in ("assigned", "computed", "committing"):
-            await state.upsert(*key, "committed")
-        elif rep.state == ReplicaState.REVEALED and row.status != "revealed":
-            await state.upsert(*key, "revealed")
-        elif rep.state == ReplicaState.SLASHED:
-            await state.upsert(*key, "lost", error="slashed on chain")
+            continue
+        target = {ReplicaState.ASSIGNED: "computed" if row.digest else "assigned",
+                  ReplicaState.COMMITTED: "committed", ReplicaState.REVEALED: "revealed",
+                  ReplicaState.DECLINED: "declined", ReplicaState.SLASHED: "lost"}[rep.state]
+        if row.status == target or (target == "computed" and row.status in ("assigned", "computed")):
+            continue
+        if target == "lost" and row.status == "resolved":
+            continue  # slashed and collected
+        # A commit, reveal or collect the chain lost is sent again from the stored digest.
+        await state.upsert(*key, target, error=None)
+        counts["resent"] += target in ("computed", "committed", "revealed")
     return counts
