@@ -317,8 +317,7 @@ class Indexer:
         return _hex(block["hash"]), int(block["timestamp"])
 
     async def _hash(self, number: int) -> str | None:
-        block = await self._block(number)
-        return None if block is None else block[0]
+        return await self.client.block_hash(number)
 
     # ------------------------------------------------------------ state
 

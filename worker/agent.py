@@ -385,7 +385,7 @@ class Agent:
         went back (worker.reorg), rewind and reconcile first."""
         latest, latest_hash = await self.chain.head()
         cursor = await self.state.get_cursor()
-        if cursor >= 0 and (fork := await self.checkpoints.fork()) is not None:
+        if cursor >= 0 and (fork := await self.checkpoints.fork((latest, latest_hash))) is not None:
             await self._after_reorg(cursor, fork)
             cursor = fork
         start = cursor + 1 if cursor >= 0 else self.chain.deployment.block

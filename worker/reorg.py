@@ -49,11 +49,13 @@ class Checkpoints:
         kept = [p for p in await self._load() if p[0] < number]
         await self.state.put("checkpoints", json.dumps([(number, block_hash), *kept][:KEEP]))
 
-    async def fork(self) -> int | None:
+    async def fork(self, head: tuple[int, str] | None = None) -> int | None:
         """None while the newest checkpoint is on the chain; else the newest block that still is
-        (the deployment block minus one when none is), after dropping the checkpoints above it."""
+        (the deployment block minus one when none is), after dropping the checkpoints above it.
+        ``head``: the chain's (number, hash) if known (an idle chain needs no further question)."""
         points = await self._load()
-        if not points or await self.chain.block_hash(points[0][0]) == points[0][1]:
+        if not points or (points[0] == head if head and head[0] == points[0][0]
+                          else await self.chain.block_hash(points[0][0]) == points[0][1]):
             return None
         for i, (number, block_hash) in enumerate(points[1:], start=1):
             if await self.chain.block_hash(number) == block_hash:

@@ -164,6 +164,8 @@ class Chaos:
                 src.write_bytes(text)
                 job_id = client.submit(src, program="wordcount", map_shards=4, reduce_shards=2, epsilon=0.02,
                                        adversary=0.1)["job_id"]
+                if job_id in self.jobs:  # the chain lost the post that had this id first (kill-chain)
+                    self.lost.append(self.jobs[job_id])
                 self.jobs[job_id] = text
                 ids.append(job_id)
         return ids

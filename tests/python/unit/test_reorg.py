@@ -54,6 +54,9 @@ async def test_the_fork_is_the_newest_checkpoint_still_on_the_chain(state: Async
     for n in (10, 20, 25):
         await points.record(n, f"0x{n:02x}")
     assert await points.fork() is None  # nothing changed
+    assert await points.fork((25, "0x19")) is None  # the head itself says so
+    assert await points.fork((25, "0xnew")) == 20  # the same height, another block
+    await points.record(25, "0x19")
     chain.hashes[25] = "0xother"  # the head was replaced
     chain.hashes.pop(21, None)
     assert await points.fork() == 20
