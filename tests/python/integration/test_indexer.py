@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -325,32 +326,36 @@ async def test_reorg_to_a_shorter_chain(net: Chain, tmp_path: Path) -> None:
         assert conn.execute(select(db.members)).first() is None
 
 
-async def test_an_index_of_another_chain_is_forgotten_not_walked_back(net: Chain, tmp_path: Path) -> None:
+async def test_an_index_of_another_chain_is_forgotten_not_walked_back(tmp_path: Path) -> None:
     """A devnet brought down and up again: the same chain id and contract addresses, other blocks.
-    A reorg walk (bounded to 5 blocks here) would find no block the two share and give up."""
+    A reorg walk (bounded to 5 blocks here) would find no block the two share and give up.
+    Two fresh chains, each deployed by the same key at nonce 0, are the before and the after."""
     engine = engine_at(tmp_path / "idx.db")
-    await net.client(2).stake(ETH)
-    net.mine(10)
-    await Indexer(engine, net.reader(), max_reorg_depth=5).sync_once()
-    with engine.connect() as conn:
-        assert conn.execute(select(db.events).where(db.events.c.name == "Staked")).first() is not None
-
-    other = Anvil.start()
+    deployer, first, second = dev_accounts(4)[0], dev_accounts(4)[2], dev_accounts(4)[3]
+    chains = [Anvil.start(), Anvil.start()]
     try:
-        deployment = await deploy(other.rpc_url, dev_accounts(1)[0], unbonding_delay=3600)
-        assert (deployment.market, deployment.block) == (net.deployment.market, net.deployment.block)
-        await (client := ChainClient(other.rpc_url, deployment, dev_accounts(4)[3])).stake(2 * ETH)
-        await client.aclose()
-        async with ChainClient(other.rpc_url, deployment) as reader:
+        # Brought up later: its deployment block has another timestamp, and so another hash.
+        rpc(chains[1].rpc_url, "evm_setTime", int(time.time()) + 3600)
+        deployments = [await deploy(c.rpc_url, deployer, unbonding_delay=3600) for c in chains]
+        assert deployments[0] == deployments[1]  # the same addresses and deployment block on both
+        for chain, worker in zip(chains, (first, second), strict=True):
+            async with ChainClient(chain.rpc_url, deployments[0], worker) as client:
+                await client.stake(ETH)
+        for _ in range(10):
+            rpc(chains[0].rpc_url, "evm_mine")
+        async with ChainClient(chains[0].rpc_url, deployments[0]) as reader:
+            await Indexer(engine, reader, max_reorg_depth=5).sync_once()
+        async with ChainClient(chains[1].rpc_url, deployments[0]) as reader:
             await Indexer(engine, reader, max_reorg_depth=5).sync_once()
             fresh = engine_at(tmp_path / "fresh.db")
             await Indexer(fresh, reader).rebuild()
         assert dump(engine) == dump(fresh)
         with engine.connect() as conn:
             staked = conn.execute(select(db.events.c.account).where(db.events.c.name == "Staked")).all()
-        assert [r.account.lower() for r in staked] == [dev_accounts(4)[3].address.lower()]  # nothing of the old chain
+        assert [r.account.lower() for r in staked] == [second.address.lower()]  # nothing of the old chain
     finally:
-        other.stop()
+        for chain in chains:
+            chain.stop()
 
 
 async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path) -> None:
