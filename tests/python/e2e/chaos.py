@@ -337,6 +337,8 @@ class Chaos:
                 "slashed_assignments": sum(w.slashed for w in workers),
                 "burned_wei": burned,
                 "settled_assignments": sum(w.settled for w in workers),
+                "paid_wei": sum(j.paid for j in jobs),
+                "paid_seats_wei": sum(w.settled for w in workers) * jobs[0].reward_per_replica if jobs else 0,
             }
         return asyncio.run(read())
 
