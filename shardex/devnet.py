@@ -74,26 +74,25 @@ def devnet_file(home: Path) -> Path:
     return home / "devnet.json"
 
 
-def load_devnet(home: Path) -> DevnetInfo | None:
-    """The running devnet, or None (a file left by a dead devnet is ignored)."""
-    path = devnet_file(home)
+def _recorded_devnet(home: Path) -> DevnetInfo | None:
+    """The devnet record in ``home``, running or not."""
     try:
-        info = DevnetInfo(**json.loads(path.read_text(encoding="utf-8")))
+        return DevnetInfo(**json.loads(devnet_file(home).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
-    return info if pid_alive(info.pid) else None
 
 
+def load_devnet(home: Path) -> DevnetInfo | None:
+    """The running devnet, or None (a file left by a dead devnet is ignored)."""
+    info = _recorded_devnet(home)
+    return info if info is not None and pid_alive(info.pid) else None
 
 
 def stopped_devnet_note(home: Path) -> str:
     """Why a devnet's settings are missing when its record is there but its Anvil is not
     (it died, or is restarting): a sentence to add to the error, or ''."""
-    try:
-        pid = json.loads(devnet_file(home).read_text(encoding="utf-8"))["pid"]
-    except (OSError, ValueError, KeyError, TypeError):
+    info = _recorded_devnet(home)
+    if info is None or pid_alive(info.pid):
         return ""
-    if pid_alive(pid):
-        return ""
-    return (f" (the devnet recorded in {devnet_file(home)} is not running: its Anvil, pid {pid}, has exited; "
+    return (f" (the devnet recorded in {devnet_file(home)} is not running: its Anvil, pid {info.pid}, has exited; "
             "`shardex devnet up`, with --state FILE if it had one, starts it again)")
