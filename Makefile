@@ -13,11 +13,12 @@ export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
 install: node_modules/.installed $(VENV)/.installed system-deps
 
 ## Debian packages: bubblewrap (the task sandbox: workers refuse user programs without it),
-## chromium (dashboard test), wrk (bench/gateway.py).
+## chromium (dashboard test), wrk (bench/gateway.py), postgresql (the index on PostgreSQL: tests, bench).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := bubblewrap chromium wrk
+APT_PACKAGES := bubblewrap chromium wrk postgresql
 system-deps:
-	@command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
+	@command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null || { \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }
 
@@ -28,7 +29,7 @@ node_modules/.installed: package.json package-lock.json
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test,bench,embed]'
+	$(VENV)/bin/pip install --quiet -e '.[test,bench,embed,postgres]'
 	touch $@
 
 ## The product: a devnet, the contracts, one job through its whole lifecycle.

@@ -57,8 +57,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         hub.publish(rows, rolled_back_to)
 
     indexer = Indexer(engine, client, config.confirmations, on_commit=on_commit)
+    indexer.holder = config.instance
     s = GatewayState(config, engine, store, client, indexer, hub,
-                     Sessions(config.deployment.chain_id, config.siwe_domains),
+                     Sessions(engine, config.deployment.chain_id, config.siwe_domains),
                      Providers(exclude=[config.public_url]), job_cache)
 
     @asynccontextmanager
@@ -72,6 +73,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                 await task
             except asyncio.CancelledError:
                 pass
+            await asyncio.to_thread(indexer.release)  # another gateway may write at once
             await client.aclose()
             await s.providers.aclose()
             engine.dispose()

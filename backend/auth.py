@@ -4,16 +4,27 @@
 takes an EIP-4361 message naming it plus the EIP-191 signature, and returns a
 bearer token bound to the recovered address. Writes that change the gateway's
 state require that token, so nobody can act for an address whose key they do
-not hold. Sessions live in memory: a restarted gateway asks to sign in again.
+not hold.
+
+Nonces and sessions live in the gateway's database, not in a process: a
+restarted gateway keeps everyone signed in, and every gateway over one
+database honours a session any of them issued. A nonce is spent by deleting
+its row, so it is single use across gateways too (of two gateways racing to
+spend it, one deletes the row and the other finds none). Only a token's
+SHA-256 is stored: a copy of the database signs nobody in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine, delete, func, insert, select
+
+from backend import db
 from shardex import siwe
 from shardex.siwe import SiweError
 
@@ -29,22 +40,28 @@ class Session:
     expires_at: float
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Sessions:
-    def __init__(self, chain_id: int, domains: set[str] | None = None) -> None:
+    def __init__(self, engine: Engine, chain_id: int, domains: set[str] | None = None) -> None:
+        self.engine = engine
         self.chain_id = chain_id
         self.domains = domains  # None: the request's own Host is the only accepted domain
-        self._nonces: dict[str, float] = {}
-        self._sessions: dict[str, Session] = {}
 
     def new_nonce(self) -> tuple[str, float]:
         now = time.time()
-        if len(self._nonces) >= MAX_PENDING_NONCES:
-            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-            if len(self._nonces) >= MAX_PENDING_NONCES:  # flood: forget the oldest half
-                for n in sorted(self._nonces, key=self._nonces.get)[:MAX_PENDING_NONCES // 2]:
-                    del self._nonces[n]
         nonce = secrets.token_hex(12)
-        self._nonces[nonce] = now + NONCE_TTL_S
+        t = db.auth_nonces
+        with self.engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.expires_at < now))
+            pending = conn.execute(select(func.count()).select_from(select(t.c.nonce).limit(MAX_PENDING_NONCES)
+                                                                    .subquery())).scalar_one()
+            if pending >= MAX_PENDING_NONCES:  # flood: forget the oldest half
+                oldest = select(t.c.nonce).order_by(t.c.expires_at).limit(MAX_PENDING_NONCES // 2)
+                conn.execute(delete(t).where(t.c.nonce.in_(oldest.scalar_subquery())))
+            conn.execute(insert(t).values(nonce=nonce, expires_at=now + NONCE_TTL_S))
         return nonce, now + NONCE_TTL_S
 
     def sign_in(self, text: str, signature: str, host: str) -> tuple[str, Session]:
@@ -62,26 +79,30 @@ class Sessions:
         signer = siwe.recover(text, signature)
         if signer != msg.address:
             raise SiweError(f"signature is by {signer}, not by {msg.address}")
-        # The nonce is spent last, so a message rejected above can be fixed and re-signed.
-        expires = self._nonces.pop(msg.nonce, None)
-        if expires is None or expires < time.time():
-            raise SiweError("unknown, used or expired nonce: get a fresh one from GET /v1/auth/nonce")
+        # The nonce is spent last, so a message rejected above can be fixed and re-signed;
+        # spending it and opening the session is one transaction.
+        token = secrets.token_urlsafe(32)
         until = time.time() + SESSION_TTL_S
         if msg.expiration_time is not None:
             until = min(until, msg.expiration_time.timestamp())
-        token = secrets.token_urlsafe(32)
-        session = Session(msg.address, until)
-        self._sessions[token] = session
-        return token, session
+        with self.engine.begin() as conn:
+            spent = conn.execute(delete(db.auth_nonces).where(db.auth_nonces.c.nonce == msg.nonce,
+                                                              db.auth_nonces.c.expires_at >= time.time())).rowcount
+            if spent != 1:
+                raise SiweError("unknown, used or expired nonce: get a fresh one from GET /v1/auth/nonce")
+            conn.execute(delete(db.sessions).where(db.sessions.c.expires_at < time.time()))
+            conn.execute(insert(db.sessions).values(token_sha256=_digest(token), address=msg.address,
+                                                    expires_at=until))
+        return token, Session(msg.address, until)
 
     def lookup(self, token: str) -> Session | None:
-        session = self._sessions.get(token)
-        if session is None:
-            return None
-        if session.expires_at < time.time():
-            del self._sessions[token]
-            return None
-        return session
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.sessions.c.address, db.sessions.c.expires_at)
+                               .where(db.sessions.c.token_sha256 == _digest(token))).first()
+        if row is None or row.expires_at < time.time():
+            return None  # an expired row goes at the next sign-in
+        return Session(row.address, row.expires_at)
 
     def sign_out(self, token: str) -> bool:
-        return self._sessions.pop(token, None) is not None
+        with self.engine.begin() as conn:
+            return conn.execute(delete(db.sessions).where(db.sessions.c.token_sha256 == _digest(token))).rowcount > 0

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -31,13 +32,16 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 
 DEFAULT_URL = "sqlite:///shardex-gateway.db"
 
 # Bump when a table changes: an index with another version is dropped and
 # rebuilt from the chain (everything here is derived from it).
-SCHEMA_VERSION = 4  # 3: protocol v2 (drawn seats, margin settlement, WorkerPool); 4: jobs.token
+# 3: protocol v2 (drawn seats, margin settlement, WorkerPool); 4: jobs.token;
+# 5: sign-in nonces, sessions and the writer lease (several gateways over one database)
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -142,6 +146,38 @@ members = Table(
 
 DERIVED = (jobs, tasks, members)
 
+# Not derived from the chain: what lets several gateways share one database.
+
+# SIWE nonces handed out and not yet spent; spending one deletes its row.
+auth_nonces = Table(
+    "auth_nonces", metadata,
+    Column("nonce", String(32), primary_key=True),
+    Column("expires_at", Float, nullable=False),  # unix seconds
+    Index("ix_auth_nonces_expiry", "expires_at"),
+)
+
+# Signed-in sessions, by the SHA-256 of their bearer token (the token itself is never stored).
+sessions = Table(
+    "sessions", metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("address", String(42), nullable=False),
+    Column("expires_at", Float, nullable=False),  # unix seconds
+    Index("ix_sessions_expiry", "expires_at"),
+)
+
+# One row (id = 1): which gateway writes the index, until when. The writer renews it in every
+# transaction it writes; another gateway takes it over once it has expired (backend/indexer.py).
+writer_lease = Table(
+    "writer_lease", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(80), nullable=False),
+    Column("expires_at", Float, nullable=False),  # unix seconds, by the holder's clock
+    # Bumped by every rollback of indexed events (a reorg, another chain): readers that follow
+    # the index by its events see that what they followed is gone.
+    Column("rollbacks", BigInteger, nullable=False),
+    Column("rolled_back_to", BigInteger, nullable=False),  # the block kept by the last rollback; -1: none
+)
+
 
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> Engine:
     """An engine with the schema created (idempotent)."""
@@ -163,6 +199,9 @@ def ensure_schema(engine: Engine) -> None:
     """Create the tables; an index written by another schema version is dropped
     first (the indexer then rebuilds it from the chain)."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Gateways starting together over one database: one creates the schema, the others wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7305114)"))
         if inspect(conn).has_table("meta"):
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             if row is None or row.value != str(SCHEMA_VERSION):
@@ -172,3 +211,5 @@ def ensure_schema(engine: Engine) -> None:
         metadata.create_all(conn)
         if conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        if conn.execute(select(writer_lease.c.id).where(writer_lease.c.id == 1)).first() is None:
+            conn.execute(insert(writer_lease).values(id=1, holder="", expires_at=0.0, rollbacks=0, rolled_back_to=-1))

@@ -18,6 +18,22 @@ cursor) to the newest one whose hash still matches, deletes every event above
 it, recomputes the affected jobs' and members' rows from the remaining events and
 moves the cursor there -- all in one transaction -- then indexes forward.
 
+Several gateways over one database: exactly one of them writes the index at a
+time. ``run()`` holds a lease row (``db.writer_lease``) that the writer renews
+in every transaction it writes, and that another gateway takes over once it
+has gone ``LEASE_S`` without renewal (the writer died or hangs). Every write
+is fenced by the lease: the transaction first renews it *as its holder*, so a
+writer that lost the lease (paused past it, then woke) writes nothing, and
+the events' primary key refuses a duplicate besides. The lease's clock only
+decides how soon a dead writer is replaced, never whether two can write.
+
+The gateways that do not write *follow*: they read the cursor and the events
+the writer committed, in order, and hand them to ``on_commit`` exactly as the
+writer does, so live streams and caches on every gateway see every event once.
+A rollback (a reorg, another chain) bumps a counter in the lease row in the
+same transaction that deletes the events, so a follower notices it even when
+new events were indexed above the fork before its next look.
+
 The database calls are synchronous SQLAlchemy Core (short transactions); the
 chain calls are async.
 """
@@ -26,10 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from web3.exceptions import BlockNotFound
 
 from backend import db
@@ -45,6 +65,10 @@ CHUNK_BLOCKS = 2000
 ALL_TASKS = 2**256 - 1
 #: JobPosted events whose job views are read at once.
 VIEW_BATCH = 32
+#: How long the writer's lease lasts without renewal: a dead writer is replaced within about this.
+LEASE_S = 5.0
+#: Events a follower reads from the database at once.
+FOLLOW_BATCH = 5000
 
 POOL_EVENTS = {"Staked", "OptedIn", "OptedOut", "UnbondRequested", "Unbonded", "CollateralLocked",
                "CollateralReleased", "Slashed", "EndpointAnnounced"}
@@ -57,6 +81,10 @@ VIEW_FIELDS = ("epsilon_ppm", "adversary_ppm", "max_rounds", "extra_seats", "col
 
 class ReorgTooDeep(ShardexError):
     """No stored block within the bound matches the chain: run ``rebuild()``."""
+
+
+class LeaseLost(ShardexError):
+    """Another gateway took over writing the index; this one wrote nothing and follows now."""
 
 
 def _hex(b: bytes | Any) -> str:
@@ -301,6 +329,12 @@ class Indexer:
         self._wake = asyncio.Event()
         self._committed = asyncio.Event()  # set (and replaced) after every commit
         self._adopted = False  # whether the index was checked to be this chain's (see _adopt_chain)
+        # The lease's holder name while run() competes for it; None: write unfenced (a lone
+        # indexer driven by sync_once, as the tests and `rebuild` do).
+        self.holder: str | None = None
+        self.writing = False  # whether this indexer holds the lease (run() only)
+        self._rollbacks: int | None = None  # the lease row's rollback counter as last seen
+        self._published: tuple[int, int] | None = None  # the last event handed to on_commit
         db.ensure_schema(engine)
         # This process is the index's only writer: its cursor is kept here and read
         # from the database only at start, not on every /healthz and read-your-writes poll.
@@ -358,6 +392,99 @@ class Indexer:
                 return False
         return True
 
+    # ------------------------------------------------------------ the writer's lease
+
+    def _fence(self, conn: Connection) -> None:
+        """Renews the lease as its holder inside a write transaction, or aborts the write
+        (LeaseLost) when another gateway holds it. Unfenced without a holder."""
+        if self.holder is None:
+            return
+        t = db.writer_lease
+        renewed = conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder)
+                               .values(expires_at=time.time() + LEASE_S)).rowcount
+        if renewed != 1:
+            self.writing = False
+            raise LeaseLost(f"{self.holder} no longer holds the index's writer lease")
+
+    def _take_lease(self) -> bool:
+        """Holds (renews or takes over) the writer lease; False while another holds it."""
+        t = db.writer_lease
+        now = time.time()
+        with self.engine.begin() as conn:
+            return conn.execute(update(t).where(t.c.id == 1, or_(t.c.holder == self.holder, t.c.expires_at < now))
+                                .values(holder=self.holder, expires_at=now + LEASE_S)).rowcount == 1
+
+    def release(self) -> None:
+        """Gives the lease up (a clean shutdown), so another gateway need not wait for it to expire."""
+        if not self.writing or self.holder is None:
+            return
+        t = db.writer_lease
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder).values(expires_at=0.0))
+        self.writing = False
+
+    def _bump_rollbacks(self, conn: Connection, kept: int) -> None:
+        t = db.writer_lease
+        conn.execute(update(t).where(t.c.id == 1).values(rollbacks=t.c.rollbacks + 1, rolled_back_to=kept))
+        self._rollbacks = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+        self._forget_published_after(kept)
+
+    def _forget_published_after(self, kept: int) -> None:
+        if self._published is not None and self._published[0] > kept:
+            self._published = (kept, 2**31 - 1) if kept >= 0 else None
+
+    def _read_new(self) -> tuple[tuple[int, str] | None, int, int, list[dict]] | None:
+        """(cursor, rollbacks, rolled back to, events after the last published) as one consistent
+        read; None when a rollback happened during the read (read again)."""
+        t = db.writer_lease
+        after = self._published or (-1, -1)
+        with self.engine.connect() as conn:
+            before = conn.execute(select(t.c.rollbacks, t.c.rolled_back_to).where(t.c.id == 1)).one()
+            row = conn.execute(select(db.cursor.c.block_number, db.cursor.c.block_hash)
+                               .where(db.cursor.c.id == 1)).first()
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(db.events).where(or_(db.events.c.block_number > after[0],
+                                            and_(db.events.c.block_number == after[0],
+                                                 db.events.c.log_index > after[1])))
+                .order_by(db.events.c.block_number, db.events.c.log_index).limit(FOLLOW_BATCH))]
+            again = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+        if again != before.rollbacks:
+            return None
+        cursor = None if row is None else (row.block_number, row.block_hash)
+        return cursor, before.rollbacks, before.rolled_back_to, rows
+
+    def _newest_event(self) -> tuple[int, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.events.c.block_number, db.events.c.log_index)
+                               .order_by(db.events.c.block_number.desc(), db.events.c.log_index.desc()).limit(1)).first()
+        return None if row is None else (row.block_number, row.log_index)
+
+    async def follow_once(self) -> int:
+        """Catches up with what the writer committed: the cursor, rollbacks and new events, handed to
+        ``on_commit`` in chain order as the writer hands its own. Returns how many events."""
+        if self._rollbacks is None:  # the first look: live from here on, history is in the database
+            self._published = await asyncio.to_thread(self._newest_event)
+        read = await asyncio.to_thread(self._read_new)
+        if read is None:
+            return 0
+        cursor, rollbacks, kept, rows = read
+        if self._rollbacks is not None and rollbacks != self._rollbacks:
+            self._forget_published_after(kept)
+            if self.on_commit is not None:
+                self.on_commit([], kept)
+            self._rollbacks = rollbacks
+            return await self.follow_once()
+        self._rollbacks = rollbacks
+        if rows:
+            self._published = (rows[-1]["block_number"], rows[-1]["log_index"])
+            if self.on_commit is not None:
+                self.on_commit(rows, None)
+        if len(rows) == FOLLOW_BATCH:
+            return len(rows) + await self.follow_once()
+        if cursor != self._cursor:
+            self._committed_at(cursor)
+        return len(rows)
+
     # ------------------------------------------------------------ reorgs
 
     async def _adopt_chain(self) -> bool:
@@ -385,6 +512,7 @@ class Indexer:
         """Reads ``key`` of the meta table; with ``value``, writes it."""
         with self.engine.begin() as conn:
             if value is not None:
+                self._fence(conn)
                 conn.execute(delete(db.meta).where(db.meta.c.key == key))
                 conn.execute(insert(db.meta).values(key=key, value=value))
             row = conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).first()
@@ -433,6 +561,8 @@ class Indexer:
     def _roll_back(self, keep: int, fork: tuple[int, str] | None) -> list[int]:
         """Delete what came after ``keep`` and recompute the jobs it touched, in one transaction."""
         with self.engine.begin() as conn:
+            self._fence(conn)
+            self._bump_rollbacks(conn, keep)
             affected = [r.job_id for r in conn.execute(
                 select(db.events.c.job_id).distinct()
                 .where(db.events.c.block_number > keep, db.events.c.job_id.is_not(None)))]
@@ -489,8 +619,10 @@ class Indexer:
                 for e in evs]
         await asyncio.to_thread(self._commit_chunk, rows, hi, hi_hash)
         self._committed_at((hi, hi_hash))
-        if self.on_commit is not None and rows:
-            self.on_commit(rows, None)
+        if rows:
+            self._published = (rows[-1]["block_number"], rows[-1]["log_index"])
+            if self.on_commit is not None:
+                self.on_commit(rows, None)
         return len(rows)
 
     async def _job_views(self, job_ids: list[int]) -> dict[int, dict[str, Any]] | None:
@@ -512,6 +644,7 @@ class Indexer:
 
     def _commit_chunk(self, rows: list[dict], hi: int, hi_hash: str) -> None:
         with self.engine.begin() as conn:
+            self._fence(conn)
             self._write_chunk(conn, rows, hi, hi_hash)
 
     def _write_chunk(self, conn: Connection, rows: list[dict], hi: int, hi_hash: str) -> None:
@@ -521,12 +654,33 @@ class Indexer:
             recompute_members(conn, _member_accounts(rows))
         _set_cursor(conn, hi, hi_hash)
 
+    async def step(self) -> None:
+        """Writes the index while this indexer holds the writer lease, follows the writer otherwise."""
+        if self.holder is None:
+            self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        if await asyncio.to_thread(self._take_lease):
+            if not self.writing:
+                # Take over where the last writer stopped: what it committed is handed on first.
+                await self.follow_once()
+                self._cursor = await asyncio.to_thread(self._read_cursor)
+                self.writing = True
+                log.info("this gateway writes the index (%s)", self.holder)
+            await self.sync_once()
+            return
+        if self.writing:
+            log.warning("another gateway took over writing the index; following it")
+            self.writing = False
+        await self.follow_once()
+        self.head = await self.client.block_number()
+
     async def run(self, poll_s: float = 2.0) -> None:
-        """Sync forever; errors are logged and retried on the next poll."""
+        """Write or follow the index forever; errors are logged and retried on the next poll."""
         while True:
             try:
-                await self.sync_once()
+                await self.step()
                 self.last_error = None
+            except LeaseLost as exc:
+                log.warning("%s", exc)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -544,6 +698,8 @@ class Indexer:
 
     def _forget(self) -> None:
         with self.engine.begin() as conn:
+            self._fence(conn)
+            self._bump_rollbacks(conn, -1)
             for table in (*db.DERIVED, db.events, db.cursor):
                 conn.execute(delete(table))
 

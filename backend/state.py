@@ -39,6 +39,9 @@ class GatewayConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     siwe_domains: set[str] | None = None  # None: the request's Host
     probe_workers: bool = True
+    # Who this gateway is to the others over one database (the index's writer lease); a gateway
+    # restarted under the same name takes its lease straight back. None: a name of its own per process.
+    instance: str | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +19,9 @@ def gateway(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the index (default: sqlite in <home>/gateway.db)."
-                                           )] = None,
+    db: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the index (default: sqlite in <home>/gateway.db). Several gateways share one "
+             "PostgreSQL index (postgresql+psycopg://USER@HOST/DB, the `postgres` extra): one writes, all serve.")] = None,
     public_url: Annotated[str | None, typer.Option(
         help="URL workers reach this gateway at; announced for uploaded inputs (default http://HOST:PORT).")] = None,
     confirmations: Annotated[int, typer.Option(help="Blocks to wait before indexing a block.")] = 0,
@@ -46,7 +48,8 @@ def gateway(
             rpc_url=s.rpc_url or "", deployment=deployment, store_dir=s.content_dir,
             db_url=db or f"sqlite:///{Path(s.home) / 'gateway.db'}",
             public_url=(public_url or f"http://{host}:{port}").rstrip("/"), dev_account=account,
-            confirmations=confirmations, poll_s=poll, max_upload_bytes=max_upload_mb << 20)
+            confirmations=confirmations, poll_s=poll, max_upload_bytes=max_upload_mb << 20,
+            instance=f"{socket.gethostname()}:{port}")
         application = create_app(config)
     except (ShardexError, ValueError) as exc:
         raise fail(False, exc) from None

@@ -7,8 +7,12 @@ loopback port) with the contracts deployed once; every test runs inside an
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -39,6 +43,33 @@ def anvil() -> Iterator[Anvil]:
     node = Anvil.start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator:
+    """One throwaway PostgreSQL server per session (deploy/postgres.py); each test makes its own databases."""
+    from deploy.postgres import PostgresCluster
+
+    directory = Path(tempfile.mkdtemp(prefix="shardex-pg-"))
+    cluster = PostgresCluster.start(directory)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+#: A factory of fresh, empty index databases: name -> SQLAlchemy URL.
+IndexDb = Callable[[str], str]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def index_db(request: pytest.FixtureRequest, tmp_path: Path) -> IndexDb:
+    """Runs a test once on SQLite and once on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return lambda name: f"sqlite:///{tmp_path / f'{name}.sqlite'}"
+    cluster = request.getfixturevalue("postgres_cluster")
+    return lambda name: cluster.create_database(f"{name}_{os.getpid()}_{next(_databases)}")
 
 
 rpc = rpc_call  # tests drive Anvil's evm_* methods with the devnet's own helper

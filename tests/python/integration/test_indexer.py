@@ -20,7 +20,7 @@ from backend.indexer import Indexer
 from shardex.chain import ChainClient, JobParams, JobState, result_of, seal_of
 from shardex.chain import errors as chain_errors
 from shardex.devnet import dev_accounts
-from tests.python.conftest import Chain, rpc
+from tests.python.conftest import Chain, IndexDb, rpc
 
 ETH = 10**18
 pytestmark = pytest.mark.integration
@@ -39,8 +39,8 @@ def params(**overrides) -> JobParams:
     return JobParams(**(base | overrides))
 
 
-def engine_at(path: Path) -> Engine:
-    return db.make_engine(f"sqlite:///{path}")
+def engine_at(url: str) -> Engine:
+    return db.make_engine(url)
 
 
 def dump(engine: Engine) -> dict[str, list[tuple]]:
@@ -52,8 +52,8 @@ def dump(engine: Engine) -> dict[str, list[tuple]]:
     return out
 
 
-async def rebuilt(net: Chain, path: Path) -> dict[str, list[tuple]]:
-    engine = engine_at(path)
+async def rebuilt(net: Chain, url: str) -> dict[str, list[tuple]]:
+    engine = engine_at(url)
     await Indexer(engine, net.reader()).rebuild()
     return dump(engine)
 
@@ -156,7 +156,7 @@ async def complete_job(net: Chain, requester: ChainClient, workers: list[ChainCl
 
 # ------------------------------------------------------------------ tests
 
-async def test_derived_rows_match_chain_views(net: Chain, tmp_path: Path) -> None:
+async def test_derived_rows_match_chain_views(net: Chain, index_db: IndexDb) -> None:
     requester, workers = net.client(1), [net.client(i) for i in (2, 3, 4, 6)]
     await join_pool(net, workers)
     done = await complete_job(net, requester, workers, lie_on=0)  # task 0 splits, escalates, then settles
@@ -165,7 +165,7 @@ async def test_derived_rows_match_chain_views(net: Chain, tmp_path: Path) -> Non
     decliner = next(w for w in workers if w.address == drawn[1][0])
     await decliner.decline(open_job, [1])
 
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     reader = net.reader()
     indexer = Indexer(engine, reader)
     assert await indexer.sync_once() > 0
@@ -221,10 +221,10 @@ async def test_derived_rows_match_chain_views(net: Chain, tmp_path: Path) -> Non
     assert sorted(r["state"] for r in open_detail["tasks_detail"][1]["replicas"]) == ["assigned", "declined"]
 
 
-async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, tmp_path: Path,
+async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, index_db: IndexDb,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     requester, workers = net.client(1), [net.client(2), net.client(3)]
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     indexer = Indexer(engine, net.reader(), chunk_blocks=3)
     await indexer.sync_once()
     await join_pool(net, workers)
@@ -264,17 +264,17 @@ async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, tmp_pa
     await restarted.sync_once()
     assert await restarted.sync_once() == 0
     final = dump(engine)
-    assert final == await rebuilt(net, tmp_path / "fresh.db")
+    assert final == await rebuilt(net, index_db("fresh"))
     with engine.connect() as conn:
         assert JobState(conn.execute(select(db.jobs.c.state)).scalar_one()) is JobState.COMPLETED
         assert {r.locked for r in conn.execute(select(db.members.c.locked))} == {"0"}
 
 
-async def test_reorg_removes_orphaned_events(net: Chain, tmp_path: Path) -> None:
+async def test_reorg_removes_orphaned_events(net: Chain, index_db: IndexDb) -> None:
     workers = [net.client(2), net.client(3)]
     await join_pool(net, workers)
     kept = (await net.client(1).post_job(params())).events_named("JobPosted")[0].job_id
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     indexer = Indexer(engine, net.reader())
     await indexer.sync_once()
 
@@ -303,11 +303,11 @@ async def test_reorg_removes_orphaned_events(net: Chain, tmp_path: Path) -> None
         row = conn.execute(select(db.jobs).where(db.jobs.c.job_id == orphan_job)).one()
         assert row.map_tasks == 1 and row.requester.lower() == net.accounts[4].address.lower()
         assert {r.locked for r in conn.execute(select(db.members.c.locked))} == {"0"}
-    assert dump(engine) == await rebuilt(net, tmp_path / "fresh.db")
+    assert dump(engine) == await rebuilt(net, index_db("fresh"))
 
 
-async def test_reorg_to_a_shorter_chain(net: Chain, tmp_path: Path) -> None:
-    engine = engine_at(tmp_path / "idx.db")
+async def test_reorg_to_a_shorter_chain(net: Chain, index_db: IndexDb) -> None:
+    engine = engine_at(index_db("idx"))
     indexer = Indexer(engine, net.reader())
     await indexer.sync_once()
     snapshot = rpc(net.rpc_url, "evm_snapshot")
@@ -320,17 +320,17 @@ async def test_reorg_to_a_shorter_chain(net: Chain, tmp_path: Path) -> None:
         assert conn.execute(select(db.members)).first() is not None
     rpc(net.rpc_url, "evm_revert", snapshot)
     await indexer.sync_once()
-    assert dump(engine) == await rebuilt(net, tmp_path / "fresh.db")
+    assert dump(engine) == await rebuilt(net, index_db("fresh"))
     with engine.connect() as conn:
         assert conn.execute(select(db.events).where(db.events.c.name == "Staked")).first() is None
         assert conn.execute(select(db.members)).first() is None
 
 
-async def test_an_index_of_another_chain_is_forgotten_not_walked_back(tmp_path: Path) -> None:
+async def test_an_index_of_another_chain_is_forgotten_not_walked_back(index_db: IndexDb) -> None:
     """A devnet brought down and up again: the same chain id and contract addresses, other blocks.
     A reorg walk (bounded to 5 blocks here) would find no block the two share and give up.
     Two fresh chains, each deployed by the same key at nonce 0, are the before and the after."""
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     deployer, first, second = dev_accounts(4)[0], dev_accounts(4)[2], dev_accounts(4)[3]
     chains = [Anvil.start(), Anvil.start()]
     try:
@@ -347,7 +347,7 @@ async def test_an_index_of_another_chain_is_forgotten_not_walked_back(tmp_path: 
             await Indexer(engine, reader, max_reorg_depth=5).sync_once()
         async with ChainClient(chains[1].rpc_url, deployments[0]) as reader:
             await Indexer(engine, reader, max_reorg_depth=5).sync_once()
-            fresh = engine_at(tmp_path / "fresh.db")
+            fresh = engine_at(index_db("fresh"))
             await Indexer(fresh, reader).rebuild()
         assert dump(engine) == dump(fresh)
         with engine.connect() as conn:
@@ -358,9 +358,9 @@ async def test_an_index_of_another_chain_is_forgotten_not_walked_back(tmp_path: 
             chain.stop()
 
 
-async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path) -> None:
+async def test_confirmations_hold_back_recent_blocks(net: Chain, index_db: IndexDb) -> None:
     requester = net.client(1)
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     indexer = Indexer(engine, net.reader(), confirmations=2)
     first = await requester.post_job(params())
     second = await requester.post_job(params())
@@ -382,10 +382,10 @@ async def test_confirmations_hold_back_recent_blocks(net: Chain, tmp_path: Path)
         assert len({r.job_id for r in conn.execute(select(db.jobs.c.job_id))}) == 3
 
 
-async def test_a_job_that_does_not_start_says_why(net: Chain, tmp_path: Path) -> None:
+async def test_a_job_that_does_not_start_says_why(net: Chain, index_db: IndexDb) -> None:
     requester = net.client(1)
     job_id = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
-    engine = engine_at(tmp_path / "idx.db")
+    engine = engine_at(index_db("idx"))
     indexer = Indexer(engine, net.reader())
 
     async def why() -> dict[str, str]:
@@ -435,3 +435,90 @@ async def test_a_job_that_does_not_start_says_why(net: Chain, tmp_path: Path) ->
     await requester.cancel_job(cancelled)
     await indexer.sync_once()
     assert queries.waiting_reasons(engine, cancelled, indexer.head, indexer.epoch_blocks) == []
+
+
+class Follower:
+    """What a gateway's live stream makes of ``on_commit``: events appended, a rollback cutting
+    off everything above the block it kept. It must end equal to the index's own events."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, int]] = []
+        self.rollbacks = 0
+
+    def __call__(self, rows: list[dict], rolled_back_to: int | None) -> None:
+        if rolled_back_to is not None:
+            self.rollbacks += 1
+            self.events = [e for e in self.events if e[0] <= rolled_back_to]
+        self.events += [(r["block_number"], r["log_index"]) for r in rows]
+
+
+def indexed_events(engine: Engine, after: tuple[int, int] = (-1, -1)) -> list[tuple[int, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(db.events.c.block_number, db.events.c.log_index)
+                            .order_by(db.events.c.block_number, db.events.c.log_index)).all()
+    return [tuple(r) for r in rows if tuple(r) > after]
+
+
+async def test_two_indexers_over_one_index_one_writes_the_other_follows_and_takes_over(
+        net: Chain, index_db: IndexDb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gateways' indexers over one database: one holds the writer lease, the other hands on the
+    writer's events as its own; when the writer stops renewing (it died mid-settlement) the other
+    takes over, and the old writer, waking up, is fenced out and writes nothing. Every event reaches
+    each follower once, in order, through a reorg too, and the index equals a rebuild."""
+    from backend import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "LEASE_S", 1.0)
+    url = index_db("shared")
+    seen_a, seen_b = Follower(), Follower()
+    a = Indexer(engine_at(url), net.reader(), on_commit=seen_a)
+    b = Indexer(engine_at(url), net.reader(), on_commit=seen_b)
+    a.holder, b.holder = "gateway-a", "gateway-b"
+    await a.step()
+    await b.step()
+    assert a.writing and not b.writing
+    start = (indexed_events(a.engine) or [(-1, -1)])[-1]  # b is live from here: history is in the database
+
+    workers = [net.client(2), net.client(3)]
+    await join_pool(net, workers)
+    requester = net.client(1)
+    job_id = (await requester.post_job(params())).events_named("JobPosted")[0].job_id
+    committed = await run_phase(net, requester, workers, job_id, [0, 1], sha(b"map"))
+    await a.step()
+    await b.step()
+    assert b.cursor() == a.cursor() and seen_b.events == indexed_events(a.engine, start) != []
+
+    # A reorg while b follows: a rolls back and indexes the new branch before b looks again.
+    snapshot = rpc(net.rpc_url, "evm_snapshot")
+    await net.client(4).post_job(params(map_tasks=5))
+    await a.step()
+    rpc(net.rpc_url, "evm_revert", snapshot)
+    await net.client(5).stake(ETH)
+    rpc(net.rpc_url, "evm_mine")
+    await a.step()
+    await b.step()
+    assert seen_b.rollbacks == 1 and seen_b.events == indexed_events(a.engine, start)
+
+    # The writer dies mid-settlement: it stops renewing, and b takes over once the lease runs out.
+    committed |= await run_phase(net, requester, workers, job_id, [2], sha(b"reduce"))
+    await b.step()
+    assert not b.writing  # the lease has not run out yet
+    await asyncio.sleep(1.2)
+    await collect_all(workers, job_id, committed)
+    await b.step()
+    assert b.writing
+    with a.engine.connect() as conn:
+        assert JobState(conn.execute(select(db.jobs.c.state)
+                                     .where(db.jobs.c.job_id == job_id)).scalar_one()) is JobState.COMPLETED
+    # The old writer wakes up with a sync in flight: fenced, it writes nothing, then follows.
+    rpc(net.rpc_url, "evm_mine")
+    before = indexed_events(a.engine)
+    with pytest.raises(indexer_module.LeaseLost):
+        await a.sync_once()
+    assert indexed_events(a.engine) == before and not a.writing
+    await a.step()
+    assert not a.writing
+    await b.step()
+    await a.step()
+    assert seen_b.events == indexed_events(b.engine, start)
+    assert seen_a.events == indexed_events(a.engine)  # a saw everything, as writer and then as follower
+    assert dump(b.engine) == await rebuilt(net, index_db("fresh"))
