@@ -13,11 +13,13 @@ export HARDHAT_DISABLE_TELEMETRY_PROMPT := true
 install: node_modules/.installed $(VENV)/.installed system-deps
 
 ## Debian packages: bubblewrap (the task sandbox: workers refuse user programs without it),
-## chromium (dashboard test), wrk (bench/gateway.py), postgresql (the index on PostgreSQL: tests, bench).
+## chromium (dashboard test), wrk (bench/gateway.py), postgresql (the index on PostgreSQL: tests, bench),
+## docker-compose (validates docker-compose.yml).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := bubblewrap chromium wrk postgresql
+APT_PACKAGES := bubblewrap chromium wrk postgresql docker-compose
 system-deps:
 	@command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null && \
+	  command -v docker-compose >/dev/null && \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null || { \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }

@@ -47,6 +47,10 @@ class GatewayCollector:
         healthy = GaugeMetricFamily("shardex_indexer_healthy", "1 when the indexer's last sync succeeded.")
         healthy.add_metric([], 0 if indexer.last_error else 1)
         yield healthy
+        writer = GaugeMetricFamily("shardex_indexer_writer", "1 on the one gateway that writes the index "
+                                   "(the others over the same database follow it).")
+        writer.add_metric([], 1 if indexer.writing else 0)
+        yield writer
         phases = GaugeMetricFamily("shardex_jobs", "Jobs by phase.", labels=["phase"])
         for phase, count in queries.phase_counts(st.engine).items():
             phases.add_metric([phase.lower()], count)

@@ -202,6 +202,8 @@ class Health(BaseModel):
     indexed_block: int | None
     lag_blocks: int | None
     indexer_error: str | None
+    index_writer: bool = Field(description="Whether this gateway writes the index; the others over the same "
+                                           "database follow it, and one takes over within seconds if it dies.")
     dev_signer: str | None
 
 

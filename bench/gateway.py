@@ -1,6 +1,11 @@
 """Gateway read path under load: GET /v1/jobs/{id} with wrk, idle vs while workers settle a job.
 
-    python bench/gateway.py [--seconds 10] [--connections 32] [--threads 2] [--map-shards 160] [--mb 8]
+    python bench/gateway.py [--db sqlite|postgresql] [--seconds 10] [--connections 32] [--threads 2]
+                            [--map-shards 160] [--mb 8]
+
+``--db postgresql`` runs the whole benchmark twice, the index on SQLite and
+then on a real PostgreSQL server (a throwaway cluster, deploy/postgres.py),
+and prints the two side by side with PostgreSQL's ratios to SQLite.
 
 Real processes, as an operator runs them: a private devnet (``shardex devnet
 up``), ``shardex gateway --dev-sign`` (one uvicorn process with its indexer,
@@ -240,10 +245,10 @@ class Cluster:
             raise RuntimeError(f"devnet up exited {out.returncode}:\n{out.stderr[-3000:]}")
         self.info = json.loads(out.stdout)
 
-    def start_gateway(self) -> str:
+    def start_gateway(self, *extra: str) -> str:
         port = free_port()
         self.gateway = self._spawn(["--account-index", str(GATEWAY_KEY), "gateway", "--port", str(port),
-                                    "--poll", "0.2", "--dev-sign"], "gateway.log")
+                                    "--poll", "0.2", "--dev-sign", *extra], "gateway.log")
         self.gateway_url = f"http://127.0.0.1:{port}"
         if not wait_http(f"{self.gateway_url}/healthz", self.gateway, timeout=90):
             raise RuntimeError(f"gateway did not start:\n{self.tail('gateway.log')}")
@@ -347,15 +352,53 @@ def main() -> None:
     ap.add_argument("--polled-map-shards", type=int, default=32, help="map tasks of the (completed) polled job")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="wrk binary")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="postgresql: run on SQLite and on a throwaway PostgreSQL server, side by side")
     args = ap.parse_args()
     if not (Path(args.wrk).is_file() and os.access(args.wrk, os.X_OK)):
         print(f"error: wrk not found ({args.wrk}); `make install` installs it (Debian package wrk)", file=sys.stderr)
         raise SystemExit(2)
     signal.signal(signal.SIGTERM, _sigterm)
 
+    if args.db == "sqlite":
+        print(json.dumps(run(args, "sqlite"), separators=(",", ":")))
+        return
+    from deploy.postgres import PostgresCluster
+
+    figures = {}
+    for kind in ("sqlite", "postgresql"):
+        print(f"--- the index on {kind}", flush=True)
+        figures[kind] = run(args, kind, PostgresCluster if kind == "postgresql" else None)
+    side_by_side(figures["sqlite"], figures["postgresql"])
+    sq, pg = figures["sqlite"], figures["postgresql"]
+    out = {**sq, "postgresql": pg,
+           "rps_load_postgresql_vs_sqlite": round(pg["rps_load"] / sq["rps_load"], 4),
+           "rps_idle_postgresql_vs_sqlite": round(pg["rps_idle"] / sq["rps_idle"], 4),
+           "p99_ms_load_postgresql_vs_sqlite": round(pg["p99_ms_load"] / sq["p99_ms_load"], 4)}
+    print(json.dumps(out, separators=(",", ":")))
+
+
+SIDE_BY_SIDE = (("rps_load", "req/s under settlement"), ("rps_idle", "req/s idle"),
+                ("p50_ms_load", "p50 ms under settlement"), ("p99_ms_load", "p99 ms under settlement"),
+                ("p99_ms_idle", "p99 ms idle"), ("chain_lag_blocks_max", "indexer lag under load, max blocks"),
+                ("tasks_settled_in_window", "tasks settled in the window"), ("non_2xx", "non-2xx answers"))
+
+
+def side_by_side(sq: dict, pg: dict) -> None:
+    print(f"{'':36} {'SQLite':>10} {'PostgreSQL':>11} {'PG / SQLite':>12}")
+    for key, label in SIDE_BY_SIDE:
+        ratio = f"{pg[key] / sq[key]:.3f}" if isinstance(sq[key], (int, float)) and sq[key] else "-"
+        print(f"  {label:34} {sq[key]:>10} {pg[key]:>11} {ratio:>12}")
+    print(f"  aim: PostgreSQL req/s under settlement within 1.2x of SQLite's (ratio >= {1 / 1.2:.3f}); "
+          f"p99 <= 50 ms for GET /v1/jobs/{{id}} on SQLite")
+
+
+def run(args, kind: str, postgres=None) -> dict:
+    """One whole benchmark with the index on ``kind``; returns its figures."""
     work = Path(tempfile.mkdtemp(prefix="shardex-gateway-bench-"))
     (work / "home").mkdir()
     cluster = Cluster(work / "home")
+    cleanup: list = []
     ok = False
     try:
         size = build_input(work / "input.txt", int(args.mb * 1e6))
@@ -366,7 +409,13 @@ def main() -> None:
               f"-d{args.seconds}s", flush=True)
         t_start = time.monotonic()
         cluster.start_devnet()
-        cluster.start_gateway()
+        if postgres is not None:
+            pg_dir = Path(tempfile.mkdtemp(prefix="shardex-bench-pg-"))  # the server's user must reach it
+            server = postgres.start(pg_dir)
+            cleanup += [server.stop, lambda: shutil.rmtree(pg_dir, ignore_errors=True)]
+            cluster.start_gateway("--db", server.create_database("bench"))
+        else:
+            cluster.start_gateway()
         print(f"devnet + gateway up in {time.monotonic() - t_start:.1f} s ({cluster.gateway_url})", flush=True)
         api = httpx.Client(base_url=cluster.gateway_url, timeout=30)
         with GatewayClient(cluster.gateway_url, cluster.info["dev_keys"][REQUESTER_KEY]) as req:
@@ -455,13 +504,16 @@ def main() -> None:
             "non_2xx": non_2xx, "socket_errors": socket_errors, "wrk_timeouts": load["timeouts"] + idle["timeouts"],
             "requests_load": load["requests"], "requests_idle": idle["requests"],
         }
+        figures["db"] = kind
         ok = True
-        print(json.dumps(figures, separators=(",", ":")))
+        return figures
     except KeyboardInterrupt:
         print("interrupted: stopping workers, gateway and devnet", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
         cluster.close()
+        for stop in cleanup:
+            stop()
         if ok and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -59,6 +59,9 @@ def worker_run(
     sandbox: Annotated[bool, typer.Option(help="Run tasks in a bubblewrap sandbox (without one, user programs "
                                                "are refused).")] = True,
     port: Annotated[int, typer.Option(help="Port serving this worker's outputs (0: free port).")] = 0,
+    host: Annotated[str, typer.Option(help="Interface serving this worker's outputs and /metrics.")] = "127.0.0.1",
+    public_url: Annotated[str | None, typer.Option(
+        help="URL others reach this worker at, announced on chain (default: http://HOST:PORT as bound).")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
     follow_heads: Annotated[bool, typer.Option(help="Learn of new blocks by subscription (eth_subscribe over the "
                                                     "RPC address's WebSocket) where the node offers it; "
@@ -118,7 +121,7 @@ def worker_run(
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
             sandbox=sandbox, min_window_blocks=min_window_blocks, max_collateral_ratio=max_collateral_ratio,
-            port=port, poll_interval=poll, follow_heads=follow_heads, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
+            port=port, host=host, public_url=public_url.rstrip("/") if public_url else None, poll_interval=poll, follow_heads=follow_heads, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
             mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
             accept_tokens=frozenset(t.lower() for t in accept_token or ()))
         asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())

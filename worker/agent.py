@@ -50,6 +50,7 @@ from worker.gpu import FakeBackend, GpuPool, GpuPoolError, detect_backend
 from worker.gpu.watchdog import GpuWatchdog
 from worker.http import worker_app
 from worker.loopstats import LoopStats
+from worker.metrics import WorkerMetrics
 from worker.options import WorkerOptions
 from worker.runtime import TaskRuntime
 from worker.settlement import Settlement
@@ -106,6 +107,7 @@ class Agent:
         self._lock = _lock_data_dir(opts.data_dir)
         self.runner_failures: dict[int, int] = defaultdict(int)
         self.loop_stats = LoopStats()
+        self.metrics = WorkerMetrics()
         self._block_time_at = 0.0
         self._chain_clock = (0, 0.0)  # (chain time, loop time when it was first seen)
         self._stuck_tokens: set[str] = set()  # tokens whose withdrawal was refused (logged once)
@@ -141,7 +143,7 @@ class Agent:
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
         self.runtime = TaskRuntime(opts, self.gpu_pool)
         self.admission = Admission(opts, self.gpu_pool, self.runtime)
-        self.settlement = Settlement(self.chain, self.state, self.address)
+        self.settlement = Settlement(self.chain, self.state, self.address, self.metrics)
         self.colocation = None
         self.online_url: str | None = None
         self._preempted: set[tuple[int, int, int]] = set()
@@ -318,8 +320,8 @@ class Agent:
         await self._maybe_withdraw(loop_time=None)
 
     async def _serve_outputs(self) -> None:
-        self._outputs_server = await start_server(worker_app(self.store, self.describe), self.opts.host,
-                                                  self.opts.port)
+        self._outputs_server = await start_server(worker_app(self.store, self.describe, self.render_metrics),
+                                                  self.opts.host, self.opts.port)
         self.endpoint = self.opts.public_url or self._outputs_server.url
 
     def describe(self) -> dict:
@@ -335,6 +337,21 @@ class Agent:
                 "online": None if self.colocation is None else {"url": self.online_url,
                                                                 "slo_p99_ms": self.opts.online_slo_ms,
                                                                 "metrics": self.colocation.metrics()}}
+
+    def render_metrics(self) -> str:
+        """Prometheus text for GET /metrics: the counters, gauges read now, the colocation controller's."""
+        loop = self.loop_stats.summary()
+        gauges = {
+            "running_tasks": ("Tasks computing now.", len(self.running)),
+            "max_tasks": ("Tasks this worker runs at once at most.", self.opts.max_tasks),
+            "jobs": ("Jobs this worker follows.", len(self.jobs)),
+            "refused_jobs": ("Jobs this worker refused (terms, programs, runner failures).", len(self.refused)),
+            "tick_failures": ("Consecutive failed agent ticks (0: healthy).", self._tick_failures),
+            "loop_lag_p99_ms": ("p99 event-loop lag over the recent window.", loop["lag_p99_ms"]),
+            "tick_p99_ms": ("p99 duration of an agent tick over the recent window.", loop["tick_p99_ms"]),
+        }
+        extra = None if self.colocation is None else self.colocation.render_metrics
+        return self.metrics.render(gauges, extra)
 
     def online_embed_fn(self):
         """What serves POST /embed: None is the model (a seam tests replace with a stand-in)."""
@@ -580,6 +597,7 @@ class Agent:
                 rows = declined
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "declined")
+            self.metrics.replicas["declined"] += len(rows)
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
                      self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
 
@@ -613,6 +631,7 @@ class Agent:
                                 job_id, row.task_id, exc)
                     continue
                 await self.state.upsert(job_id, row.task_id, row.round, "declined", error=f"input unavailable: {why}")
+                self.metrics.replicas["reported_unavailable"] += 1
                 log.warning("job %d task %d: reported its input unavailable (%s)", job_id, row.task_id, why)
 
     async def _start_computations(self) -> None:
@@ -665,6 +684,7 @@ class Agent:
                                      on_spawn=spawned, **self.runtime.run_options(lease))
             self.runner_failures.pop(inp.job_id, None)
             took = asyncio.get_running_loop().time() - started
+            self.metrics.computed(took)
             log.info("job %d task %d computed in %.2f s (%s)", inp.job_id, inp.task_id, took,
                      ", ".join(f"{part} {s:.2f} s" for part, s in inp.seconds.items()))
             previous = self.task_seconds.get(inp.job_id)
@@ -673,6 +693,7 @@ class Agent:
             # This machine, not the job: never commit it. Twice in a row for a
             # job and the worker refuses it: its seats are declined.
             self.runner_failures[inp.job_id] += 1
+            self.metrics.task_failures["runner"] += 1
             log.warning("job %d task %d: the task runner failed on this worker: %s", inp.job_id, inp.task_id, exc)
             if self.runner_failures[inp.job_id] >= 2:
                 reason = f"this worker cannot run it: {exc}"[:500]
@@ -686,6 +707,7 @@ class Agent:
             # Not a deterministic result (inputs unreachable, local failure): do
             # not commit; retry on a later tick while the lease lasts. An input
             # no provider could deliver is reported (not slashed) if it stays so.
+            self.metrics.task_failures["input"] += 1
             if isinstance(exc, FetchFailed) and key not in self._unfetchable:
                 self._unfetchable[key] = (asyncio.get_running_loop().time(), str(exc)[:300])
             log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)
@@ -727,6 +749,7 @@ class Agent:
                 seats.pop(worker)
                 try:
                     await self.chain.resolve(job_id, task_id, worker)
+                    self.metrics.noshows_resolved += 1
                     log.info("job %d task %d: slashed no-show %s", job_id, task_id, worker)
                 except ChainError:
                     pass

@@ -17,16 +17,19 @@ from collections import defaultdict
 
 from shardex.chain import ChainClient, ReplicaState, result_of, seal_of
 from shardex.chain.errors import ContractRevert
+from worker.metrics import WorkerMetrics
 from worker.state import AsyncState
 
 log = logging.getLogger("shardex.worker")
 
 
 class Settlement:
-    def __init__(self, chain: ChainClient, state: AsyncState, address: str) -> None:
+    def __init__(self, chain: ChainClient, state: AsyncState, address: str,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.chain = chain
         self.state = state
         self.address = address
+        self.metrics = metrics or WorkerMetrics()
 
     def _commitment(self, row) -> tuple[bytes, bytes]:
         return (result_of(row.job_id, row.task_id, row.digest),
@@ -50,6 +53,7 @@ class Settlement:
                 continue
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "committed")
+            self.metrics.replicas["committed"] += len(rows)
 
     async def _commit_rows_individually(self, rows) -> None:
         """After a batch was refused: learn from the chain what each replica is."""
@@ -62,6 +66,7 @@ class Settlement:
                 try:
                     await self.chain.commit(row.job_id, [row.task_id], [result], [seal])
                     await self.state.upsert(row.job_id, row.task_id, row.round, "committed")
+                    self.metrics.replicas["committed"] += 1
                 except ContractRevert as exc:
                     await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=str(exc))
             else:
@@ -88,9 +93,11 @@ class Settlement:
                     except ContractRevert:
                         continue
                     await self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                    self.metrics.replicas["revealed"] += 1
                 continue
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "revealed")
+            self.metrics.replicas["revealed"] += len(rows)
 
     async def collect(self, now: int, jobs: dict) -> None:
         """Collect (and so release the collateral of) every replica whose task has a verdict."""
@@ -119,3 +126,4 @@ class Settlement:
                 continue
             for row in rows:
                 await self.state.upsert(job_id, row.task_id, row.round, "resolved")
+            self.metrics.replicas["collected"] += len(rows)

@@ -28,7 +28,7 @@ def healthz(s: Gateway) -> Any:
             "market": s.config.deployment.market, "registry": s.config.deployment.registry,
             "head_block": head, "indexed_block": cursor[0] if cursor else None,
             "lag_blocks": s.indexer.lag_blocks(),
-            "indexer_error": s.indexer.last_error,
+            "indexer_error": s.indexer.last_error, "index_writer": s.indexer.writing,
             "dev_signer": s.config.dev_account.address if s.config.dev_account else None}
     if s.indexer.last_error:
         raise ApiProblem(503, "indexer-failing", f"indexer: {s.indexer.last_error}", health=body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -48,6 +49,12 @@ def sse_events(url: str, stop: Callable[[list], bool], timeout: float = 180) -> 
                 if stop(out):
                     break
     return out
+
+
+def _prometheus(text: str) -> dict[str, float]:
+    """Samples of a Prometheus text exposition: 'name{labels}' -> value."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
 
 
 # ------------------------------------------------------------------ the whole loop through the API
@@ -128,6 +135,22 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         earned = sum(int(w["earned_wei"]) for w in workers.values())
         assert earned == escrow and all(w["online"] and w["resources"]["programs"] for w in workers.values())
         assert all(0 in w["classes"] and w["seats"] >= 1 for w in workers.values())
+        # Each worker's own /metrics counts what the index says it did: its seats computed, committed,
+        # revealed and collected (all 10 seats of the job, none failed).
+        scraped = [_prometheus(httpx.get(f"{w['endpoint']}/metrics").text) for w in workers.values()]
+        for m, w in zip(scraped, workers.values(), strict=True):
+            assert m["shardex_worker_tasks_computed_total"] == w["seats"], (m, w)
+            for step in ("committed", "revealed", "collected"):
+                assert m[f'shardex_worker_replicas_total{{step="{step}"}}'] == w["seats"], (step, m, w)
+            assert m['shardex_worker_task_failures_total{kind="runner"}'] == 0
+        assert sum(m["shardex_worker_tasks_computed_total"] for m in scraped) == 10
+        # The Grafana dashboard reads only metrics that a gateway and a worker export.
+        from tests.python.unit.test_operability import dashboard_metrics
+
+        exported = {sample.split("{")[0] for sample in (*_prometheus(httpx.get(f"{gateway.url}/metrics").text),
+                                                          *scraped[0])}
+        missing = {m for m in dashboard_metrics() if not m.startswith("shardex_colocation_")} - exported
+        assert not missing, missing
 
         metrics = httpx.get(f"{gateway.url}/metrics").text
         assert 'shardex_jobs{phase="completed"} 1.0' in metrics
@@ -143,13 +166,20 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
 
 # ------------------------------------------------------------------ one gateway for the checks below
 
-@pytest.fixture(scope="module")
-def quiet_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, Gateway]]:
-    """A devnet and a gateway with a 1 MiB upload limit, no workers: nothing settles underneath."""
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def quiet_net(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, Gateway]]:
+    """A devnet and a gateway with a 1 MiB upload limit, no workers: nothing settles underneath.
+    Every check below runs against an index on SQLite and on a real PostgreSQL server."""
     net = Devnet(tmp_path_factory.mktemp("gw") / "home")
     net.home.mkdir()
     net.info = json.loads(net.cli("devnet", "up", "--json", account=None).stdout)
-    gw = Gateway(net, "--dev-sign", "--max-upload-mb", "1")
+    if request.param == "postgres":
+        index = request.getfixturevalue("postgres_cluster").create_database(f"quiet_{os.getpid()}")
+    else:
+        index = f"sqlite:///{net.home / 'gateway.db'}"
+    gw = Gateway(net, "--dev-sign", "--max-upload-mb", "1", "--db", index)
+    gw.index = index
     yield net, gw
     gw.stop()
     net.cli("devnet", "down", account=None, check=False)
@@ -214,6 +244,44 @@ def test_sign_in_proves_the_address_and_nothing_else(quiet_net) -> None:
     assert me.json()["address"] == Account.from_key(key).address
     assert httpx.post(f"{gw.url}/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
     _problem(httpx.get(f"{gw.url}/v1/auth/me", headers={"Authorization": f"Bearer {token}"}), 401, "unauthenticated")
+
+
+def test_gateways_over_one_index_share_sign_ins_and_spend_each_nonce_once(quiet_net, signed_in: GatewayClient,
+                                                                          tmp_path: Path) -> None:
+    """A second gateway over the same database (as behind a load balancer): a session signed in at one
+    acts at the other, a nonce handed out by one signs in at most once across both, signing out at one
+    signs out at both, and a job posted through one is read through the other."""
+    net, gw = quiet_net
+    other = Gateway(net, "--dev-sign", "--db", gw.index)
+    try:
+        key = dev_key(net, REQUESTER)
+        text, sig = _siwe(gw, key)  # the nonce comes from the first gateway
+        login = {"message": text, "signature": sig}
+        # Domain-bound: the message names the first gateway's host, so it is signed for that host.
+        at_other = httpx.post(f"{other.url}/v1/auth/siwe", json=login, headers={"Host": urlsplit(gw.url).netloc})
+        assert at_other.status_code == 200, at_other.text
+        _problem(httpx.post(f"{gw.url}/v1/auth/siwe", json=login), 401, "invalid-signature")  # spent at the other
+        token = {"Authorization": f"Bearer {at_other.json()['token']}"}
+        assert httpx.get(f"{gw.url}/v1/auth/me", headers=token).json()["address"] == Account.from_key(key).address
+
+        src = tmp_path / "in.txt"
+        src.write_bytes(b"one gateway posts, the other reads\n")
+        job_id = signed_in.submit(src, signing="gateway", program="wordcount", map_shards=1)["job_id"]
+        with GatewayClient(other.url) as reader:
+            net.wait_for(lambda: reader.http.get(f"/v1/jobs/{job_id}").status_code == 200, what="job read elsewhere")
+            seen_here, seen_there = signed_in.get(f"/v1/jobs/{job_id}"), reader.get(f"/v1/jobs/{job_id}")
+            assert (seen_there["requester"], seen_there["escrow_wei"]) == (seen_here["requester"],
+                                                                          seen_here["escrow_wei"])
+
+        assert httpx.post(f"{other.url}/v1/auth/logout", headers=token).status_code == 204
+        _problem(httpx.get(f"{gw.url}/v1/auth/me", headers=token), 401, "unauthenticated")
+        # A restarted gateway keeps everyone signed in: nothing of it lived in its memory.
+        gw_session = {"Authorization": f"Bearer {signed_in.token}"}
+        other.stop()
+        other = Gateway(net, "--dev-sign", "--db", gw.index, port=other.port)
+        assert httpx.get(f"{other.url}/v1/auth/me", headers=gw_session).status_code == 200
+    finally:
+        other.stop()
 
 
 def test_bad_submissions_get_a_4xx_and_leave_nothing_behind(quiet_net, signed_in: GatewayClient,
@@ -454,3 +522,82 @@ def test_result_of_a_job_the_chain_completed_before_the_index_did(devnet: Devnet
             assert result.content == wordcount_reference(text)
     finally:
         gw.stop()
+
+
+@pytest.mark.postgres
+def test_two_gateways_over_postgresql_lose_nothing_when_the_writer_is_killed_mid_settlement(
+        devnet: Devnet, postgres_cluster, tmp_path: Path) -> None:
+    """Two gateways over one PostgreSQL index, behind an imagined load balancer. The one that writes the
+    index is SIGKILLed while workers settle tasks; the other takes over. A live stream opened at the
+    survivor before the kill carries every event of the jobs once, in chain order, and the index
+    equals a rebuild from the chain."""
+    from backend import db
+    from backend.indexer import Indexer
+    from shardex.chain import ChainClient, Deployment
+    from tests.python.integration.test_indexer import dump
+
+    index = postgres_cluster.create_database(f"failover_{os.getpid()}")
+    writer = Gateway(devnet, "--dev-sign", "--db", index)
+    wait = devnet.wait_for
+    wait(lambda: httpx.get(f"{writer.url}/healthz").json()["index_writer"], what="the first gateway writes")
+    survivor = Gateway(devnet, "--dev-sign", "--db", index)
+    try:
+        assert not httpx.get(f"{survivor.url}/healthz").json()["index_writer"]
+        src = tmp_path / "in.txt"
+        src.write_bytes(real_text(400_000))
+        with GatewayClient(survivor.url, dev_key(devnet, REQUESTER)) as client:
+            client.sign_in()
+            # The survivor serves the inputs; a margin of 2, which the two workers below settle.
+            job_ids = [client.submit(src, program="wordcount", map_shards=4, reduce_shards=2, epsilon=0.02,
+                                     adversary=0.1)["job_id"] for _ in range(2)]
+        done: set[int] = set()
+        stream: list = []  # the events so far, as the reader thread receives them
+
+        def both_completed(evs: list) -> bool:
+            stream[:] = evs
+            done.update(d["job_id"] for kind, d in evs[-1:] if kind == "event" and d["event"] == "JobStateChanged"
+                        and d["args"]["state"] == "COMPLETED")
+            return done >= set(job_ids)
+
+        reader = threading.Thread(target=lambda: sse_events(f"{survivor.url}/v1/events?since=0-0", both_completed,
+                                                            timeout=300))
+        reader.start()
+        devnet.start_worker(0)
+        devnet.start_worker(1)
+        wait(lambda: sum(kind == "event" and d["event"] == "TaskSettled" for kind, d in list(stream)) >= 2,
+             what="tasks settling")
+        writer.proc.send_signal(signal.SIGKILL)
+        writer.proc.wait(10)
+        streamed_before_kill = len(stream)
+        wait(lambda: httpx.get(f"{survivor.url}/healthz").json()["index_writer"], timeout=30,
+             what="the survivor takes over")
+        reader.join(300)
+        assert not reader.is_alive(), survivor.log()[-3000:]
+        for i in list(devnet.workers):
+            devnet.stop_worker(i)  # they collect on the way out; then the chain is idle
+        head = int(httpx.post(devnet.info["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber",
+                                                            "params": []}).json()["result"], 16)
+        wait(lambda: httpx.get(f"{survivor.url}/healthz").json()["indexed_block"] == head, what="index caught up")
+        with GatewayClient(survivor.url) as reads:
+            history = [e["id"] for j in job_ids for e in reads.get(f"/v1/jobs/{j}/events", limit=1000)["events"]]
+        streamed = [d["id"] for kind, d in stream if kind == "event" and d["job_id"] in job_ids]
+        key = lambda ident: tuple(map(int, ident.split("-")))  # noqa: E731
+        # Each event once, in chain order, none lost: the stream (closed when both jobs completed) is the
+        # history up to there, and it went on past the takeover.
+        assert streamed == sorted(history, key=key)[:len(streamed)]
+        assert len(stream) > streamed_before_kill
+        assert [kind for kind, _ in stream].count("reorg") == 0
+    finally:
+        survivor.stop()
+        if writer.proc.poll() is None:
+            writer.stop()
+
+    async def rebuild() -> dict:
+        engine = db.make_engine(postgres_cluster.create_database(f"failover_rebuilt_{os.getpid()}"))
+        deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
+        async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
+            await Indexer(engine, chain).rebuild()
+        return dump(engine)
+
+    survived = dump(db.make_engine(index))
+    assert survived["events"] and survived == asyncio.run(rebuild())
