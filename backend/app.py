@@ -48,7 +48,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                          f"not chain {config.deployment.chain_id}")
     engine = db.make_engine(config.db_url)
     store = EmbeddedStore(config.store_dir)
-    client = ChainClient(config.rpc_url, config.deployment, config.dev_account)
+    client = ChainClient(config.rpc_url, config.deployment, config.dev_account, **config.chain_options)
     hub = live.Hub()
     job_cache = JobDetailCache(engine, queries.job_detail)
 

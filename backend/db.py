@@ -179,8 +179,16 @@ writer_lease = Table(
 )
 
 
+#: Connections an engine keeps open: as many as FastAPI's thread pool runs routes at once (40), so a
+#: busy gateway never opens (and, past the pool, closes) a connection per request: to PostgreSQL
+#: that is a TCP handshake and a login each time, to SQLite the connection's pragmas.
+POOL_SIZE = 40
+
+
 def make_engine(url: str = DEFAULT_URL, **kwargs) -> Engine:
     """An engine with the schema created (idempotent)."""
+    if url.startswith("postgresql") or (url.startswith("sqlite:///") and ":memory:" not in url):
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": 0, **kwargs}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         # WAL: API readers never wait for the indexer's write transaction.

@@ -42,6 +42,7 @@ class GatewayConfig:
     # Who this gateway is to the others over one database (the index's writer lease); a gateway
     # restarted under the same name takes its lease straight back. None: a name of its own per process.
     instance: str | None = None
+    chain_options: dict = field(default_factory=dict)  # ChainClient's fee strategy and L1 pricing
 
 
 @dataclass

@@ -62,12 +62,15 @@ class Anvil:
 
     @classmethod
     def start(cls, *, port: int | None = None, state_file: Path | None = None, log_path: Path | None = None,
-              detach: bool = False, block_time: float | None = None, timeout: float = 20.0) -> Anvil:
+              detach: bool = False, block_time: float | None = None, network: str | None = None,
+              timeout: float = 20.0) -> Anvil:
         port = port or free_port()
         cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(DEV_ACCOUNTS),
                "--chain-id", str(DEV_CHAIN_ID)]
         if block_time is not None:
             cmd += ["--block-time", str(block_time)]  # mine on a clock, like a real chain
+        if network is not None:
+            cmd += ["--network", network]  # e.g. optimism: OP Stack transaction types and fee rules
         restoring = state_file is not None and state_file.exists()
         if state_file is not None:
             # Dump every few seconds as well as on exit, so even a killed devnet
@@ -127,7 +130,8 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def devnet_up(home: Path, *, state_file: Path | None = None, unbonding_delay: int | None = None) -> DevnetInfo:
+def devnet_up(home: Path, *, state_file: Path | None = None, unbonding_delay: int | None = None,
+              network: str | None = None, block_time: float | None = None) -> DevnetInfo:
     running = load_devnet(home)
     if running is not None:
         raise DevnetError(f"a devnet is already running at {running.rpc_url} (pid {running.pid}); "
@@ -138,7 +142,7 @@ def devnet_up(home: Path, *, state_file: Path | None = None, unbonding_delay: in
     # workers and gateways still running against it reconnect instead of talking to nothing.
     port = _last_port(state_file)
     anvil = Anvil.start(port=port if port and port_free(port) else None, state_file=state_file, log_path=log_path,
-                        detach=True)
+                        detach=True, network=network, block_time=block_time)
     if state_file is not None:
         _port_sidecar(state_file).write_text(str(anvil.port), encoding="utf-8")
     try:

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from shardex.chain.client import Deployment
+from shardex.chain.fees import DEFAULT_PRIORITY_FEE_WEI, FeeStrategy, L1Pricing
 from shardex.devnet import DEV_CHAIN_ID, load_devnet, stopped_devnet_note
 from shardex.errors import ConfigError
 
@@ -72,6 +73,14 @@ class Settings(BaseSettings):
     ipfs_api: str | None = None
     #: Seconds before any call to a remote store gives up.
     ipfs_timeout: float = 30.0
+    #: EIP-1559 fees of every transaction sent: the tip, the headroom over the base fee, and a cap
+    #: per gas that no transaction exceeds (it waits instead). Wei.
+    priority_fee_wei: int = DEFAULT_PRIORITY_FEE_WEI
+    base_fee_multiplier: float = 2.0
+    max_fee_per_gas_wei: int | None = None
+    #: L1 prices to estimate an OP Stack chain's data fee with, where its receipts do not report it.
+    l1_base_fee_wei: int | None = None
+    l1_fee_scalar: float = 1.0
     # Filled only from a running devnet.
     devnet_rpc_url: str | None = None
     dev_keys: list[str] = Field(default_factory=list, repr=False)
@@ -91,6 +100,15 @@ class Settings(BaseSettings):
     @property
     def on_devnet(self) -> bool:
         return self.devnet_rpc_url is not None and self.rpc_url == self.devnet_rpc_url
+
+    def chain_options(self) -> dict:
+        """ChainClient's keyword arguments for the fee strategy and L1 pricing set here."""
+        try:
+            fees = FeeStrategy(self.priority_fee_wei, self.base_fee_multiplier, self.max_fee_per_gas_wei)
+        except ValueError as exc:
+            raise ConfigError(f"fee settings: {exc}") from None
+        pricing = None if self.l1_base_fee_wei is None else L1Pricing(self.l1_base_fee_wei, self.l1_fee_scalar)
+        return {"fees": fees, "l1_pricing": pricing}
 
     def deployment(self) -> Deployment:
         if not self.rpc_url or not self.market or self.chain_id is None:

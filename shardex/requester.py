@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shardex import jobs
 from shardex.chain import ChainClient, JobParams, JobState
+from shardex.chain.fees import reported_l1_fee
 from shardex.chain.models import (
     PPM,
     InputUnavailable,
@@ -261,6 +262,15 @@ async def status(client: ChainClient, job_id: int) -> dict:
     receipts = await asyncio.gather(*(client.w3.eth.get_transaction_receipt(tx)
                                       for tx in dict.fromkeys(e.tx_hash for e in events)))
     gas = sum(r["gasUsed"] for r in receipts)
+    # What every party paid to send them: L2 execution, and on an OP Stack chain the L1 data fee.
+    l2_fees = sum(r["gasUsed"] * r.get("effectiveGasPrice", 0) for r in receipts)
+    l1_fees = sum(await asyncio.gather(*(client.l1_fee(r) for r in receipts)))
+    if any(reported_l1_fee(r) is not None for r in receipts):
+        l1_source = "reported by the chain's receipts"
+    elif client.l1_pricing is not None:
+        l1_source = client.l1_pricing.describe()
+    else:
+        l1_source = "none reported (not an OP Stack chain, or set SHARDEX_L1_BASE_FEE_WEI to estimate it)"
     active = job.state.active
     refused = await refusals(client, job_id) if active else {}
     return {
@@ -270,7 +280,8 @@ async def status(client: ChainClient, job_id: int) -> dict:
         "resource_class": job.resource_class, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
         "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "declines": declines,
         "escalations": escalations, "extra_seats_used": job.extra_seats_used, "extra_seats": job.extra_seats,
-        "gas_used_all_parties": gas, "task_list": [v.__dict__ for v in views],
+        "gas_used_all_parties": gas, "fees_wei_all_parties": l2_fees + l1_fees, "l2_fees_wei": l2_fees,
+        "l1_data_fees_wei": l1_fees, "l1_fee_source": l1_source, "task_list": [v.__dict__ for v in views],
         # While it runs: which workers will not take it, and why ("why is my job not running?").
         "refusals": refused,
         "unavailable_inputs": unavailable,

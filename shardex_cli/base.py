@@ -86,7 +86,7 @@ def run(ctx: typer.Context, as_json: bool, body: Callable[[ChainClient], Awaitab
     async def go() -> tuple[Any, str]:
         s = settings(ctx)
         account = s.account() if need_account or s.private_key or s.on_devnet else None
-        async with ChainClient(s.rpc_url or "", s.deployment(), account) as client:
+        async with ChainClient(s.rpc_url or "", s.deployment(), account, **s.chain_options()) as client:
             return await body(client)
 
     try:

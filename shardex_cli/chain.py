@@ -33,12 +33,20 @@ from shardex_cli.base import (
 @devnet_app.command("up")
 def devnet_up_cmd(ctx: typer.Context,
                   state: Annotated[Path | None, typer.Option(help="Persist the chain in FILE across restarts.")] = None,
+                  network: Annotated[str | None, typer.Option(
+                      help="Anvil's network mode, e.g. optimism (OP Stack transactions and fees).")] = None,
+                  block_time: Annotated[float | None, typer.Option(
+                      help="Mine a block every N seconds, as a real chain does (default: one per transaction).")]
+                  = None,
                   as_json: JsonOpt = False) -> None:
     """Start Anvil on a free loopback port (with --state, the port it had before if free) and deploy the contracts."""
     from deploy.devnet import devnet_up
 
     try:
-        info = devnet_up(settings(ctx).home, state_file=state.resolve() if state else None)
+        if network is not None and network not in ("optimism",):
+            raise ShardexError(f"--network {network}: Anvil knows only `optimism`")
+        info = devnet_up(settings(ctx).home, state_file=state.resolve() if state else None, network=network,
+                         block_time=block_time)
     except ShardexError as exc:
         raise fail(as_json, exc) from None
     data = info.public_json()

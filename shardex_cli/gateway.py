@@ -49,7 +49,7 @@ def gateway(
             db_url=db or f"sqlite:///{Path(s.home) / 'gateway.db'}",
             public_url=(public_url or f"http://{host}:{port}").rstrip("/"), dev_account=account,
             confirmations=confirmations, poll_s=poll, max_upload_bytes=max_upload_mb << 20,
-            instance=f"{socket.gethostname()}:{port}")
+            instance=f"{socket.gethostname()}:{port}", chain_options=s.chain_options())
         application = create_app(config)
     except (ShardexError, ValueError) as exc:
         raise fail(False, exc) from None

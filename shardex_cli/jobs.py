@@ -120,7 +120,7 @@ def job_submit(
     async def go() -> dict:
         s = settings(ctx)
         store = EmbeddedStore(s.content_dir)
-        async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
+        async with ChainClient(s.rpc_url or "", s.deployment(), s.account(), **s.chain_options()) as c:
             spec = await prepare(req, store)
             spec_cid = str(jobs.spec_cid(spec.digest))
             if not wait:
@@ -199,7 +199,10 @@ def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> Non
                  f"margin {data['margin']} (epsilon {data['epsilon']:g} vs adversary {data['adversary_share']:g})",
                  f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
                  f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
-                 f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}"]
+                 f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}",
+                 f"  fees (all parties) {format_eth(data['fees_wei_all_parties'])}: L2 execution "
+                 f"{format_eth(data['l2_fees_wei'])}, L1 data {format_eth(data['l1_data_fees_wei'])} "
+                 f"({data['l1_fee_source']})"]
         for address, why in data["refusals"].items():
             lines.append(f"  refused by {address}: {why}")
         for why in data["waiting"]:

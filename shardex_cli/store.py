@@ -135,7 +135,7 @@ def store_serve(ctx: typer.Context, port: Annotated[int, typer.Option(help="0 pi
         store = EmbeddedStore(s.content_dir)
         async with serving(store, host, port) as url:
             if announce:
-                async with ChainClient(s.rpc_url or "", s.deployment(), s.account()) as c:
+                async with ChainClient(s.rpc_url or "", s.deployment(), s.account(), **s.chain_options()) as c:
                     await c.announce(url)
             typer.echo(url, err=False)
             await asyncio.Event().wait()

@@ -63,6 +63,9 @@ def worker_run(
     public_url: Annotated[str | None, typer.Option(
         help="URL others reach this worker at, announced on chain (default: http://HOST:PORT as bound).")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls.")] = 0.25,
+    confirmations: Annotated[int, typer.Option(
+        min=0, help="Blocks a won round must be deep before this worker reveals its result (which publishes it): "
+                    "on a chain that can reorg, a win on a vanished branch would leak it. 0 on a devnet.")] = 0,
     follow_heads: Annotated[bool, typer.Option(help="Learn of new blocks by subscription (eth_subscribe over the "
                                                     "RPC address's WebSocket) where the node offers it; "
                                                     "otherwise one eth_blockNumber per poll.")] = True,
@@ -108,6 +111,7 @@ def worker_run(
             child.wait()
         return
 
+    from shardex.chain import ChainClient
     from worker.agent import Agent, WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -121,10 +125,12 @@ def worker_run(
             max_tasks=max_tasks, programs=frozenset(programs.split(",")) if programs else None,
             allow_user_programs=user_programs, memory_mb=memory_mb, cpus_per_task=cpus_per_task, disk_mb=disk_mb,
             sandbox=sandbox, min_window_blocks=min_window_blocks, max_collateral_ratio=max_collateral_ratio,
-            port=port, host=host, public_url=public_url.rstrip("/") if public_url else None, poll_interval=poll, follow_heads=follow_heads, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
+            port=port, host=host, confirmations=confirmations, public_url=public_url.rstrip("/") if public_url else None, poll_interval=poll, follow_heads=follow_heads, gpus=gpus, gpu_policy=gpu_policy, mps=mps,
             mps_control=mps_control, online_slo_ms=online_slo_ms, online_port=online_port,
             accept_tokens=frozenset(t.lower() for t in accept_token or ()))
-        asyncio.run(Agent(s.rpc_url or "", s.deployment(), account, opts).run())
+        deployment = s.deployment()
+        chain = ChainClient(s.rpc_url or "", deployment, account, **s.chain_options())
+        asyncio.run(Agent(s.rpc_url or "", deployment, account, opts, chain=chain).run())
     except ShardexError as exc:
         raise fail(False, exc) from None
 

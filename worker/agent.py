@@ -143,7 +143,7 @@ class Agent:
         self.gpu_pool = GpuPool(_gpu_backend(opts.gpus), opts.gpu_policy)
         self.runtime = TaskRuntime(opts, self.gpu_pool)
         self.admission = Admission(opts, self.gpu_pool, self.runtime)
-        self.settlement = Settlement(self.chain, self.state, self.address, self.metrics)
+        self.settlement = Settlement(self.chain, self.state, self.address, self.metrics, opts.confirmations)
         self.colocation = None
         self.online_url: str | None = None
         self._preempted: set[tuple[int, int, int]] = set()

@@ -41,6 +41,8 @@ class WorkerOptions:
     port: int = 0
     public_url: str | None = None
     poll_interval: float = 0.25
+    # Blocks a won round must be deep before this worker reveals (publishes) its digest.
+    confirmations: int = 0
     #: With no seats held and no news on chain, a full tick at least this often
     #: (each poll in between is one eth_blockNumber).
     idle_tick_s: float = 5.0

@@ -25,11 +25,15 @@ log = logging.getLogger("shardex.worker")
 
 class Settlement:
     def __init__(self, chain: ChainClient, state: AsyncState, address: str,
-                 metrics: WorkerMetrics | None = None) -> None:
+                 metrics: WorkerMetrics | None = None, confirmations: int = 0) -> None:
         self.chain = chain
         self.state = state
         self.address = address
         self.metrics = metrics or WorkerMetrics()
+        # A reveal publishes the digest: opened on a branch that a reorg then removes, it would
+        # hand the result to whoever is drawn for the task next. So a win is acted on only
+        # once it is this many blocks deep.
+        self.confirmations = confirmations
 
     def _commitment(self, row) -> tuple[bytes, bytes]:
         return (result_of(row.job_id, row.task_id, row.digest),
@@ -73,14 +77,21 @@ class Settlement:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error=f"on chain: {rep.state.name}")
 
     async def reveal(self, now: int) -> None:
-        """Open every committed result that has won its task, while its window is open."""
+        """Open every committed result that has won its task (``confirmations`` blocks deep), while
+        its window is open."""
         by_job = defaultdict(list)
-        for row in await self.state.replicas("committed"):
+        rows = await self.state.replicas("committed")
+        deep: int | str = "latest"
+        if rows and self.confirmations:
+            deep = max(0, await self.chain.block_number() - self.confirmations)
+        for row in rows:
             task = await self.chain.task(row.job_id, row.task_id)
             if not task.has_winner or now > task.reveal_deadline:
                 continue
             if task.winner != result_of(row.job_id, row.task_id, row.digest)[:12]:
                 continue  # another result won: this replica will be slashed when resolved
+            if deep != "latest" and (await self.chain.task(row.job_id, row.task_id, block=deep)).winner != task.winner:
+                continue  # won too recently: a reorg could still take the win away
             by_job[row.job_id].append(row)
         for job_id, rows in by_job.items():
             try:

@@ -34,6 +34,7 @@ from shardex.chain.errors import (
     TransactionRejected,
     decode_revert,
 )
+from shardex.chain.fees import FeeStrategy, L1Pricing, reported_l1_fee
 from shardex.chain.models import Event, Job, JobParams, Replica, Task, WorkerInfo
 
 
@@ -64,10 +65,13 @@ class Receipt:
     gas_used: int
     effective_gas_price: int
     events: list[Event] = field(default_factory=list)
+    #: The L1 data fee on an OP Stack chain (reported by the node or estimated, see fees.py); 0 elsewhere.
+    l1_fee: int = 0
 
     @property
     def fee(self) -> int:
-        return self.gas_used * self.effective_gas_price
+        """Everything the sender paid: L2 execution plus the L1 data fee."""
+        return self.gas_used * self.effective_gas_price + self.l1_fee
 
     def events_named(self, name: str) -> list[Event]:
         return [e for e in self.events if e.name == name]
@@ -107,8 +111,11 @@ class ChainClient:
     """One account's typed view of one deployment."""
 
     def __init__(self, rpc_url: str, deployment: Deployment, account: LocalAccount | None = None,
-                 *, request_timeout: float = 30.0) -> None:
+                 *, request_timeout: float = 30.0, fees: FeeStrategy | None = None,
+                 l1_pricing: L1Pricing | None = None) -> None:
         self.rpc_url = rpc_url
+        self.fees = fees or FeeStrategy()
+        self.l1_pricing = l1_pricing
         self.deployment = deployment
         self.account = account
         self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
@@ -192,8 +199,9 @@ class ChainClient:
     async def job(self, job_id: int) -> Job:
         return Job.from_abi(job_id, await self._view(self.market, "job", job_id))
 
-    async def task(self, job_id: int, task_id: int) -> Task:
-        return Task.from_abi(await self._view(self.market, "task", job_id, task_id))
+    async def task(self, job_id: int, task_id: int, block: int | str = "latest") -> Task:
+        """The task as of ``block`` (a number: as it stood there, e.g. some confirmations deep)."""
+        return Task.from_abi(await self._view(self.market, "task", job_id, task_id, block=block))
 
     async def replica(self, job_id: int, task_id: int, worker: str) -> Replica:
         return Replica.from_abi(await self._view(self.market, "replica", job_id, task_id, worker))
@@ -386,9 +394,9 @@ class ChainClient:
     def _call(self, contract: Any, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> Call:
         return Call(self, contract, fn, args, value, gas)
 
-    async def _view(self, contract: Any, fn: str, *args: Any) -> Any:
+    async def _view(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
         try:
-            return await contract.functions[fn](*args).call()
+            return await contract.functions[fn](*args).call(block_identifier=block)
         except ContractLogicError as exc:
             raise decode_revert(exc.data) from None
 
@@ -474,8 +482,7 @@ class ChainClient:
         if self._fees is None or now - self._fees[0] > 5.0:
             block = await self.w3.eth.get_block("latest")
             base = block.get("baseFeePerGas", 0) or 0
-            tip = 1_000_000  # 0.001 gwei: enough on a devnet, overridable later per chain
-            self._fees = (now, 2 * base + tip, tip)
+            self._fees = (now, *self.fees.fees(base))
         return self._fees[1], self._fees[2]
 
     async def wait_for(self, pending: PendingTx, timeout: float) -> Receipt:
@@ -500,7 +507,19 @@ class ChainClient:
         if raw["status"] != 1:
             raise await self._failure(pending, raw["blockNumber"])
         events = [e for e in (self.decode_log(log) for log in raw["logs"]) if e is not None]
-        return Receipt(pending.tx_hash, raw["blockNumber"], raw["gasUsed"], raw.get("effectiveGasPrice", 0), events)
+        return Receipt(pending.tx_hash, raw["blockNumber"], raw["gasUsed"], raw.get("effectiveGasPrice", 0), events,
+                       await self.l1_fee(raw))
+
+    async def l1_fee(self, raw_receipt: Any) -> int:
+        """A mined transaction's L1 data fee: as its receipt reports it, else estimated at the
+        configured L1 prices, else 0 (not an OP Stack chain, or nobody said what L1 costs)."""
+        reported = reported_l1_fee(raw_receipt)
+        if reported is not None:
+            return reported
+        if self.l1_pricing is None:
+            return 0
+        tx = await self.w3.eth.get_transaction(raw_receipt["transactionHash"])
+        return self.l1_pricing.estimate(bytes(tx["input"]))
 
     async def _never_mined(self, pending: PendingTx) -> str | None:
         """Why a transaction still unmined never will be, or None: the node forgot it (it

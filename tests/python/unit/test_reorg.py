@@ -90,3 +90,42 @@ async def test_each_replica_ends_where_the_chain_has_it(state: AsyncState) -> No
                     (1, 7): "revealed"}
     assert counts == {"jobs_forgotten": 2, "seats_forgotten": 3, "resent": 4}
     assert [(j, status) for j, status, _ in await state.all_jobs()] == [(1, "new")]
+
+
+@dataclass
+class WinningChain:
+    """A chain on which task 0 of job 1 was just won: at the head, and from ``won_at`` on."""
+
+    head: int
+    won_at: int
+    winner: bytes
+    revealed: list = field(default_factory=list)
+
+    async def block_number(self) -> int:
+        return self.head
+
+    async def task(self, job_id: int, task_id: int, block: int | str = "latest"):
+        from shardex.chain.models import Task
+
+        won = block == "latest" or block >= self.won_at
+        return Task(self.winner if won else bytes(12), self.winner, 0, 2, 2, 2, False, 2, 2, 0, 10**10, 0, 2, 0)
+
+    async def reveal(self, job_id: int, task_ids: list[int], digests: list[bytes]) -> None:
+        self.revealed += task_ids
+
+
+async def test_a_worker_reveals_a_win_only_once_it_is_confirmations_deep(state: AsyncState) -> None:
+    """A reveal publishes the digest: a win on a branch a reorg removes must not be opened."""
+    from shardex.chain import result_of
+    from worker.settlement import Settlement
+
+    digest = b"\x07" * 32
+    await state.upsert(1, 0, 0, "committed", digest=digest)
+    chain = WinningChain(head=100, won_at=99, winner=result_of(1, 0, digest)[:12])
+    settlement = Settlement(chain, state, ME, confirmations=2)
+    await settlement.reveal(now=0)
+    assert chain.revealed == []  # won one block ago: a reorg could still take it away
+    chain.head = 101
+    await settlement.reveal(now=0)
+    assert chain.revealed == [0]
+    assert (await state.replica(1, 0, 0)).status == "revealed"
