@@ -69,7 +69,12 @@ def index_db(request: pytest.FixtureRequest, tmp_path: Path) -> IndexDb:
     if request.param == "sqlite":
         return lambda name: f"sqlite:///{tmp_path / f'{name}.sqlite'}"
     cluster = request.getfixturevalue("postgres_cluster")
-    return lambda name: cluster.create_database(f"{name}_{os.getpid()}_{next(_databases)}")
+    return lambda name: new_database(cluster, name)
+
+
+def new_database(cluster, name: str) -> str:
+    """A fresh database on the session's PostgreSQL server, named after ``name``; its URL."""
+    return cluster.create_database(f"{name}_{os.getpid()}_{next(_databases)}")
 
 
 rpc = rpc_call  # tests drive Anvil's evm_* methods with the devnet's own helper

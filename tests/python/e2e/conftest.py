@@ -16,7 +16,7 @@ import pytest
 
 from deploy.devnet import free_port
 from shardex.serving import wait_http
-from tests.python.conftest import rpc
+from tests.python.conftest import new_database, rpc
 
 REQUESTER = 9  # dev key index used by the requester; workers use 0..
 ROOT = Path(__file__).resolve().parents[3]
@@ -133,9 +133,13 @@ class Gateway:
                 self.proc.wait(10)
 
 
-@pytest.fixture
-def gateway(devnet: Devnet) -> Iterator[Gateway]:
-    gw = Gateway(devnet, "--dev-sign")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def gateway(request: pytest.FixtureRequest, devnet: Devnet) -> Iterator[Gateway]:
+    """``shardex gateway --dev-sign``, its index on SQLite, then on a real PostgreSQL server."""
+    extra = []
+    if request.param == "postgres":
+        extra = ["--db", new_database(request.getfixturevalue("postgres_cluster"), "gateway")]
+    gw = Gateway(devnet, "--dev-sign", *extra)
     yield gw
     gw.stop()
 

@@ -447,7 +447,8 @@ def test_openapi_contract_holds_under_fuzzing(quiet_net, tmp_path: Path) -> None
 
 # ------------------------------------------------------------------ the indexer survives kill -9
 
-def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(devnet: Devnet, tmp_path: Path) -> None:
+def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(devnet: Devnet, tmp_path: Path,
+                                                                            index_db) -> None:
     from backend import db
     from backend.indexer import Indexer
     from shardex.chain import ChainClient, Deployment
@@ -455,7 +456,8 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
 
     src = tmp_path / "in.txt"
     src.write_bytes(real_text(400_000))
-    gw = Gateway(devnet, "--dev-sign")
+    index = index_db("gateway")  # on SQLite, then on PostgreSQL
+    gw = Gateway(devnet, "--dev-sign", "--db", index)
     port = gw.port
     try:
         with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
@@ -471,7 +473,7 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
             time.sleep(delay)
             gw.proc.send_signal(signal.SIGKILL)
             gw.proc.wait(10)
-            gw = Gateway(devnet, "--dev-sign", port=port)
+            gw = Gateway(devnet, "--dev-sign", "--db", index, port=port)
         with GatewayClient(gw.url) as reader:
             def answer(path: str) -> dict:
                 # A sync that failed under load answers 503 until the indexer's retry succeeds: keep polling.
@@ -491,13 +493,13 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
         gw.stop()
 
     async def rebuild() -> dict:
-        engine = db.make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+        engine = db.make_engine(index_db("rebuilt"))
         deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
         async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
             await Indexer(engine, chain).rebuild()
         return dump(engine)
 
-    survived = dump(db.make_engine(f"sqlite:///{devnet.home / 'gateway.db'}"))
+    survived = dump(db.make_engine(index))
     assert survived["events"] and survived == asyncio.run(rebuild())
 
 

@@ -4,11 +4,10 @@ index can hold is past every event, not a server error (schemathesis found
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import insert
 
 from backend import db, live, queries
+from tests.python.conftest import IndexDb
 
 
 def test_event_ids_parse_and_clamp_to_what_the_index_holds() -> None:
@@ -19,8 +18,8 @@ def test_event_ids_parse_and_clamp_to_what_the_index_holds() -> None:
         assert live.parse_event_id(bad) is None, bad
 
 
-def test_a_huge_after_finds_nothing_after_it(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+def test_a_huge_after_finds_nothing_after_it(index_db: IndexDb) -> None:
+    engine = db.make_engine(index_db("events"))
     db.ensure_schema(engine)
     row = {"block_number": 5, "log_index": 0, "block_hash": "0x" + "00" * 32, "block_time": 1, "tx_hash": "0x" + "11" * 32,
            "contract": "JobMarket", "name": "JobPosted", "job_id": 1, "task_id": None, "worker": None,
