@@ -46,7 +46,9 @@ import os
 import secrets
 import socket
 import time
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
@@ -69,6 +71,8 @@ VIEW_BATCH = 32
 LEASE_S = 5.0
 #: Events a follower reads from the database at once.
 FOLLOW_BATCH = 5000
+#: Jobs whose derived state the writer keeps in memory between chunks (the busiest recent ones).
+DERIVATIONS_KEPT = 256
 
 POOL_EVENTS = {"Staked", "OptedIn", "OptedOut", "UnbondRequested", "Unbonded", "CollateralLocked",
                "CollateralReleased", "Slashed", "EndpointAnnounced"}
@@ -140,31 +144,46 @@ class _Tally:
             self.lead, t["lead_count"] = result, votes
 
 
-def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, int], dict]]:
-    """Jobs and tasks rows computed from events (rows of ``db.events``) in chain order, mirroring the
-    market's own bookkeeping (``JobMarket.Task``: seats, seated, committed, tally, reveal deadline)."""
-    jobs: dict[int, dict] = {}
-    tasks: dict[tuple[int, int], dict] = {}
-    tallies: dict[tuple[int, int], _Tally] = {}
-    won: set[tuple[int, int]] = set()  # tasks whose current round has a winner (RevealOpened)
-    replicas: dict[tuple[int, int, str], tuple[str, int]] = {}  # last known (state, round) of each seat
+class Derivation:
+    """Jobs and tasks rows computed from events (rows of ``db.events``) fed in chain order, mirroring the
+    market's own bookkeeping (``JobMarket.Task``: seats, seated, committed, tally, reveal deadline).
+    Fed incrementally, it remembers which rows the events since ``take_dirty`` changed, so the writer
+    rewrites only those instead of re-deriving a job from all of its events at every chunk."""
 
-    def task(job_id: int, task_id: int) -> dict:
+    def __init__(self) -> None:
+        self.jobs: dict[int, dict] = {}
+        self.tasks: dict[tuple[int, int], dict] = {}
+        self.tallies: dict[tuple[int, int], _Tally] = {}
+        self.won: set[tuple[int, int]] = set()  # tasks whose current round has a winner (RevealOpened)
+        self.replicas: dict[tuple[int, int, str], tuple[str, int]] = {}  # last known (state, round) of each seat
+        self.dirty_jobs: set[int] = set()
+        self.dirty_tasks: set[tuple[int, int]] = set()
+        self.last: tuple[int, int] = (-1, -1)  # (block, log index) of the last event fed
+
+    def task(self, job_id: int, task_id: int) -> dict:
         key = (job_id, task_id)
-        t = tasks.get(key)
+        self.dirty_tasks.add(key)
+        t = self.tasks.get(key)
         if t is None:
-            t = tasks[key] = {
-                "job_id": job_id, "task_id": task_id, "round": 0, "seats": jobs[job_id]["margin"], "seated": 0,
+            t = self.tasks[key] = {
+                "job_id": job_id, "task_id": task_id, "round": 0, "seats": self.jobs[job_id]["margin"], "seated": 0,
                 "committed": 0, "lead_count": 0, "total": 0, "reveal_deadline": 0, "settled": False,
                 "digest": None, "seed_block": 0, "declined": 0}
-            tallies[key] = _Tally()
+            self.tallies[key] = _Tally()
         return t
 
-    for ev in job_events:
+    def feed(self, job_events: Iterable[Any]) -> Derivation:
+        for ev in job_events:
+            self._feed(ev)
+        return self
+
+    def _feed(self, ev: Any) -> None:
         name, a, job_id = ev.name, ev.args_json, ev.job_id
+        self.last = (ev.block_number, getattr(ev, "log_index", -1))
         if name == "JobPosted":
             view = ev.view_json or {}
-            jobs[job_id] = {
+            self.dirty_jobs.add(job_id)
+            self.jobs[job_id] = {
                 "job_id": job_id, "requester": a["requester"], "spec_digest": a["spec_digest"],
                 "reward_per_replica": str(a["reward_per_replica"]), "state": int(JobState.MAP),
                 "map_tasks": a["map_tasks"], "reduce_tasks": a["reduce_tasks"], "margin": a["margin"],
@@ -175,12 +194,14 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
                 # The currency of every amount of this job: None is ETH (wei), else the ERC-20's units.
                 "token": view["token"] if int(view.get("token") or "0x0", 16) else None,
                 "posted_block": ev.block_number, "posted_time": ev.block_time, "updated_block": ev.block_number}
-            continue
-        job = jobs.get(job_id)
+            return
+        job = self.jobs.get(job_id)
         if job is None:  # an event of a job posted before the indexed range: nothing to derive
-            continue
+            return
+        self.dirty_jobs.add(job_id)
         job["updated_block"] = ev.block_number
         key = (job_id, ev.task_id)
+        task, won, replicas = self.task, self.won, self.replicas
         if name == "JobStateChanged":
             job["state"] = int(JobState[a["state"]])
         elif name == "SeedArmed":
@@ -202,7 +223,7 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
         elif name == "ResultCommitted":
             t = task(job_id, ev.task_id)
             t["committed"] += 1
-            tallies[key].count(t, _result12(a["result"]))
+            self.tallies[key].count(t, _result12(a["result"]))
             replicas[(job_id, ev.task_id, a["worker"])] = ("committed", t["round"])  # only the current round commits
         elif name == "RevealOpened":
             task(job_id, ev.task_id)["reveal_deadline"] = a["reveal_deadline"]
@@ -214,7 +235,7 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
             t = task(job_id, ev.task_id)
             if key in won:  # a winner nobody opened: the round is void and its tally discarded
                 t.update(lead_count=0, total=0)
-                tallies[key] = _Tally()
+                self.tallies[key] = _Tally()
                 won.discard(key)
             t.update(round=a["round"], seats=a["seats"], seated=0, committed=0, reveal_deadline=0,
                      seed_block=a["seed_block"])
@@ -225,7 +246,19 @@ def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, 
             t = task(job_id, ev.task_id)
             if state == "assigned" and a["outcome"] == Outcome.SLASHED.name and rnd == t["round"] and key not in won:
                 t["seated"] -= 1  # a no-show frees its seat for a redraw
-    return jobs, tasks
+
+    def take_dirty(self) -> tuple[list[dict], list[dict]]:
+        """The jobs and tasks rows changed since the last call (of jobs posted in the fed range)."""
+        jobs = [self.jobs[j] for j in sorted(self.dirty_jobs) if j in self.jobs]
+        tasks = [self.tasks[k] for k in sorted(self.dirty_tasks) if k[0] in self.jobs]
+        self.dirty_jobs, self.dirty_tasks = set(), set()
+        return jobs, tasks
+
+
+def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, int], dict]]:
+    """Jobs and tasks rows computed from all of these events at once."""
+    d = Derivation().feed(job_events)
+    return d.jobs, d.tasks
 
 
 def derive_members(pool_events: Iterable[Any]) -> dict[str, dict]:
@@ -335,6 +368,8 @@ class Indexer:
         self.writing = False  # whether this indexer holds the lease (run() only)
         self._rollbacks: int | None = None  # the lease row's rollback counter as last seen
         self._published: tuple[int, int] | None = None  # the last event handed to on_commit
+        # The writer's derivations of recently active jobs (see _derive); cleared by any rollback.
+        self._derivations: OrderedDict[int, Derivation] = OrderedDict()
         db.ensure_schema(engine)
         # This process is the index's only writer: its cursor is kept here and read
         # from the database only at start, not on every /healthz and read-your-writes poll.
@@ -425,6 +460,7 @@ class Indexer:
 
     def _bump_rollbacks(self, conn: Connection, kept: int) -> None:
         t = db.writer_lease
+        self._derivations.clear()
         conn.execute(update(t).where(t.c.id == 1).values(rollbacks=t.c.rollbacks + 1, rolled_back_to=kept))
         self._rollbacks = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
         self._forget_published_after(kept)
@@ -643,16 +679,56 @@ class Indexer:
             self.epoch_blocks = int(await self.client.registry.functions.epochBlocks().call())
 
     def _commit_chunk(self, rows: list[dict], hi: int, hi_hash: str) -> None:
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            self._write_chunk(conn, rows, hi, hi_hash)
+        try:
+            with self.engine.begin() as conn:
+                self._fence(conn)
+                self._write_chunk(conn, rows, hi, hi_hash)
+        except BaseException:
+            self._derivations.clear()  # they may have been fed events that were never committed
+            raise
 
     def _write_chunk(self, conn: Connection, rows: list[dict], hi: int, hi_hash: str) -> None:
         if rows:
             conn.execute(insert(db.events), rows)
-            recompute(conn, [r["job_id"] for r in rows if r["job_id"] is not None])
+            self._derive(conn, [r for r in rows if r["job_id"] is not None])
             recompute_members(conn, _member_accounts(rows))
         _set_cursor(conn, hi, hi_hash)
+
+    def _derive(self, conn: Connection, rows: list[dict]) -> None:
+        """Brings the derived rows of the jobs these new events touch up to date. A job's derivation
+        is kept between chunks, fed only the new events, and only the rows they changed are rewritten;
+        one not kept (the first chunk, evicted, after a rollback) is derived from all of its events."""
+        by_job: dict[int, list[SimpleNamespace]] = defaultdict(list)
+        for r in rows:
+            by_job[r["job_id"]].append(SimpleNamespace(**r))
+        for job_id, evs in by_job.items():
+            d = self._derivations.pop(job_id, None)
+            if d is not None and d.last < (evs[0].block_number, evs[0].log_index):
+                d.feed(evs)
+                jobs_rows, tasks_rows = d.take_dirty()
+                conn.execute(delete(db.jobs).where(db.jobs.c.job_id == job_id))
+                dirty = [t["task_id"] for t in tasks_rows]
+                for start in range(0, len(dirty), 500):
+                    conn.execute(delete(db.tasks).where(db.tasks.c.job_id == job_id,
+                                                        db.tasks.c.task_id.in_(dirty[start:start + 500])))
+            else:  # the whole history, this chunk's events included (the transaction sees them)
+                d = Derivation().feed(conn.execute(
+                    select(db.events.c.block_number, db.events.c.log_index, db.events.c.block_time,
+                           db.events.c.name, db.events.c.job_id, db.events.c.task_id, db.events.c.args_json,
+                           db.events.c.view_json)
+                    .where(db.events.c.job_id == job_id)
+                    .order_by(db.events.c.block_number, db.events.c.log_index)))
+                d.take_dirty()
+                jobs_rows, tasks_rows = list(d.jobs.values()), list(d.tasks.values())
+                conn.execute(delete(db.tasks).where(db.tasks.c.job_id == job_id))
+                conn.execute(delete(db.jobs).where(db.jobs.c.job_id == job_id))
+            if jobs_rows:
+                conn.execute(insert(db.jobs), jobs_rows)
+            if tasks_rows:
+                conn.execute(insert(db.tasks), tasks_rows)
+            self._derivations[job_id] = d
+            while len(self._derivations) > DERIVATIONS_KEPT:
+                self._derivations.popitem(last=False)
 
     async def step(self) -> None:
         """Writes the index while this indexer holds the writer lease, follows the writer otherwise."""
@@ -660,7 +736,9 @@ class Indexer:
             self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         if await asyncio.to_thread(self._take_lease):
             if not self.writing:
-                # Take over where the last writer stopped: what it committed is handed on first.
+                # Take over where the last writer stopped: what it committed is handed on first, and
+                # whatever this one derived before another wrote is forgotten.
+                self._derivations.clear()
                 await self.follow_once()
                 self._cursor = await asyncio.to_thread(self._read_cursor)
                 self.writing = True

@@ -456,8 +456,8 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
 
     src = tmp_path / "in.txt"
     src.write_bytes(real_text(400_000))
-    index = index_db("gateway")  # on SQLite, then on PostgreSQL
-    gw = Gateway(devnet, "--dev-sign", "--db", index)
+    index_url = index_db("gateway")  # on SQLite, then on PostgreSQL
+    gw = Gateway(devnet, "--dev-sign", "--db", index_url)
     port = gw.port
     try:
         with GatewayClient(gw.url, dev_key(devnet, REQUESTER)) as client:
@@ -473,7 +473,7 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
             time.sleep(delay)
             gw.proc.send_signal(signal.SIGKILL)
             gw.proc.wait(10)
-            gw = Gateway(devnet, "--dev-sign", "--db", index, port=port)
+            gw = Gateway(devnet, "--dev-sign", "--db", index_url, port=port)
         with GatewayClient(gw.url) as reader:
             def answer(path: str) -> dict:
                 # A sync that failed under load answers 503 until the indexer's retry succeeds: keep polling.
@@ -499,7 +499,7 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
             await Indexer(engine, chain).rebuild()
         return dump(engine)
 
-    survived = dump(db.make_engine(index))
+    survived = dump(db.make_engine(index_url))
     assert survived["events"] and survived == asyncio.run(rebuild())
 
 
