@@ -332,6 +332,7 @@ class Agent:
                 "gpus": {**self.gpu_pool.advertise(), "sharing": self.runtime.gpu_sharing},
                 "sandbox": self.runtime.describe(), "loop": self.loop_stats.summary(),
                 "refused": {str(j): why for j, why in sorted(self.refused.items())[-200:]},
+                "corrupt_providers": dict(self.providers.corrupt.most_common(50)),
                 "terms": {"min_window_s": self.admission.min_window_s(), "block_time_s": self.admission.block_time_s,
                           "max_collateral_ratio": self.opts.max_collateral_ratio},
                 "online": None if self.colocation is None else {"url": self.online_url,
@@ -348,6 +349,8 @@ class Agent:
             "refused_jobs": ("Jobs this worker refused (terms, programs, runner failures).", len(self.refused)),
             "tick_failures": ("Consecutive failed agent ticks (0: healthy).", self._tick_failures),
             "loop_lag_p99_ms": ("p99 event-loop lag over the recent window.", loop["lag_p99_ms"]),
+            "corrupt_blocks": ("Blocks providers served that did not match their CID (skipped; the providers "
+                               "are named at /shardex/worker and in the log).", sum(self.providers.corrupt.values())),
             "tick_p99_ms": ("p99 duration of an agent tick over the recent window.", loop["tick_p99_ms"]),
         }
         extra = None if self.colocation is None else self.colocation.render_metrics

@@ -9,6 +9,7 @@ that is interrupted resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import httpx
@@ -82,11 +83,18 @@ class HttpProvider:
 
 
 class Fetcher:
-    def __init__(self, providers: list[BlockProvider], store: EmbeddedStore, *, concurrency: int = 8) -> None:
+    def __init__(self, providers: list[BlockProvider], store: EmbeddedStore, *, concurrency: int = 8,
+                 on_corrupt: Callable[[BlockProvider, CID], None] | None = None) -> None:
         # No providers is allowed (nobody announced yet): only blocks already local are found.
         self.providers = providers
         self.store = store
         self.concurrency = concurrency
+        # Told of every block a provider served that does not match its CID (it is skipped either way).
+        self.on_corrupt = on_corrupt
+
+    def _corrupt(self, provider: BlockProvider, cid: CID) -> None:
+        if self.on_corrupt is not None:
+            self.on_corrupt(provider, cid)
 
     async def block(self, cid: CID) -> bytes:
         """One verified block: from the local store, else the first provider that serves it right."""
@@ -105,6 +113,7 @@ class Fetcher:
                 continue
             if not cid.verify(data):
                 attempts.append(f"{provider.name} served bytes that do not match {cid}")
+                self._corrupt(provider, cid)
                 continue
             self.store.blocks.put(cid, data, verified=True)
             return data
@@ -125,6 +134,7 @@ class Fetcher:
             try:
                 async for cid, block in get_dag(root):
                     if not cid.verify(block):
+                        self._corrupt(provider, cid)
                         break  # a lying provider: stop reading it
                     await asyncio.to_thread(self.store.blocks.put, cid, block, verified=True)
                     received.add(cid)

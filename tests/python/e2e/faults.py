@@ -14,6 +14,9 @@ injected through a seam, never through a flag of the product.
         serves its job spec but has lost its map shards (deleted from its store
         once the spec is prepared: shardex.requester's prepare seam), so no
         drawn worker can fetch them from anyone
+    python -m tests.python.e2e.faults corrupt-serve ARGS...  `store serve` whose
+        trustless gateway flips the first byte of every block it serves, raw or
+        in a CAR (the EmbeddedStore read seam): a provider that lies
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ def _withhold_inputs() -> None:
     shardex.requester.prepare = prepare
 
 
+def _corrupt_serve() -> None:
+    from shardex.storage.embedded import EmbeddedStore
+
+    get, walk = EmbeddedStore.get_block_sync, EmbeddedStore.walk
+
+    def flip(block: bytes) -> bytes:
+        return bytes([block[0] ^ 0xFF]) + block[1:]
+
+    EmbeddedStore.get_block_sync = lambda self, cid: flip(get(self, cid))
+    EmbeddedStore.walk = lambda self, cid: ((c, flip(b)) for c, b in walk(self, cid))
+
+
 if __name__ == "__main__":
     fault = sys.argv.pop(1)
     if fault == "liar":
@@ -75,6 +90,8 @@ if __name__ == "__main__":
         _standin_embed()
     elif fault == "withhold-inputs":
         _withhold_inputs()
+    elif fault == "corrupt-serve":
+        _corrupt_serve()
     elif fault.startswith("underpay="):
         _underpay(int(fault.split("=", 1)[1]))
     else:

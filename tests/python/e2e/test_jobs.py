@@ -335,3 +335,56 @@ def test_inputs_nobody_can_fetch_fail_the_job_and_slash_nobody(devnet: Devnet, t
     devnet.cli("job", "refund", job_id)
     job = devnet.json("job", "show", job_id)
     assert job["paid"] == 0 and job["refunded"] == job["escrow"]
+
+
+def test_a_provider_serving_corrupt_bytes_is_skipped_and_named_and_the_job_completes(devnet: Devnet,
+                                                                                   tmp_path: Path) -> None:
+    """The requester's own announced server lies (flips a byte of every block, raw or in a CAR); another
+    account serves an honest copy of the same store. Workers ask the requester first: they verify, skip
+    it, take the honest copy, and name the liar; the result is right and nobody is slashed."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.python.e2e.conftest import ROOT
+
+    text = real_text(300_000)
+    src = tmp_path / "input.txt"
+    src.write_bytes(text)
+    servers = []
+    try:
+        for account, command in ((REQUESTER, ["-m", "tests.python.e2e.faults", "corrupt-serve"]),
+                                 (8, ["-m", "shardex_cli"])):
+            out = devnet.home / f"serve-{account}.out"
+            servers.append(subprocess.Popen([sys.executable, *command, "--account-index", str(account), "store",
+                                             "serve"], env={**devnet.env, "PYTHONPATH": str(ROOT)},
+                                            stdout=open(out, "wb"), stderr=subprocess.STDOUT))  # noqa: SIM115
+            devnet.wait_for(lambda out=out: out.exists() and out.read_text().startswith("http"), what="store serve")
+        liar = (devnet.home / f"serve-{REQUESTER}.out").read_text().split()[0]
+        for i in range(2):
+            devnet.start_worker(i)
+        # Posted without --wait: the requester's announced endpoint (the liar) is what serves its inputs.
+        posted = devnet.json("job", "submit", "--program", "wordcount", "--input", str(src), "--map-shards", "3",
+                             "--reduce-shards", "1", "--epsilon", "0.02", "--adversary", "0.1", "--reveal-window", "5")
+        job_id = str(posted["job_id"])
+        devnet.wait_for(lambda: devnet.json("job", "show", job_id)["state"] == "COMPLETED", timeout=180,
+                        what="the job to complete from the honest copy")
+        result = tmp_path / "result.txt"
+        devnet.cli("job", "result", job_id, "-o", str(result))
+        assert result.read_bytes() == wordcount_reference(text)
+        named = 0
+        for i in range(2):
+            endpoint = re.search(r"serving (http://\S+);", devnet.log(i)).group(1)
+            seen = httpx.get(f"{endpoint}/shardex/worker").json()["corrupt_providers"]
+            metrics = httpx.get(f"{endpoint}/metrics").text
+            blocks = float(re.search(r"^shardex_worker_corrupt_blocks (\S+)$", metrics, re.MULTILINE).group(1))
+            assert set(seen) <= {liar} and blocks == sum(seen.values())
+            named += bool(seen)
+            assert devnet.json("stake", "show", account=i)["slashed"] == 0
+        assert named == 2  # both fetched inputs, both from the liar first
+        assert all(f"provider {liar} served bytes that do not match" in devnet.log(i) for i in range(2))
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(10)
