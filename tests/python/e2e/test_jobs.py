@@ -388,3 +388,60 @@ def test_a_provider_serving_corrupt_bytes_is_skipped_and_named_and_the_job_compl
         for server in servers:
             server.kill()
             server.wait(10)
+
+
+def test_the_requester_goes_offline_after_upload_and_the_job_completes_from_worker_copies(devnet: Devnet,
+                                                                                       tmp_path: Path) -> None:
+    """The requester serves its inputs only until one worker has fetched them (and committed every map task);
+    then its server is gone for good. A second worker, joining later, is drawn for the other seats and fetches
+    the inputs from the first worker's copy (workers serve what they fetched); the job completes, right."""
+    import subprocess
+    import sys
+    import time
+
+    text = real_text(200_000)
+    src = tmp_path / "input.txt"
+    src.write_bytes(text)
+    out = devnet.home / "serve.out"
+    server = subprocess.Popen([sys.executable, "-m", "shardex_cli", "--account-index", str(REQUESTER), "store",
+                               "serve"], env=devnet.env, stdout=open(out, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    try:
+        devnet.wait_for(lambda: out.exists() and out.read_text().startswith("http"), what="store serve")
+        devnet.start_worker(0)
+        devnet.wait_for(lambda: "opted in to resource class 0" in devnet.log(0), what="worker 0 in the pool")
+        # A margin of 2: worker 0 alone holds one seat of each task, the other waits for a second worker.
+        posted = devnet.json("job", "submit", "--program", "wordcount", "--input", str(src), "--map-shards", "3",
+                             "--reduce-shards", "1", "--epsilon", "0.02", "--adversary", "0.1", "--reveal-window", "5")
+        job_id = str(posted["job_id"])
+
+        def map_committed() -> bool:
+            status = devnet.json("job", "status", job_id)
+            return all("committed" in t["workers"].values() for t in status["task_list"][:3])
+
+        for _ in range(80):  # epochs pass only as blocks are mined: the devnet mines on demand
+            if map_committed():
+                break
+            rpc(devnet.info["rpc_url"], "evm_mine")
+            time.sleep(0.5)
+        assert map_committed(), devnet.log(0)[-3000:]
+    finally:
+        server.kill()  # the requester is offline from here on
+        server.wait(10)
+    devnet.start_worker(1)
+    devnet.wait_for(lambda: "opted in to resource class 0" in devnet.log(1), what="worker 1 in the pool")
+
+    def completed() -> bool:
+        rpc(devnet.info["rpc_url"], "evm_mine")
+        return devnet.json("job", "show", job_id)["state"] == "COMPLETED"
+
+    devnet.wait_for(completed, timeout=240, what="the job to complete without its requester")
+    result = tmp_path / "result.txt"
+    devnet.cli("job", "result", job_id, "-o", str(result))
+    assert result.read_bytes() == wordcount_reference(text)
+    status = devnet.json("job", "status", job_id)
+    assert status["slashes"] == 0 and status["unavailable_inputs"] == {}
+    # Worker 1 computed a seat of every map task after the requester was gone: its inputs came from worker 0.
+    late = devnet.info["dev_addresses"][1].lower()
+    for t in status["task_list"][:3]:
+        assert {w.lower() for w in t["workers"]} == {devnet.info["dev_addresses"][0].lower(), late}, t
+        assert t["settled"] and status["declines"] == 0
