@@ -82,6 +82,13 @@ def clean_env(home: str, cpus: int = 1, path: str = str(ROOT)) -> dict[str, str]
             "PYTHONHASHSEED": "0", **thread_env(cpus)}
 
 
+#: Tasks are batch work: at this niceness the agent's own loop (its deadlines on chain) and anything
+#: latency-bound on the machine (a gateway, an online service) keep their CPU when both want it; on a
+#: machine with cores to spare a task runs as fast as it would at 0. (Offline work beside online
+#: work is reniced further, to 19, by the colocation controller.)
+TASK_NICE = 10
+
+
 def _preexec(limits: TaskLimits, cgroup: TaskCgroup | None, nproc_base: int):
     """Runs in the child between fork and exec: limits that the sandbox and the
     program inherit."""
@@ -97,6 +104,7 @@ def _preexec(limits: TaskLimits, cgroup: TaskCgroup | None, nproc_base: int):
                 f.write("0")
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")  # under memory pressure the kernel kills tasks, never the agent
+        os.nice(TASK_NICE)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))

@@ -168,6 +168,15 @@ async def test_only_the_leased_device_nodes_are_visible(tmp_path: Path, sandbox)
     assert os.path.basename(granted) in seen and os.path.basename(other) not in seen
 
 
+async def test_a_task_runs_niced_below_the_agent(tmp_path: Path, sandbox) -> None:
+    """Batch work yields the CPU to the agent and to latency-bound neighbours (a gateway, online work)."""
+    from worker.executor import TASK_NICE
+
+    source = "import os\ndef map(r):\n    yield 'nice', os.nice(0)\ndef reduce(k, v):\n    yield k, v\n"
+    _, out = await _run(tmp_path, sandbox, source)
+    assert json.loads(out)[1][0] == os.nice(0) + TASK_NICE
+
+
 async def test_signalling_everything_it_can_kills_only_the_task(tmp_path: Path, sandbox) -> None:
     source = "import os, signal\ndef map(r):\n    os.kill(-1, signal.SIGKILL)\n    yield r, 1\n" \
              "def reduce(k, v):\n    yield k\n"
