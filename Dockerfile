@@ -17,7 +17,11 @@ COPY worker ./worker
 COPY backend ./backend
 RUN pip install --no-cache-dir '.[postgres]'
 
-RUN useradd --create-home shardex
+# The workers' data and the home exist in the image, owned by the user: a named
+# volume mounted there starts with that ownership.
+RUN useradd --create-home shardex \
+ && mkdir -p /home/shardex/data /home/shardex/.shardex \
+ && chown -R shardex:shardex /home/shardex
 USER shardex
 ENV SHARDEX_HOME=/home/shardex/.shardex
 ENTRYPOINT ["shardex"]

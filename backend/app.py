@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,7 +60,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
         hub.publish(rows, rolled_back_to)
 
     indexer = Indexer(engine, client, config.confirmations, on_commit=on_commit)
-    indexer.holder = config.instance
+    # Unique per process: two gateways given the same name (cloned hosts) must not share a lease.
+    indexer.holder = f"{config.instance or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     s = GatewayState(config, engine, store, client, indexer, hub,
                      Sessions(engine, config.deployment.chain_id, config.siwe_domains),
                      Providers(exclude=[config.public_url]), job_cache)

@@ -40,8 +40,10 @@ DEFAULT_URL = "sqlite:///shardex-gateway.db"
 # Bump when a table changes: an index with another version is dropped and
 # rebuilt from the chain (everything here is derived from it).
 # 3: protocol v2 (drawn seats, margin settlement, WorkerPool); 4: jobs.token;
-# 5: sign-in nonces, sessions and the writer lease (several gateways over one database)
-SCHEMA_VERSION = 5
+# 5: sign-in nonces, sessions and the writer lease (several gateways over one database);
+# 6: every uint32 of a job in a 64-bit column (PostgreSQL's INTEGER is 32-bit signed), the lease's term
+# and the rollback log. A version change drops sessions too: everyone signs in again, once.
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -87,26 +89,26 @@ jobs = Table(
     Column("spec_digest", String(66), nullable=False),
     Column("reward_per_replica", String(78), nullable=False),  # wei, decimal
     Column("state", Integer, nullable=False),  # shardex.chain.JobState value
-    Column("map_tasks", Integer, nullable=False),
-    Column("reduce_tasks", Integer, nullable=False),
+    Column("map_tasks", BigInteger, nullable=False),
+    Column("reduce_tasks", BigInteger, nullable=False),
     Column("margin", Integer, nullable=False),  # lead (in agreeing drawn workers) that settles a task
     Column("resource_class", Integer, nullable=False),  # 0 CPU, 1 GPU
     Column("escrow", String(78), nullable=False),  # wei, decimal
-    Column("settled_tasks", Integer, nullable=False),
+    Column("settled_tasks", BigInteger, nullable=False),
     Column("seed_block", BigInteger, nullable=False),  # round 0's randomness comes from this block
-    Column("extra_seats_used", Integer, nullable=False),  # escalation seats opened so far
-    Column("escalations", Integer, nullable=False),
-    Column("seats_drawn", Integer, nullable=False),  # TaskAssigned events, all tasks and rounds
-    Column("declines", Integer, nullable=False),
+    Column("extra_seats_used", BigInteger, nullable=False),  # escalation seats opened so far
+    Column("escalations", BigInteger, nullable=False),
+    Column("seats_drawn", BigInteger, nullable=False),  # TaskAssigned events, all tasks and rounds
+    Column("declines", BigInteger, nullable=False),
     # From the job view at indexing time (immutable after posting); null if the view could not be read.
-    Column("epsilon_ppm", Integer, nullable=True),
-    Column("adversary_ppm", Integer, nullable=True),
+    Column("epsilon_ppm", BigInteger, nullable=True),
+    Column("adversary_ppm", BigInteger, nullable=True),
     Column("max_rounds", Integer, nullable=True),
-    Column("extra_seats", Integer, nullable=True),
+    Column("extra_seats", BigInteger, nullable=True),
     Column("collateral", String(78), nullable=True),  # wei, decimal
     Column("min_stake", String(78), nullable=True),  # wei, decimal
-    Column("lease_duration", Integer, nullable=True),
-    Column("reveal_window", Integer, nullable=True),
+    Column("lease_duration", BigInteger, nullable=True),
+    Column("reveal_window", BigInteger, nullable=True),
     Column("token", String(42), nullable=True),  # the ERC-20 the job pays in; NULL: ETH
     Column("posted_block", BigInteger, nullable=False),
     Column("posted_time", BigInteger, nullable=False),
@@ -172,10 +174,19 @@ writer_lease = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("holder", String(80), nullable=False),
     Column("expires_at", Float, nullable=False),  # unix seconds, by the holder's clock
-    # Bumped by every rollback of indexed events (a reorg, another chain): readers that follow
-    # the index by its events see that what they followed is gone.
+    # Bumped by every takeover: a writer renews and writes only in the term it took the lease in, so
+    # one that lost it, however briefly, notices and catches up before it writes again.
+    Column("term", BigInteger, nullable=False),
+    # The number of the last rollback of indexed events (a reorg, another chain), see rollback_log.
     Column("rollbacks", BigInteger, nullable=False),
-    Column("rolled_back_to", BigInteger, nullable=False),  # the block kept by the last rollback; -1: none
+)
+
+# Every rollback (its number, the block it kept; -1: none), written in the transaction that deletes
+# the events: a gateway that follows the index learns the lowest block kept since it last looked.
+rollback_log = Table(
+    "rollback_log", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kept", BigInteger, nullable=False),
 )
 
 
@@ -220,4 +231,4 @@ def ensure_schema(engine: Engine) -> None:
         if conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         if conn.execute(select(writer_lease.c.id).where(writer_lease.c.id == 1)).first() is None:
-            conn.execute(insert(writer_lease).values(id=1, holder="", expires_at=0.0, rollbacks=0, rolled_back_to=-1))
+            conn.execute(insert(writer_lease).values(id=1, holder="", expires_at=0.0, term=0, rollbacks=0))

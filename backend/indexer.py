@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from web3.exceptions import BlockNotFound
 
 from backend import db
@@ -73,6 +73,10 @@ LEASE_S = 5.0
 FOLLOW_BATCH = 5000
 #: Jobs whose derived state the writer keeps in memory between chunks (the busiest recent ones).
 DERIVATIONS_KEPT = 256
+#: Rollbacks remembered for followers (a follower further behind than this replays from scratch).
+ROLLBACK_LOG = 1000
+#: Failed steps in a row after which a writer gives its lease up for another gateway to take.
+WRITER_FAILURES = 3
 
 POOL_EVENTS = {"Staked", "OptedIn", "OptedOut", "UnbondRequested", "Unbonded", "CollateralLocked",
                "CollateralReleased", "Slashed", "EndpointAnnounced"}
@@ -366,6 +370,7 @@ class Indexer:
         # indexer driven by sync_once, as the tests and `rebuild` do).
         self.holder: str | None = None
         self.writing = False  # whether this indexer holds the lease (run() only)
+        self._term: int | None = None  # the lease's term this indexer holds it in; None: not held
         self._rollbacks: int | None = None  # the lease row's rollback counter as last seen
         self._published: tuple[int, int] | None = None  # the last event handed to on_commit
         # The writer's derivations of recently active jobs (see _derive); cleared by any rollback.
@@ -430,52 +435,80 @@ class Indexer:
     # ------------------------------------------------------------ the writer's lease
 
     def _fence(self, conn: Connection) -> None:
-        """Renews the lease as its holder inside a write transaction, or aborts the write
-        (LeaseLost) when another gateway holds it. Unfenced without a holder."""
+        """Renews the lease, as its holder in the term it took it in, inside a write transaction; or
+        aborts the write (LeaseLost) when that term is over. Unfenced without a holder."""
         if self.holder is None:
             return
         t = db.writer_lease
-        renewed = conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder)
+        renewed = conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
                                .values(expires_at=time.time() + LEASE_S)).rowcount
         if renewed != 1:
-            self.writing = False
+            self.writing, self._term = False, None
             raise LeaseLost(f"{self.holder} no longer holds the index's writer lease")
 
     def _take_lease(self) -> bool:
-        """Holds (renews or takes over) the writer lease; False while another holds it."""
+        """Holds the writer lease: renews it in the term this indexer holds it in, or takes it over once
+        it expired, which starts a new term. A takeover (and any term this indexer lost in between,
+        however briefly) leaves ``writing`` False, so step() first catches up with what others wrote."""
         t = db.writer_lease
         now = time.time()
         with self.engine.begin() as conn:
-            return conn.execute(update(t).where(t.c.id == 1, or_(t.c.holder == self.holder, t.c.expires_at < now))
-                                .values(holder=self.holder, expires_at=now + LEASE_S)).rowcount == 1
+            if self._term is not None and conn.execute(
+                    update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
+                    .values(expires_at=now + LEASE_S)).rowcount == 1:
+                return True
+            if conn.execute(update(t).where(t.c.id == 1, t.c.expires_at < now)
+                            .values(holder=self.holder, expires_at=now + LEASE_S, term=t.c.term + 1)).rowcount:
+                self._term = conn.execute(select(t.c.term).where(t.c.id == 1)).scalar_one()
+                self.writing = False
+                return True
+        self._term, self.writing = None, False
+        return False
 
     def release(self) -> None:
-        """Gives the lease up (a clean shutdown), so another gateway need not wait for it to expire."""
-        if not self.writing or self.holder is None:
+        """Gives the lease up (a clean shutdown, or a writer that keeps failing), so another gateway
+        need not wait for it to expire."""
+        if self._term is None or self.holder is None:
             return
         t = db.writer_lease
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder).values(expires_at=0.0))
-        self.writing = False
+            conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
+                         .values(expires_at=0.0))
+        self._term, self.writing = None, False
 
-    def _bump_rollbacks(self, conn: Connection, kept: int) -> None:
+    def _log_rollback(self, conn: Connection, kept: int) -> int:
+        """Records a rollback to ``kept`` in the same transaction that deletes the events; its number."""
         t = db.writer_lease
+        conn.execute(update(t).where(t.c.id == 1).values(rollbacks=t.c.rollbacks + 1))
+        seq = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+        conn.execute(insert(db.rollback_log).values(seq=seq, kept=kept))
+        conn.execute(delete(db.rollback_log).where(db.rollback_log.c.seq <= seq - ROLLBACK_LOG))
+        return seq
+
+    def _rolled_back(self, seq: int, kept: int) -> None:
+        """After a rollback committed: what this process remembers of the index goes back with it."""
         self._derivations.clear()
-        conn.execute(update(t).where(t.c.id == 1).values(rollbacks=t.c.rollbacks + 1, rolled_back_to=kept))
-        self._rollbacks = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+        self._rollbacks = seq
         self._forget_published_after(kept)
 
     def _forget_published_after(self, kept: int) -> None:
         if self._published is not None and self._published[0] > kept:
             self._published = (kept, 2**31 - 1) if kept >= 0 else None
 
-    def _read_new(self) -> tuple[tuple[int, str] | None, int, int, list[dict]] | None:
-        """(cursor, rollbacks, rolled back to, events after the last published) as one consistent
-        read; None when a rollback happened during the read (read again)."""
-        t = db.writer_lease
+    def _read_new(self) -> tuple[tuple[int, str] | None, int, int | None, list[dict]] | None:
+        """(cursor, rollbacks, the lowest block kept by the rollbacks since the last look (None: none),
+        events after the last published) as one consistent read; None when a rollback happened during
+        the read (read again)."""
+        t, log_ = db.writer_lease, db.rollback_log
         after = self._published or (-1, -1)
         with self.engine.connect() as conn:
-            before = conn.execute(select(t.c.rollbacks, t.c.rolled_back_to).where(t.c.id == 1)).one()
+            before = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+            kept = None
+            if self._rollbacks is not None and before != self._rollbacks:
+                logged = conn.execute(select(func.min(log_.c.kept), func.min(log_.c.seq))
+                                      .where(log_.c.seq > self._rollbacks)).one()
+                # Further behind than the log reaches: everything may have changed.
+                kept = logged[0] if logged[1] == self._rollbacks + 1 else -1
             row = conn.execute(select(db.cursor.c.block_number, db.cursor.c.block_hash)
                                .where(db.cursor.c.id == 1)).first()
             rows = [dict(r._mapping) for r in conn.execute(
@@ -484,33 +517,41 @@ class Indexer:
                                                  db.events.c.log_index > after[1])))
                 .order_by(db.events.c.block_number, db.events.c.log_index).limit(FOLLOW_BATCH))]
             again = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
-        if again != before.rollbacks:
+        if again != before:
             return None
         cursor = None if row is None else (row.block_number, row.block_hash)
-        return cursor, before.rollbacks, before.rolled_back_to, rows
+        return cursor, before, kept, rows
 
-    def _newest_event(self) -> tuple[int, int] | None:
+    def _first_look(self) -> tuple[int, tuple[int, int] | None] | None:
+        """(rollbacks, the newest event) read together: live from there on. None if a rollback
+        happened between the two reads (look again)."""
+        t = db.writer_lease
         with self.engine.connect() as conn:
+            before = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
             row = conn.execute(select(db.events.c.block_number, db.events.c.log_index)
                                .order_by(db.events.c.block_number.desc(), db.events.c.log_index.desc()).limit(1)).first()
-        return None if row is None else (row.block_number, row.log_index)
+            again = conn.execute(select(t.c.rollbacks).where(t.c.id == 1)).scalar_one()
+        if again != before:
+            return None
+        return before, None if row is None else (row.block_number, row.log_index)
 
     async def follow_once(self) -> int:
         """Catches up with what the writer committed: the cursor, rollbacks and new events, handed to
         ``on_commit`` in chain order as the writer hands its own. Returns how many events."""
-        if self._rollbacks is None:  # the first look: live from here on, history is in the database
-            self._published = await asyncio.to_thread(self._newest_event)
+        while self._rollbacks is None:  # the first look: live from here on, history is in the database
+            first = await asyncio.to_thread(self._first_look)
+            if first is not None:
+                self._rollbacks, self._published = first
         read = await asyncio.to_thread(self._read_new)
         if read is None:
             return 0
         cursor, rollbacks, kept, rows = read
-        if self._rollbacks is not None and rollbacks != self._rollbacks:
+        if kept is not None:
             self._forget_published_after(kept)
             if self.on_commit is not None:
                 self.on_commit([], kept)
             self._rollbacks = rollbacks
             return await self.follow_once()
-        self._rollbacks = rollbacks
         if rows:
             self._published = (rows[-1]["block_number"], rows[-1]["log_index"])
             if self.on_commit is not None:
@@ -598,7 +639,7 @@ class Indexer:
         """Delete what came after ``keep`` and recompute the jobs it touched, in one transaction."""
         with self.engine.begin() as conn:
             self._fence(conn)
-            self._bump_rollbacks(conn, keep)
+            seq = self._log_rollback(conn, keep)
             affected = [r.job_id for r in conn.execute(
                 select(db.events.c.job_id).distinct()
                 .where(db.events.c.block_number > keep, db.events.c.job_id.is_not(None)))]
@@ -613,6 +654,7 @@ class Indexer:
                 conn.execute(delete(db.cursor))
             else:
                 _set_cursor(conn, *fork)
+        self._rolled_back(seq, keep)
         return affected
 
     # ------------------------------------------------------------ indexing
@@ -734,6 +776,7 @@ class Indexer:
         """Writes the index while this indexer holds the writer lease, follows the writer otherwise."""
         if self.holder is None:
             self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        was_writing = self.writing
         if await asyncio.to_thread(self._take_lease):
             if not self.writing:
                 # Take over where the last writer stopped: what it committed is handed on first, and
@@ -745,18 +788,19 @@ class Indexer:
                 log.info("this gateway writes the index (%s)", self.holder)
             await self.sync_once()
             return
-        if self.writing:
+        if was_writing:
             log.warning("another gateway took over writing the index; following it")
-            self.writing = False
         await self.follow_once()
         self.head = await self.client.block_number()
 
     async def run(self, poll_s: float = 2.0) -> None:
         """Write or follow the index forever; errors are logged and retried on the next poll."""
+        failures = 0
         while True:
             try:
                 await self.step()
                 self.last_error = None
+                failures = 0
             except LeaseLost as exc:
                 log.warning("%s", exc)
             except asyncio.CancelledError:
@@ -764,6 +808,14 @@ class Indexer:
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("indexer sync failed; retrying")
+                failures += 1
+                if self.writing:
+                    # What this process remembers may not be what was committed (a commit whose answer
+                    # was lost): the next step catches up from the database first.
+                    self.writing = False
+                if failures >= WRITER_FAILURES and self._term is not None:
+                    # A writer that cannot index (its RPC is down, say) must not hold everyone's index.
+                    await asyncio.to_thread(self.release)
             try:
                 await asyncio.wait_for(self._wake.wait(), poll_s)
             except TimeoutError:
@@ -777,9 +829,10 @@ class Indexer:
     def _forget(self) -> None:
         with self.engine.begin() as conn:
             self._fence(conn)
-            self._bump_rollbacks(conn, -1)
+            seq = self._log_rollback(conn, -1)
             for table in (*db.DERIVED, db.events, db.cursor):
                 conn.execute(delete(table))
+        self._rolled_back(seq, -1)
 
     async def rebuild(self) -> int:
         """Forget everything and re-index from the deployment block."""

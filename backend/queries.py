@@ -77,6 +77,10 @@ def _result12(result: str) -> str:
     return result[:26].lower()
 
 
+#: Tasks of a job listed one by one in its detail, at most (see job_detail).
+MAX_LISTED_TASKS = 10_000
+
+
 def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(db.jobs).where(db.jobs.c.job_id == job_id)).first()
@@ -127,7 +131,11 @@ def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
         elif e.name == "InputUnavailable":
             unavailable[e.task_id] = max(unavailable.get(e.task_id, 0), a["reports"])
     tasks = []
-    for task_id in range(row.map_tasks + row.reduce_tasks):
+    count = row.map_tasks + row.reduce_tasks
+    # A job may name up to 2**32 tasks for nothing but gas: past a size no dashboard shows whole, only the
+    # tasks something happened to are listed (the others are open, in round 0, with `margin` seats).
+    listed = range(count) if count <= MAX_LISTED_TASKS else sorted(set(by_task) | set(replicas))
+    for task_id in listed:
         t = by_task.get(task_id)
         reps = sorted(replicas[task_id].values(), key=lambda r: (r["round"], r["worker"]))
         if t is not None and t.settled and t.digest:

@@ -39,8 +39,8 @@ class GatewayConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     siwe_domains: set[str] | None = None  # None: the request's Host
     probe_workers: bool = True
-    # Who this gateway is to the others over one database (the index's writer lease); a gateway
-    # restarted under the same name takes its lease straight back. None: a name of its own per process.
+    # Who this gateway is to the others over one database (names the index's writer lease holder,
+    # with the process id). None: the host name.
     instance: str | None = None
     chain_options: dict = field(default_factory=dict)  # ChainClient's fee strategy and L1 pricing
 

@@ -442,21 +442,21 @@ class Follower:
     off everything above the block it kept. It must end equal to the index's own events."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[int, int]] = []
+        self.events: list[tuple[int, int, str]] = []  # (block, log index, transaction): which event, not just where
         self.rollbacks = 0
 
     def __call__(self, rows: list[dict], rolled_back_to: int | None) -> None:
         if rolled_back_to is not None:
             self.rollbacks += 1
             self.events = [e for e in self.events if e[0] <= rolled_back_to]
-        self.events += [(r["block_number"], r["log_index"]) for r in rows]
+        self.events += [(r["block_number"], r["log_index"], r["tx_hash"]) for r in rows]
 
 
-def indexed_events(engine: Engine, after: tuple[int, int] = (-1, -1)) -> list[tuple[int, int]]:
+def indexed_events(engine: Engine, after: tuple = (-1, -1)) -> list[tuple[int, int, str]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(db.events.c.block_number, db.events.c.log_index)
+        rows = conn.execute(select(db.events.c.block_number, db.events.c.log_index, db.events.c.tx_hash)
                             .order_by(db.events.c.block_number, db.events.c.log_index)).all()
-    return [tuple(r) for r in rows if tuple(r) > after]
+    return [tuple(r) for r in rows if tuple(r)[:2] > after[:2]]
 
 
 async def test_two_indexers_over_one_index_one_writes_the_other_follows_and_takes_over(
@@ -522,3 +522,63 @@ async def test_two_indexers_over_one_index_one_writes_the_other_follows_and_take
     assert seen_b.events == indexed_events(b.engine, start)
     assert seen_a.events == indexed_events(a.engine)  # a saw everything, as writer and then as follower
     assert dump(b.engine) == await rebuilt(net, index_db("fresh"))
+
+
+async def test_a_writer_that_lost_its_term_unnoticed_catches_up_before_it_writes_again(
+        net: Chain, index_db: IndexDb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer a stalls past its lease; b takes over, writes, and shuts down (releasing the lease). a's next
+    step finds the lease free again: it must not carry on from its stale cursor and memory as if nothing
+    happened, but take the lease in a new term, hand on what b wrote, and index from where b stopped."""
+    from backend import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "LEASE_S", 1.0)
+    url = index_db("shared")
+    seen_a = Follower()
+    a = Indexer(engine_at(url), net.reader(), on_commit=seen_a)
+    b = Indexer(engine_at(url), net.reader())
+    a.holder, b.holder = "gateway-a", "gateway-b"
+    workers = [net.client(2), net.client(3)]
+    await a.step()
+    await join_pool(net, workers)
+    await a.step()
+    await asyncio.sleep(1.2)  # a stalls: its lease runs out
+    await net.client(1).post_job(params())
+    await b.step()  # b takes over and indexes the job
+    assert b.writing
+    b.release()  # and shuts down cleanly
+    await net.client(4).post_job(params(map_tasks=1))
+    await a.step()
+    assert a.writing
+    assert seen_a.events == indexed_events(a.engine)  # b's events reached a's streams, then a's own
+    assert dump(a.engine) == await rebuilt(net, index_db("fresh"))
+
+
+async def test_a_follower_that_slept_through_two_rollbacks_goes_back_to_the_lower_one(
+        net: Chain, index_db: IndexDb) -> None:
+    """Two reorgs between a follower's looks, the second keeping more than the first: the follower must go
+    back to the lower block, or it would keep the old branch's events there and miss the new one's."""
+    url = index_db("shared")
+    seen = Follower()
+    a = Indexer(engine_at(url), net.reader())
+    b = Indexer(engine_at(url), net.reader(), on_commit=seen)
+    a.holder, b.holder = "gateway-a", "gateway-b"
+    await a.step()
+    await b.step()
+    start = (indexed_events(a.engine) or [(-1, -1)])[-1]
+    first = rpc(net.rpc_url, "evm_snapshot")
+    for i in (2, 3, 4):
+        await net.client(i).stake(ETH)  # the old branch: three blocks with events
+    await a.step()
+    await b.step()
+    assert seen.events  # b has followed the old branch
+    rpc(net.rpc_url, "evm_revert", first)
+    await net.client(5).stake(ETH)
+    second = rpc(net.rpc_url, "evm_snapshot")
+    await net.client(6).stake(ETH)
+    await a.step()  # rollback 1: back to the fork, then the new branch
+    rpc(net.rpc_url, "evm_revert", second)
+    await net.client(7).stake(ETH)
+    rpc(net.rpc_url, "evm_mine")
+    await a.step()  # rollback 2 keeps more than rollback 1 did
+    await b.step()  # b looks only now
+    assert seen.rollbacks == 1 and seen.events == indexed_events(a.engine, start)
