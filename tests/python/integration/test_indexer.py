@@ -582,3 +582,16 @@ async def test_a_follower_that_slept_through_two_rollbacks_goes_back_to_the_lowe
     await a.step()  # rollback 2 keeps more than rollback 1 did
     await b.step()  # b looks only now
     assert seen.rollbacks == 1 and seen.events == indexed_events(a.engine, start)
+
+
+async def test_a_job_with_uint32_extremes_is_indexed_on_both_databases(net: Chain, index_db: IndexDb) -> None:
+    """A job may carry any uint32 the market accepts; PostgreSQL's INTEGER is 32-bit signed, and one such
+    job must not stop the index (it did: 'integer out of range' on every retry)."""
+    big = 2**31 + 7
+    job_id = (await net.client(1).post_job(params(lease_duration=big, max_rounds=1, extra_seats=0,
+                                                  job_timeout=big + 400))).events_named("JobPosted")[0].job_id
+    engine = engine_at(index_db("idx"))
+    await Indexer(engine, net.reader()).sync_once()
+    with engine.connect() as conn:
+        assert conn.execute(select(db.jobs.c.lease_duration).where(db.jobs.c.job_id == job_id)).scalar_one() == big
+    assert len(queries.job_detail(engine, job_id)["tasks_detail"]) == 3
