@@ -447,11 +447,26 @@ def test_openapi_contract_holds_under_fuzzing(quiet_net, tmp_path: Path) -> None
 
 # ------------------------------------------------------------------ the indexer survives kill -9
 
-def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(devnet: Devnet, tmp_path: Path,
-                                                                            index_db) -> None:
+def rebuilt_index(devnet: Devnet, url: str) -> dict:
+    """The devnet's index rebuilt from its deployment block into the empty database at ``url``, dumped."""
     from backend import db
     from backend.indexer import Indexer
     from shardex.chain import ChainClient, Deployment
+    from tests.python.integration.test_indexer import dump
+
+    async def rebuild() -> dict:
+        engine = db.make_engine(url)
+        deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
+        async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
+            await Indexer(engine, chain).rebuild()
+        return dump(engine)
+
+    return asyncio.run(rebuild())
+
+
+def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(devnet: Devnet, tmp_path: Path,
+                                                                            index_db) -> None:
+    from backend import db
     from tests.python.integration.test_indexer import dump
 
     src = tmp_path / "in.txt"
@@ -492,15 +507,8 @@ def test_gateway_killed_repeatedly_while_jobs_settle_ends_equal_to_a_rebuild(dev
     finally:
         gw.stop()
 
-    async def rebuild() -> dict:
-        engine = db.make_engine(index_db("rebuilt"))
-        deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
-        async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
-            await Indexer(engine, chain).rebuild()
-        return dump(engine)
-
     survived = dump(db.make_engine(index_url))
-    assert survived["events"] and survived == asyncio.run(rebuild())
+    assert survived["events"] and survived == rebuilt_index(devnet, index_db("rebuilt"))
 
 
 def test_result_of_a_job_the_chain_completed_before_the_index_did(devnet: Devnet, tmp_path: Path) -> None:
@@ -534,8 +542,6 @@ def test_two_gateways_over_postgresql_lose_nothing_when_the_writer_is_killed_mid
     survivor before the kill carries every event of the jobs once, in chain order, and the index
     equals a rebuild from the chain."""
     from backend import db
-    from backend.indexer import Indexer
-    from shardex.chain import ChainClient, Deployment
     from tests.python.integration.test_indexer import dump
 
     index = postgres_cluster.create_database(f"failover_{os.getpid()}")
@@ -594,12 +600,6 @@ def test_two_gateways_over_postgresql_lose_nothing_when_the_writer_is_killed_mid
         if writer.proc.poll() is None:
             writer.stop()
 
-    async def rebuild() -> dict:
-        engine = db.make_engine(postgres_cluster.create_database(f"failover_rebuilt_{os.getpid()}"))
-        deployment = Deployment.from_json({k: devnet.info[k] for k in ("chain_id", "market", "registry", "block")})
-        async with ChainClient(devnet.info["rpc_url"], deployment) as chain:
-            await Indexer(engine, chain).rebuild()
-        return dump(engine)
-
     survived = dump(db.make_engine(index))
-    assert survived["events"] and survived == asyncio.run(rebuild())
+    assert survived["events"] and survived == rebuilt_index(
+        devnet, postgres_cluster.create_database(f"failover_rebuilt_{os.getpid()}"))
