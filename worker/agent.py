@@ -647,10 +647,25 @@ class Agent:
             if len(self.running) >= self.opts.max_tasks:
                 break  # drawn for more than it runs at once: the rest wait their turn (leases permitting)
             job = self.jobs[row.job_id]
-            inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, await self.state.settled(row.job_id))
+            m = len(job.spec.map_shards)
+            settled = await (self._map_digests(row.job_id, m) if row.task_id >= m else self.state.settled(row.job_id))
+            if row.task_id >= m and any(t not in settled for t in range(m)):
+                continue  # a reduce seat before this worker knows every map result: a later tick
+            inp = TaskInput(row.job_id, row.task_id, row.round, job.spec, settled)
             task = asyncio.create_task(self._compute(inp))
             self.running[key] = task
             task.add_done_callback(lambda _t, key=key: self._task_ended(key))
+
+    async def _map_digests(self, job_id: int, map_tasks: int) -> dict[int, bytes]:
+        """The job's settled task digests as this worker recorded them from TaskSettled events. Any map
+        task's it lacks (the event was on blocks a chain restart or a reorg took away, and came again
+        where this worker no longer looked) are read back from the chain, the source of truth."""
+        settled = await self.state.settled(job_id)
+        if all(t in settled for t in range(map_tasks)):
+            return settled
+        for e in await self.chain.events(names=["TaskSettled"], job_id=job_id):
+            await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
+        return await self.state.settled(job_id)
 
     def _task_ended(self, key: tuple[int, int, int]) -> None:
         self.running.pop(key, None)
@@ -715,6 +730,12 @@ class Agent:
                 self._unfetchable[key] = (asyncio.get_running_loop().time(), str(exc)[:300])
             log.warning("job %d task %d: compute failed, will retry: %s", inp.job_id, inp.task_id, exc)
             await asyncio.sleep(1.0)
+            return
+        except Exception:
+            # A bug, not the program's outcome: commit nothing, say so once per try, and retry
+            # at a walk rather than on every tick.
+            log.exception("job %d task %d: computing it failed unexpectedly; will retry", inp.job_id, inp.task_id)
+            await asyncio.sleep(5.0)
             return
         finally:
             if lease is not None:

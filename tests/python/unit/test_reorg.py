@@ -129,3 +129,24 @@ async def test_a_worker_reveals_a_win_only_once_it_is_confirmations_deep(state: 
     await settlement.reveal(now=0)
     assert chain.revealed == [0]
     assert (await state.replica(1, 0, 0)).status == "revealed"
+
+
+async def test_a_reduce_seat_reads_back_map_results_the_worker_lost_track_of(state: AsyncState) -> None:
+    """A chain restart took away the block whose TaskSettled told this worker a map result, and the event
+    came again where it no longer looked: before computing a reduce seat it reads the results back from
+    the chain instead of failing on a missing input (a chaos run spun on KeyError for minutes)."""
+    from shardex.chain.models import TaskSettled
+    from worker.agent import Agent
+
+    await state.set_settled(1, 1, 0, b"\x01" * 32)  # map task 0's result is missing locally
+    asked = []
+
+    class Chain:
+        async def events(self, names=None, job_id=None):
+            asked.append((tuple(names), job_id))
+            return [TaskSettled(7, "0x", 0, job_id=1, task_id=t, round=0, digest=bytes([t]) * 32) for t in (0, 1)]
+
+    me = SimpleNamespace(state=state, chain=Chain())
+    digests = await Agent._map_digests(me, 1, 2)
+    assert digests == {0: b"\x00" * 32, 1: b"\x01" * 32} and asked == [(("TaskSettled",), 1)]
+    assert await Agent._map_digests(me, 1, 2) == digests and len(asked) == 1  # known now: no second read
