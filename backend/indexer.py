@@ -30,9 +30,10 @@ decides how soon a dead writer is replaced, never whether two can write.
 The gateways that do not write *follow*: they read the cursor and the events
 the writer committed, in order, and hand them to ``on_commit`` exactly as the
 writer does, so live streams and caches on every gateway see every event once.
-A rollback (a reorg, another chain) bumps a counter in the lease row in the
+A rollback (a reorg, another chain) is logged (``db.rollback_log``) in the
 same transaction that deletes the events, so a follower notices it even when
-new events were indexed above the fork before its next look.
+new events were indexed above the fork before its next look, and goes back
+to the lowest block kept by every rollback since.
 
 The database calls are synchronous SQLAlchemy Core (short transactions); the
 chain calls are async.
@@ -259,12 +260,6 @@ class Derivation:
         return jobs, tasks
 
 
-def derive(job_events: Iterable[Any]) -> tuple[dict[int, dict], dict[tuple[int, int], dict]]:
-    """Jobs and tasks rows computed from all of these events at once."""
-    d = Derivation().feed(job_events)
-    return d.jobs, d.tasks
-
-
 def derive_members(pool_events: Iterable[Any]) -> dict[str, dict]:
     """Members rows computed from WorkerPool events (rows of ``db.events``) in chain order."""
     members: dict[str, dict] = {}
@@ -297,24 +292,26 @@ def derive_members(pool_events: Iterable[Any]) -> dict[str, dict]:
     return members
 
 
-def recompute(conn: Connection, job_ids: Iterable[int]) -> None:
-    """Replace the derived rows of ``job_ids`` with ones computed from the events table."""
+def recompute(conn: Connection, job_ids: Iterable[int]) -> Derivation:
+    """Replace the derived rows of ``job_ids`` with ones computed from all of their events; returns
+    the derivation, to be fed what comes next."""
+    d = Derivation()
     ids = sorted(set(job_ids))
     for start in range(0, len(ids), 500):
         part = ids[start:start + 500]
         conn.execute(delete(db.tasks).where(db.tasks.c.job_id.in_(part)))
         conn.execute(delete(db.jobs).where(db.jobs.c.job_id.in_(part)))
-        rows = conn.execute(
-            select(db.events.c.block_number, db.events.c.block_time, db.events.c.name, db.events.c.job_id,
-                   db.events.c.task_id, db.events.c.args_json, db.events.c.view_json)
+        d.feed(conn.execute(
+            select(db.events.c.block_number, db.events.c.log_index, db.events.c.block_time, db.events.c.name,
+                   db.events.c.job_id, db.events.c.task_id, db.events.c.args_json, db.events.c.view_json)
             .where(db.events.c.job_id.in_(part))
-            .order_by(db.events.c.block_number, db.events.c.log_index))
-        jobs, tasks = derive(rows)
-        if jobs:
-            conn.execute(insert(db.jobs), list(jobs.values()))
-        tasks_rows = [t for t in tasks.values() if t["job_id"] in jobs]
+            .order_by(db.events.c.block_number, db.events.c.log_index)))
+        jobs_rows, tasks_rows = d.take_dirty()  # this part's jobs: those posted in the indexed range
+        if jobs_rows:
+            conn.execute(insert(db.jobs), jobs_rows)
         if tasks_rows:
             conn.execute(insert(db.tasks), tasks_rows)
+    return d
 
 
 def recompute_members(conn: Connection, accounts: Iterable[str]) -> None:
@@ -439,10 +436,7 @@ class Indexer:
         aborts the write (LeaseLost) when that term is over. Unfenced without a holder."""
         if self.holder is None:
             return
-        t = db.writer_lease
-        renewed = conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
-                               .values(expires_at=time.time() + LEASE_S)).rowcount
-        if renewed != 1:
+        if not self._renew(conn):
             self.writing, self._term = False, None
             raise LeaseLost(f"{self.holder} no longer holds the index's writer lease")
 
@@ -453,9 +447,7 @@ class Indexer:
         t = db.writer_lease
         now = time.time()
         with self.engine.begin() as conn:
-            if self._term is not None and conn.execute(
-                    update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
-                    .values(expires_at=now + LEASE_S)).rowcount == 1:
+            if self._term is not None and self._renew(conn):
                 return True
             if conn.execute(update(t).where(t.c.id == 1, t.c.expires_at < now)
                             .values(holder=self.holder, expires_at=now + LEASE_S, term=t.c.term + 1)).rowcount:
@@ -464,6 +456,12 @@ class Indexer:
                 return True
         self._term, self.writing = None, False
         return False
+
+    def _renew(self, conn: Connection) -> bool:
+        """Extends the lease if this indexer holds it, in the term it took it in."""
+        t = db.writer_lease
+        return conn.execute(update(t).where(t.c.id == 1, t.c.holder == self.holder, t.c.term == self._term)
+                            .values(expires_at=time.time() + LEASE_S)).rowcount == 1
 
     def release(self) -> None:
         """Gives the lease up (a clean shutdown, or a writer that keeps failing), so another gateway
@@ -753,21 +751,12 @@ class Indexer:
                 for start in range(0, len(dirty), 500):
                     conn.execute(delete(db.tasks).where(db.tasks.c.job_id == job_id,
                                                         db.tasks.c.task_id.in_(dirty[start:start + 500])))
+                if jobs_rows:
+                    conn.execute(insert(db.jobs), jobs_rows)
+                if tasks_rows:
+                    conn.execute(insert(db.tasks), tasks_rows)
             else:  # the whole history, this chunk's events included (the transaction sees them)
-                d = Derivation().feed(conn.execute(
-                    select(db.events.c.block_number, db.events.c.log_index, db.events.c.block_time,
-                           db.events.c.name, db.events.c.job_id, db.events.c.task_id, db.events.c.args_json,
-                           db.events.c.view_json)
-                    .where(db.events.c.job_id == job_id)
-                    .order_by(db.events.c.block_number, db.events.c.log_index)))
-                d.take_dirty()
-                jobs_rows, tasks_rows = list(d.jobs.values()), list(d.tasks.values())
-                conn.execute(delete(db.tasks).where(db.tasks.c.job_id == job_id))
-                conn.execute(delete(db.jobs).where(db.jobs.c.job_id == job_id))
-            if jobs_rows:
-                conn.execute(insert(db.jobs), jobs_rows)
-            if tasks_rows:
-                conn.execute(insert(db.tasks), tasks_rows)
+                d = recompute(conn, [job_id])
             self._derivations[job_id] = d
             while len(self._derivations) > DERIVATIONS_KEPT:
                 self._derivations.popitem(last=False)
