@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import signal
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,7 @@ from worker.metrics import WorkerMetrics
 from worker.options import WorkerOptions
 from worker.runtime import TaskRuntime
 from worker.settlement import Settlement
+from worker.shedding import QueuedSeat, seats_to_shed
 from worker.state import AsyncState
 from worker.tasks import TaskInput, compute
 
@@ -117,6 +118,7 @@ class Agent:
         self._ticked_head = -1
         self._ticked_at = 0.0
         self._holding = True
+        self._retry = True  # the last tick failed (or none ran yet): the next poll ticks in full
         self._wake = asyncio.Event()
         self.refused: dict[int, str] = {}  # job -> why this worker will not take it (GET /shardex/worker)
         self._last_failure: str | None = None
@@ -131,6 +133,9 @@ class Agent:
         self.jobs: dict[int, _Job] = {}
         self.providers = Providers(timeout=10)
         self.others_seats: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
+        #: Who ever sat on each (job, task), and who committed on each job: where a queued seat may go (shedding).
+        self.seated_in: dict[tuple[int, int], set[str]] = defaultdict(set)
+        self.committers: dict[int, set[str]] = defaultdict(set)
         #: Tasks whose seats may need drawing, per job (a draw says when not).
         self.draw_wanted: dict[int, set[int]] = defaultdict(set)
         #: Seconds a task of each job took here (moving average): how many seats fit in a lease.
@@ -222,29 +227,36 @@ class Agent:
             raise
         except Exception as exc:  # noqa: BLE001 - see the docstring: nothing transient may end the agent
             self._tick_failures += 1
-            self._holding = True  # whatever the failed tick left undone is done by the next full one
+            self._retry = True  # whatever the failed tick left undone is done by the next full one
             kind = f"{type(exc).__name__}: {exc}"[:300]
             if kind != self._last_failure:
                 self._last_failure = kind
                 log.warning("tick failed (%s); retrying with backoff", kind,
                             exc_info=self._tick_failures == 1 and not isinstance(exc, NonceTaken))
             return min(30.0, self.opts.poll_interval * 2 ** min(self._tick_failures, 8))
+        self._retry = False
         if self._tick_failures:
             log.info("tick recovered after %d failures", self._tick_failures)
         self._tick_failures, self._last_failure = 0, None
         return self.opts.poll_interval
 
     async def _tick_due(self) -> bool:
-        """Whether a full tick has anything to do. A worker with no seats and no
-        running task only has news when the chain has a new block (a job, a
-        draw, a no-show to slash all arrive as events) or a local timer runs
-        out, so it asks the node one cheap question per poll instead of a
-        tick's dozen queries: an idle worker costs next to nothing."""
+        """Whether a full tick has anything to do. Between ticks a worker only
+        has news when the chain has a new block (a job, a draw, a commit, a
+        no-show to slash, and chain time itself all arrive with blocks), a task
+        of its own ended (``_wake``) or a local timer runs out, so it asks the
+        node one cheap question per poll instead of a tick's dozen queries: an
+        idle worker costs next to nothing, and a busy one leaves its CPU to
+        the tasks it runs (a tick every poll while a task ran took a third of
+        a core from them)."""
         loop_time = asyncio.get_running_loop().time()
-        if self._holding or self._wake.is_set() or self.running:
+        if self._retry or self._wake.is_set():
             return True
-        if loop_time - self._ticked_at >= self.opts.idle_tick_s:
-            return True  # a safety net: retries that wait on nothing on chain (a spec not served yet)
+        # A safety net for what waits on the wall clock, not the chain: an
+        # input retried before it is reported unfetchable, a spec not served yet.
+        every = self.opts.busy_tick_s if self._holding or self.running else self.opts.idle_tick_s
+        if loop_time - self._ticked_at >= every:
+            return True
         if any(self._ticked_at < until <= loop_time for until in self._draw_backoff.values()):
             return True
         if await self.heads.latest() != self._ticked_head:
@@ -426,6 +438,8 @@ class Agent:
         self.jobs.clear()
         self.refused.clear()
         self.others_seats.clear()
+        self.seated_in.clear()
+        self.committers.clear()
         self.draw_wanted.clear()
         self._draw_phase.clear()
         self._draw_backoff.clear()
@@ -445,12 +459,15 @@ class Agent:
         elif isinstance(e, TaskSettled):
             await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
         elif isinstance(e, TaskAssigned):
+            self.seated_in[(e.job_id, e.task_id)].add(e.worker)
             if e.worker == self.address:
                 if await self.state.replica(e.job_id, e.task_id, e.round) is None:
                     await self.state.upsert(e.job_id, e.task_id, e.round, "assigned", lease_deadline=e.lease_deadline)
             else:
                 self.others_seats[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
         elif isinstance(e, (ResultCommitted, TaskDeclined)):
+            if isinstance(e, ResultCommitted) and e.worker != self.address:
+                self.committers[e.job_id].add(e.worker)
             for key in [k for k in self.others_seats if k[:2] == (e.job_id, e.task_id)]:
                 self.others_seats[key].pop(e.worker, None)
             if isinstance(e, TaskDeclined):
@@ -569,6 +586,7 @@ class Agent:
         is slashed."""
         by_job: dict[int, list] = defaultdict(list)
         queued = 0  # seats waiting to start, in the order they will start
+        queue = []
         for row in await self.state.replicas("assigned"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or key in self._undeclinable:
@@ -585,6 +603,9 @@ class Agent:
                     by_job[row.job_id].append(row)
                     continue
             queued += 1
+            queue.append(row)
+        for seat in self._seats_to_shed(queue, now):
+            by_job[seat.job_id].append(seat)
         for job_id, rows in by_job.items():
             try:
                 await self.chain.decline(job_id, [r.task_id for r in rows])
@@ -602,7 +623,31 @@ class Agent:
                 await self.state.upsert(job_id, row.task_id, row.round, "declined")
             self.metrics.replicas["declined"] += len(rows)
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
-                     self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time"))
+                     self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time, or queued while a peer is less busy"))
+
+    def _seats_to_shed(self, queue: list, now: int) -> list:
+        """Queued seats to give back because a peer working on the same jobs is clearly less busy
+        (see worker/shedding.py); only seats still inside their decline window."""
+        if not queue:
+            return []
+        peers: Counter[str] = Counter()
+        for seats in self.others_seats.values():
+            peers.update(seats.keys())
+        declinable = []
+        for row in queue:
+            job = self.jobs.get(row.job_id)
+            if job is None or not row.lease_deadline:
+                continue
+            lease = job.info.lease_duration
+            if now < row.lease_deadline - lease + lease // 4 - 2:  # a little before the window closes
+                declinable.append(row)
+        seats = [QueuedSeat(r.job_id, r.task_id, r.round) for r in declinable]
+        shed = set(seats_to_shed(seats, len(queue) + len(self.running), peers,
+                                 {j: self.committers[j] for j in {r.job_id for r in declinable}}, self.seated_in))
+        if shed:
+            log.info("giving back %d queued seats to less busy peers: %s", len(shed),
+                     sorted((s.job_id, s.task_id) for s in shed))
+        return [r for r in declinable if QueuedSeat(r.job_id, r.task_id, r.round) in shed]
 
     async def _report_unfetchable(self, now: int, loop_time: float) -> None:
         """Seats whose input nobody could deliver, after retrying for half the

@@ -46,6 +46,8 @@ class WorkerOptions:
     #: With no seats held and no news on chain, a full tick at least this often
     #: (each poll in between is one eth_blockNumber).
     idle_tick_s: float = 5.0
+    #: Holding seats or running tasks, with no new block and no task ended: a full tick at least this often.
+    busy_tick_s: float = 1.0
     #: Learn of new blocks by subscription (eth_subscribe over the RPC address's
     #: WebSocket) where the node offers it; polling otherwise.
     follow_heads: bool = True

@@ -160,7 +160,7 @@ async def test_an_idle_agent_asks_only_for_the_head_until_there_is_news(tmp_path
     agent.chain = Chain()
     agent.heads.poll = agent.chain.block_number
     loop_time = asyncio.get_running_loop().time
-    agent._holding, agent._ticked_head, agent._ticked_at = False, 10, loop_time()
+    agent._holding, agent._retry, agent._ticked_head, agent._ticked_at = False, False, 10, loop_time()
     assert [await agent._tick_due() for _ in range(3)] == [False] * 3
     assert asked == ["eth_blockNumber"] * 3  # and nothing else: no logs, no views, no SQLite
     head[0] = 11
@@ -176,5 +176,44 @@ async def test_an_idle_agent_asks_only_for_the_head_until_there_is_news(tmp_path
     agent._ticked_at = loop_time() - agent.opts.idle_tick_s
     assert await agent._tick_due()  # the safety net
     agent._ticked_at, agent._holding = loop_time(), True
-    assert await agent._tick_due()  # seats held: every poll is a full tick, as before
+    assert not await agent._tick_due()  # seats held, a task running, nothing new: still one question
+    agent.running[(1, 0, 0)] = None
+    assert not await agent._tick_due()
+    agent._ticked_at = loop_time() - agent.opts.busy_tick_s
+    assert await agent._tick_due()  # holding seats, the safety net comes sooner
+    agent._ticked_at, agent._retry = loop_time(), True
+    assert await agent._tick_due()  # the last tick failed: what it left undone is done now
+    await agent.state.close()
+
+
+async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle_peer(tmp_path: Path) -> None:
+    """r = 1, two workers: this one holds six seats of job 1, the peer committed its own and holds none.
+    The tail of the queue is declined (redrawn, never to this worker) until the two are about even."""
+    from types import SimpleNamespace
+
+    agent = Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, max_tasks=1))
+    declined: list[tuple[int, list[int]]] = []
+
+    class Chain:
+        async def decline(self, job_id: int, task_ids: list[int]) -> None:
+            declined.append((job_id, list(task_ids)))
+    agent.chain = Chain()
+    now, peer = 1_000, "0x" + "4" * 40
+    agent.jobs[1] = SimpleNamespace(info=SimpleNamespace(lease_duration=400))
+    await agent.state.set_job(1, "accepted")
+    for task_id in range(6):
+        await agent.state.upsert(1, task_id, 0, "assigned", lease_deadline=now + 400)
+        agent.seated_in[(1, task_id)].add(agent.address)
+    agent.running[(1, 0, 0)] = None
+    await agent._decline_refused(now)
+    assert declined == []  # the peer never committed on the job: it may be gone
+    agent.committers[1].add(peer)
+    agent.others_seats[(1, 7, 0)][peer] = now + 400  # it holds one seat still
+    await agent._decline_refused(now)
+    # 6 vs 1 -> 5 vs 2 -> 4 vs 3: seats 5 and 4 go; seats past their decline window would stay.
+    assert declined == [(1, [4, 5])]
+    declined.clear()
+    await agent.state.upsert(1, 3, 0, "assigned", lease_deadline=now + 400)
+    await agent._decline_refused(now + 99)  # the decline window (a quarter of the lease) is about to close
+    assert declined == []
     await agent.state.close()
