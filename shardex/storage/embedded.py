@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from shardex.storage import importer, reader
 from shardex.storage.blockstore import BlockStore
-from shardex.storage.cid import CID
+from shardex.storage.cid import CID, RAW
 from shardex.storage.errors import BlockNotFound, StoreError, UnsupportedDag
 
 
@@ -155,6 +156,53 @@ class EmbeddedStore:
 
     async def get(self, cid: CID | str, out: Path) -> None:
         await asyncio.to_thread(self.get_sync, cid, out)
+
+    def leaf_paths_sync(self, cid: CID | str) -> list[Path] | None:
+        """The block files that hold a file's bytes, in order, each verified on the way, when all of
+        its bytes lie in raw leaves (as this importer, and ``ipfs add --raw-leaves``, cut a file);
+        None when some bytes sit inside dag-pb nodes or the CID is a directory: those need a copy."""
+        cid = CID.parse(cid)
+        block = self.blocks.get(cid)
+        if cid.codec == RAW:
+            return [self.blocks.path(cid)]
+        if reader.kind(cid, block) != "file":
+            return None
+        node = reader.parse_node(cid, block)
+        if node.data.data:
+            return None
+        paths: list[Path] = []
+        for link in node.links:
+            below = self.leaf_paths_sync(link.cid)
+            if below is None:
+                return None
+            paths.extend(below)
+        return paths
+
+    def stage_sync(self, cid: CID | str, out: Path) -> None:
+        """Put a file's bytes where a task reads them, without copying them where it can: a file of
+        one raw leaf becomes a hard link of that block at ``out``; a file of several, a directory
+        ``out`` of hard links named in order (``000000``, ``000001``, ...), which the task runner
+        reads as their concatenation. Every block is verified first. Blocks are never written in
+        place (a new block is a new file), so a link cannot change under the task, and the task's
+        view of its directory is read-only. Anything else (or a filesystem that refuses links) is
+        written out as ``get_sync`` does."""
+        out = Path(out)
+        paths = self.leaf_paths_sync(cid)
+        if paths is not None:
+            try:
+                if len(paths) == 1:
+                    os.link(paths[0], out)
+                else:
+                    out.mkdir()
+                    for i, path in enumerate(paths):
+                        os.link(path, out / f"{i:06d}")
+                return
+            except OSError:
+                shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        self.get_sync(cid, out)
+
+    async def stage(self, cid: CID | str, out: Path) -> None:
+        await asyncio.to_thread(self.stage_sync, cid, out)
 
     # ------------------------------------------------------------ pins and GC
 

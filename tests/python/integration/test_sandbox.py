@@ -384,3 +384,41 @@ async def test_a_sandboxed_gpu_process_is_held_to_its_lease(tmp_path: Path, sand
     pool.release(lease, roots)
     await asyncio.sleep(0.1)
     assert pool.reap() == [lease] or pool.state(lease) is None
+
+
+async def test_a_program_cannot_change_the_store_blocks_its_input_is_linked_to(tmp_path: Path, sandbox) -> None:
+    """Inputs are staged as hard links of the worker's own verified blocks (no copy): a program that
+    finds them and tries to write, truncate, rename or delete them changes nothing in the store."""
+    from shardex.storage import EmbeddedStore
+    from shardex.storage.importer import CHUNK_SIZE
+
+    store = EmbeddedStore(tmp_path / "store")
+    data = bytes(i % 251 for i in range(3 * CHUNK_SIZE))
+    cid = store.add_bytes_sync(data)
+    files = _files(tmp_path, """
+        import os
+        def attempt(fn):
+            try:
+                fn()
+                return "OK"
+            except OSError as e:
+                return type(e).__name__
+        def map(record):
+            part = "input/000000"  # the task's directory is its working directory
+            yield "write", attempt(lambda: open(part, "r+b").write(b"pwned"))
+            yield "truncate", attempt(lambda: os.truncate(part, 0))
+            yield "chmod", attempt(lambda: os.chmod(part, 0o666))
+            yield "rename", attempt(lambda: os.rename(part, "input/x"))
+            yield "unlink", attempt(lambda: os.unlink(part))
+        def reduce(key, values):
+            yield key, values
+    """)
+    (files["scratch"] / "input").unlink()
+    store.stage_sync(cid, files["scratch"] / "input")
+    result = await run_program(**files, sandbox=sandbox, limits=TaskLimits(memory_mb=1024, timeout_s=60))
+    assert result.error is None, result.error
+    found = dict(json.loads(line) for line in result.outputs[0].read_text().splitlines())
+    assert sorted(found) == ["chmod", "rename", "truncate", "unlink", "write"]
+    # Refused (a read-only view: OSError for EROFS, or PermissionError), not missing, never done.
+    assert {outcome for outcomes in found.values() for outcome in outcomes} <= {"OSError", "PermissionError"}, found
+    assert b"".join(store.cat_sync(cid)) == data  # every block still verifies, the bytes unchanged

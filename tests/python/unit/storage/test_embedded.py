@@ -175,3 +175,54 @@ def test_only_hash_stores_nothing(tmp_path: Path) -> None:
     f.write_bytes(pattern(CHUNK_SIZE + 5))
     assert hash_path(f).digest != hashlib.sha256(f.read_bytes()).digest()  # a DAG root, not the file hash
     assert not (tmp_path / "store").exists()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 4 * CHUNK_SIZE + 3))
+def test_staging_links_the_stores_own_blocks_and_the_runner_reads_them_as_the_file(tmp_path_factory, size: int) -> None:
+    """Zero copy: a file of raw leaves is staged as hard links of its verified blocks (one leaf: a
+    link at the path; several: a directory of links in order), which the task runner reads back as
+    exactly the file's bytes."""
+    from shardex.programs.run import _read
+
+    tmp = tmp_path_factory.mktemp("stage")
+    store = EmbeddedStore(tmp / "store")
+    data = os.urandom(size)
+    cid = store.add_bytes_sync(data)
+    out = tmp / "input"
+    store.stage_sync(cid, out)
+    assert _read(str(out)) == data
+    staged = sorted(out.iterdir()) if out.is_dir() else [out]
+    assert len(staged) == max(1, -(-size // CHUNK_SIZE))
+    leaves = {os.stat(p).st_ino for p in store.leaf_paths_sync(cid)}
+    assert {os.stat(p).st_ino for p in staged} == leaves  # the same files, not copies
+
+
+def test_a_file_with_bytes_inside_dag_pb_nodes_is_staged_as_a_copy(store: EmbeddedStore, tmp_path: Path) -> None:
+    """Kubo's default (CIDv0) puts a file's bytes inside dag-pb leaves: no block is the bytes alone."""
+    from shardex.storage.dagpb import Link, PBNode, UnixFSData, encode_node
+
+    parts = [b"first half\n", b"second half\n"]
+    leaves = []
+    for part in parts:
+        block = encode_node(PBNode([], UnixFSData(FILE, data=part, filesize=len(part))))
+        leaf = CID.of(DAG_PB, block)
+        store.blocks.put(leaf, block)
+        leaves.append(Link(leaf, "", len(block)))
+    root_block = encode_node(PBNode(leaves, UnixFSData(FILE, filesize=sum(map(len, parts)),
+                                                       blocksizes=[len(p) for p in parts])))
+    root = CID.of(DAG_PB, root_block)
+    store.blocks.put(root, root_block)
+    assert store.leaf_paths_sync(root) is None
+    store.stage_sync(root, tmp_path / "input")
+    assert (tmp_path / "input").read_bytes() == b"".join(parts)
+    assert os.stat(tmp_path / "input").st_nlink == 1
+
+
+def test_staging_a_damaged_block_stages_nothing(store: EmbeddedStore, tmp_path: Path) -> None:
+    cid = store.add_bytes_sync(pattern(3 * CHUNK_SIZE))
+    victim = store.leaf_paths_sync(cid)[1]
+    victim.write_bytes(b"rot" + victim.read_bytes()[3:])
+    with pytest.raises(BlockCorrupted):
+        store.stage_sync(cid, tmp_path / "input")
+    assert not (tmp_path / "input").exists()
