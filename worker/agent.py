@@ -152,6 +152,8 @@ class Agent:
         self.colocation = None
         self.online_url: str | None = None
         self._preempted: set[tuple[int, int, int]] = set()
+        #: The input of the next seat in line, moving while the running tasks compute (one at a time).
+        self._prefetch: tuple[tuple[int, int, int], asyncio.Task] | None = None
         #: Seats whose input no provider could deliver: (loop time of the first failure, why).
         self._unfetchable: dict[tuple[int, int, int], tuple[float, str]] = {}
         if opts.online_slo_ms is not None:
@@ -197,6 +199,8 @@ class Agent:
                 await self._online_server.stop()
             for task in self.running.values():
                 task.cancel()
+            if self._prefetch is not None:
+                self._prefetch[1].cancel()
             await self._outputs_server.stop()
             await self.providers.aclose()
             await self.chain.aclose()
@@ -690,7 +694,10 @@ class Agent:
             if key in self.running or row.job_id not in self.jobs:
                 continue
             if len(self.running) >= self.opts.max_tasks:
-                break  # drawn for more than it runs at once: the rest wait their turn (leases permitting)
+                # Drawn for more than it runs at once: the rest wait their turn (leases permitting),
+                # and the next one's input moves meanwhile.
+                self._prefetch_input(key)
+                break
             job = self.jobs[row.job_id]
             m = len(job.spec.map_shards)
             settled = await (self._map_digests(row.job_id, m) if row.task_id >= m else self.state.settled(row.job_id))
@@ -700,6 +707,26 @@ class Agent:
             task = asyncio.create_task(self._compute(inp))
             self.running[key] = task
             task.add_done_callback(lambda _t, key=key: self._task_ended(key))
+
+    def _prefetch_input(self, key: tuple[int, int, int]) -> None:
+        """Fetch (and verify) the program and map shard of the seat that starts next, while the running
+        tasks compute, so that its slot does not sit waiting on the network when its turn comes. One
+        at a time; a failure only means the task fetches (and reports) it itself."""
+        if self._prefetch is not None and (self._prefetch[0] == key or not self._prefetch[1].done()):
+            return
+        job = self.jobs[key[0]]
+        if key[1] >= len(job.spec.map_shards):
+            return  # a reduce seat's inputs are partitions, small and spread over many providers
+        self._prefetch = (key, asyncio.create_task(self._fetch_ahead(job, key[1])))
+
+    async def _fetch_ahead(self, job: _Job, task_id: int) -> None:
+        try:
+            fetcher = await self.fetcher(str(job.info.requester))
+            if job.spec.program_cid:
+                await fetcher.fetch(job.spec.program_cid)
+            await fetcher.fetch(job.spec.map_shards[task_id])
+        except (StoreError, OSError) as exc:
+            log.debug("prefetch of job %d task %d failed (the task will fetch it): %s", job.info.job_id, task_id, exc)
 
     async def _map_digests(self, job_id: int, map_tasks: int) -> dict[int, bytes]:
         """The job's settled task digests as this worker recorded them from TaskSettled events. Any map
@@ -717,6 +744,9 @@ class Agent:
         self._wake.set()  # its result is to be committed, or its seat retried: tick now
 
     async def _compute(self, inp: TaskInput) -> None:
+        ahead = self._prefetch
+        if ahead is not None and ahead[0] == (inp.job_id, inp.task_id, inp.round) and not ahead[1].done():
+            await asyncio.shield(ahead[1])  # its input is on the way: wait for it rather than fetch it twice
         fetcher = await self.fetcher(str(self.jobs[inp.job_id].info.requester))
         lease, pids = None, []
         res = inp.spec.resources

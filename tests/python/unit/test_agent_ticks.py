@@ -217,3 +217,37 @@ async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle
     await agent._decline_refused(now + 99)  # the decline window (a quarter of the lease) is about to close
     assert declined == []
     await agent.state.close()
+
+
+async def test_the_next_seats_shard_is_fetched_while_the_running_task_computes(tmp_path: Path) -> None:
+    """max_tasks 1, two seats: while the first computes, the second's program and shard are fetched,
+    once; a reduce seat's inputs (partitions of every map task) are left to the task itself."""
+    from types import SimpleNamespace
+
+    from shardex.jobs import JobSpec
+    from worker.agent import _Job
+
+    agent = Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, max_tasks=1))
+    fetched: list[str] = []
+
+    class Fetcher:
+        async def fetch(self, cid: str) -> None:
+            fetched.append(cid)
+
+    async def fetcher(requester=None):
+        return Fetcher()
+    agent.fetcher = fetcher
+    spec = JobSpec(program=None, program_cid="program", params={}, map_shards=["shard-0", "shard-1"],
+                   reduce_shards=1, input_bytes=2)
+    agent.jobs[1] = _Job(spec, SimpleNamespace(job_id=1, requester="0x" + "5" * 40))
+    await agent.state.set_job(1, "accepted")
+    for task_id in (0, 1):
+        await agent.state.upsert(1, task_id, 0, "assigned", lease_deadline=10_000)
+    agent.running[(1, 0, 0)] = asyncio.get_running_loop().create_future()  # task 0 computes
+    await agent._start_computations()
+    await agent._start_computations()  # a second tick while it still runs: nothing fetched twice
+    await agent._prefetch[1]
+    assert fetched == ["program", "shard-1"]
+    agent._prefetch_input((1, 2, 0))  # a reduce seat
+    assert agent._prefetch[0] == (1, 1, 0)
+    await agent.state.close()
