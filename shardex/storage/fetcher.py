@@ -9,6 +9,8 @@ that is interrupted resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
@@ -18,6 +20,12 @@ from shardex.storage import car, reader
 from shardex.storage.cid import CID, decode_varint
 from shardex.storage.embedded import EmbeddedStore
 from shardex.storage.errors import BlockCorrupted, BlockNotFound, FetchFailed, ProviderError, StoreError
+
+
+#: Providers asked whether they hold a DAG before a fetch (the requester's first), and how long the
+#: others may take to answer once one has said yes.
+SWARM_WIDTH = 8
+SWARM_GRACE_S = 0.25
 
 
 class BlockProvider(Protocol):
@@ -48,6 +56,15 @@ class HttpProvider:
         if r.status_code != 200:
             raise ProviderError(f"{self.name}: HTTP {r.status_code} for {cid}")
         return r.content
+
+    async def has(self, cid: CID, timeout: float = 2.0) -> bool:
+        """Whether it says it holds the block (a HEAD request, like Bitswap's want-have)."""
+        try:
+            r = await self._client.head(f"{self.base_url}/ipfs/{cid}?format=raw",
+                                        headers={"accept": "application/vnd.ipld.raw"}, timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
 
     async def get_dag(self, cid: CID):
         """Yield (cid, bytes) for the DAG under ``cid`` from one CAR response,
@@ -91,13 +108,16 @@ class Fetcher:
         self.concurrency = concurrency
         # Told of every block a provider served that does not match its CID (it is skipped either way).
         self.on_corrupt = on_corrupt
+        self._inflight: Counter[str] = Counter()  # requests in flight, per provider
+        self._seconds: dict[str, float] = {}  # recent seconds per verified block, per provider
 
     def _corrupt(self, provider: BlockProvider, cid: CID) -> None:
         if self.on_corrupt is not None:
             self.on_corrupt(provider, cid)
 
-    async def block(self, cid: CID) -> bytes:
-        """One verified block: from the local store, else the first provider that serves it right."""
+    async def block(self, cid: CID, providers: list[BlockProvider] | None = None) -> bytes:
+        """One verified block: from the local store, else the first provider (of ``providers``, in
+        that order; default: all, in theirs) that serves it right."""
         try:
             return self.store.blocks.get(cid)
         except BlockNotFound:
@@ -105,28 +125,61 @@ class Fetcher:
         except BlockCorrupted:
             self.store.blocks.delete(cid)  # repair from providers below
         attempts = []
-        for provider in self.providers:
+        for provider in self.providers if providers is None else providers:
+            started = time.perf_counter()
+            self._inflight[provider.name] += 1
             try:
                 data = await provider.get_block(cid)
             except StoreError as exc:
                 attempts.append(str(exc))
                 continue
+            finally:
+                self._inflight[provider.name] -= 1
             if not cid.verify(data):
                 attempts.append(f"{provider.name} served bytes that do not match {cid}")
                 self._corrupt(provider, cid)
                 continue
+            took = time.perf_counter() - started
+            seen = self._seconds.get(provider.name)
+            self._seconds[provider.name] = took if seen is None else 0.8 * seen + 0.2 * took
             self.store.blocks.put(cid, data, verified=True)
             return data
         raise FetchFailed(cid, attempts)
 
-    async def _try_car(self, root: CID) -> bool:
+    async def _holders(self, root: CID) -> list[BlockProvider]:
+        """The providers (the first ``SWARM_WIDTH``) that say they hold ``root``, fastest answer first.
+        All are asked at once; once one said yes the others get ``SWARM_GRACE_S`` more, so a provider
+        that is gone or slow to answer delays nothing."""
+        holders: list[BlockProvider] = []
+        found = asyncio.Event()
+
+        async def ask(provider) -> None:
+            if await provider.has(root):
+                holders.append(provider)
+                found.set()
+        asks = [asyncio.create_task(ask(p)) for p in self.providers[:SWARM_WIDTH] if hasattr(p, "has")]
+        if not asks:
+            return holders
+        everyone = asyncio.gather(*asks, return_exceptions=True)
+        first = asyncio.create_task(found.wait())
+        try:
+            await asyncio.wait([everyone, first], return_when=asyncio.FIRST_COMPLETED)
+            if not everyone.done():
+                await asyncio.wait([everyone], timeout=SWARM_GRACE_S)
+        finally:
+            first.cancel()
+            for a in asks:
+                a.cancel()
+        return list(holders)
+
+    async def _try_car(self, root: CID, first: list[BlockProvider] = ()) -> bool:
         """Fast path: the whole DAG in one streamed CAR from the first provider
         that can send one. Every block is verified as it arrives. True when the
         CAR carried the complete DAG (every link of every block it held); else
         the block-by-block walk fills in what is missing."""
         if self.store.blocks.has(root):
             return False
-        for provider in self.providers:
+        for provider in [*first, *(p for p in self.providers if p not in first)]:
             get_dag = getattr(provider, "get_dag", None)
             if get_dag is None:
                 continue
@@ -148,16 +201,61 @@ class Fetcher:
                 return False
         return False
 
+    def _swarm_order(self, holders: list[BlockProvider]) -> list[BlockProvider]:
+        """Who to ask for the next block: the holder that would answer soonest (its requests in
+        flight, plus this one, times its recent seconds per block), then the other holders, then
+        everyone else (a holder may lack a block of a DAG it holds the root of)."""
+        fastest = min((s for s in self._seconds.values()), default=0.01)
+
+        def soonest(p: BlockProvider) -> float:
+            return (self._inflight[p.name] + 1) * self._seconds.get(p.name, fastest)
+        ranked = sorted(holders, key=soonest)
+        return ranked + [p for p in self.providers if p not in ranked]
+
     async def fetch(self, cid: CID | str, *, pin: bool = True) -> CID:
-        """Fetch the whole DAG under ``cid`` into the local store."""
+        """Fetch the whole DAG under ``cid`` into the local store. From one provider: a streamed
+        CAR where it offers one. From several that hold it (a requester and workers that fetched or
+        produced it): a swarm, each block asked of the holder that would answer it soonest, so
+        the load spreads over them, faster ones take more and a slow or missing one stalls nothing."""
         root = CID.parse(cid)
-        # A complete, verified CAR needs no second pass over the blocks it wrote.
-        pending = [] if await self._try_car(root) else [root]
-        while pending:
-            batch, pending = pending[:self.concurrency], pending[self.concurrency:]
-            blocks = await asyncio.gather(*(self.block(c) for c in batch))
-            for c, block in zip(batch, blocks, strict=True):
-                pending.extend(reader.children(c, block))
+        holders = []
+        if len(self.providers) > 1 and not self.store.blocks.has(root):
+            holders = await self._holders(root)
+        if len(holders) > 1:
+            await self._walk(root, lambda: self._swarm_order(holders))
+        else:
+            # A complete, verified CAR needs no second pass over the blocks it wrote.
+            if not await self._try_car(root, first=holders):
+                await self._walk(root, lambda: None)
         if pin:
             self.store.blocks.pin(root)
         return root
+
+    async def _walk(self, root: CID, order: Callable[[], list[BlockProvider] | None]) -> None:
+        """Every block under ``root``, ``concurrency`` requests at a time, children as soon as their
+        parent is verified; the first failure (after every provider was tried) is raised."""
+        queue: asyncio.Queue[CID] = asyncio.Queue()
+        queue.put_nowait(root)
+        failures: list[BaseException] = []
+
+        async def fetcher() -> None:
+            while True:
+                cid = await queue.get()
+                try:
+                    if not failures:
+                        block = await self.block(cid, order())
+                        for child in reader.children(cid, block):
+                            queue.put_nowait(child)
+                except Exception as exc:  # noqa: BLE001 - raised below, after the others stop
+                    failures.append(exc)
+                finally:
+                    queue.task_done()
+
+        workers = [asyncio.create_task(fetcher()) for _ in range(self.concurrency)]
+        try:
+            await queue.join()
+        finally:
+            for w in workers:
+                w.cancel()
+        if failures:
+            raise failures[0]
