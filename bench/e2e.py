@@ -1,6 +1,7 @@
 """Word count end to end: Shardex vs multiprocessing.Pool vs dask.bag, one run.
 
-    python bench/e2e.py [--mb 200]
+    python bench/e2e.py [--mb 200] [--margins 1,3] [--no-dask]
+    python bench/e2e.py --mb 2048 --margins 1 --no-dask     # the big run (text repeated to 2 GB)
 
 Input: ``--mb`` MB of real text (the .py/.txt/.rst/.md files of this Python
 installation, concatenated; no file repeats). Every contender produces the
@@ -23,7 +24,10 @@ posted once every worker is drawable (staked, opted in, and a new epoch begun:
 the bench mines the blocks on the devnet). Aims (the issue's): r = 1 within
 1.25x of the baseline, r = 3 within 3.3x. Also: seconds from the job being
 posted to its first drawn seat (``post_to_first_draw_s``; v1 measured the first
-claim). Ends with one JSON line holding all figures.
+claim), worker-seconds per part of the tasks (fetch with its verification,
+stage, run, store) and the peak resident memory of every process of each run
+(``shardex_r{1,3}_peak_rss_mb``: requester, Anvil, each worker agent, largest
+task). Ends with one JSON line holding all figures.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,28 +55,87 @@ WORD = re.compile(r"\w+")
 MAX_TASKS = 1
 
 
-def build_corpus(path: Path, target: int) -> int:
+def build_corpus(path: Path, target: int, repeat: bool = False) -> int:
+    """``target`` bytes of real text; ``repeat``: go round the files again when they run out (a
+    big run: every word count is still exact, just larger)."""
     roots = {Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
     size = 0
     with path.open("wb") as out:
-        for root in sorted(roots):
-            for f in sorted(root.rglob("*")):
-                if f.suffix not in (".py", ".txt", ".rst", ".md", ".html") or not f.is_file():
-                    continue
-                data = f.read_bytes()
-                try:
-                    data.decode()
-                except UnicodeDecodeError:
-                    continue
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-                out.write(data)
-                size += len(data)
-                if size >= target:
-                    return size
-    if size < target:
-        raise SystemExit(f"only {size} bytes of text found, need {target}")
-    return size
+        while True:
+            before = size
+            for root in sorted(roots):
+                for f in sorted(root.rglob("*")):
+                    if f.suffix not in (".py", ".txt", ".rst", ".md", ".html") or not f.is_file():
+                        continue
+                    data = f.read_bytes()
+                    try:
+                        data.decode()
+                    except UnicodeDecodeError:
+                        continue
+                    if not data.endswith(b"\n"):
+                        data += b"\n"
+                    out.write(data)
+                    size += len(data)
+                    if size >= target:
+                        return size
+            if not repeat or size == before:
+                raise SystemExit(f"only {size} bytes of text found, need {target} (--repeat goes round again)")
+
+
+class PeakRss:
+    """The peak resident memory of every process of a Shardex run, by role, from the kernel's own
+    high-water mark (``VmHWM``), sampled every ``interval`` s: the bench process (the requester:
+    split, store, serve, result; its mark is reset when the run starts), Anvil, each worker agent
+    and the largest task."""
+
+    ROLES = (("shardex.programs.run", "task"), ("--account-index", "worker"), ("worker run", "launcher"),
+             ("anvil", "anvil"))
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peaks: Counter = Counter()
+        self._roles: dict[int, str | None] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset this process's high-water mark: Pool and dask ran in it before
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _role(self, pid: int) -> str | None:
+        if pid not in self._roles:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                return None
+            self._roles[pid] = "requester" if pid == os.getpid() else next(
+                (role for needle, role in self.ROLES if needle in cmdline), None)
+        return self._roles[pid]
+
+    def _sample(self) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or (role := self._role(int(entry))) is None:
+                continue
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            kb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) if "VmHWM" in status else 0
+            self.peaks[role] = max(self.peaks[role], kb * 1024)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def megabytes(self) -> dict[str, float]:
+        return {role: round(b / 1e6, 1) for role, b in sorted(self.peaks.items())}
 
 
 def canonical(counts: Counter) -> bytes:
@@ -226,37 +290,45 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--map-shards", type=int, default=8)
     parser.add_argument("--margins", default="1,3", help="which Shardex runs: 1, 3 or both")
+    parser.add_argument("--no-dask", action="store_true", help="skip dask (e.g. a 2 GB run: --mb 2048)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shardex-e2e-"))
     corpus = work / "corpus.txt"
-    size = build_corpus(corpus, args.mb * 1024 * 1024)
+    size = build_corpus(corpus, args.mb * 1024 * 1024, repeat=args.mb > 300)
     print(f"corpus: {size / 1e6:.1f} MB of real text ({corpus})")
     pool_s, reference = run_pool(corpus)
     print(f"multiprocessing.Pool(2): {pool_s:6.2f} s")
-    dask_s, dask_out = run_dask(corpus)
-    assert dask_out == reference, "dask disagrees"
-    print(f"dask.bag (2 processes):  {dask_s:6.2f} s  ({dask_s / pool_s:.2f}x baseline)")
-    figures = {"corpus_mb": round(size / 1e6, 1), "pool_s": round(pool_s, 2), "dask_s": round(dask_s, 2),
-               "dask_vs_pool": round(dask_s / pool_s, 3)}
+    figures = {"corpus_mb": round(size / 1e6, 1), "pool_s": round(pool_s, 2)}
+    dask_s = None
+    if not args.no_dask:
+        dask_s, dask_out = run_dask(corpus)
+        assert dask_out == reference, "dask disagrees"
+        print(f"dask.bag (2 processes):  {dask_s:6.2f} s  ({dask_s / pool_s:.2f}x baseline)")
+        figures.update(dask_s=round(dask_s, 2), dask_vs_pool=round(dask_s / pool_s, 3))
     # (workers per task, epsilon, adversary, worker processes, aim)
     margins = {int(m) for m in args.margins.split(",")}
     for r, epsilon, adversary, workers, aim in ((1, 1e-3, 0.0, 2, 1.25), (3, 0.01, 0.1, 3, 3.3)):
         if r not in margins:
             continue
         home = work / f"home-r{r}"
-        run = asyncio.run(run_shardex(corpus, home, workers, epsilon, adversary, args.map_shards))
+        with PeakRss() as rss:
+            run = asyncio.run(run_shardex(corpus, home, workers, epsilon, adversary, args.map_shards))
         run["split"].update(task_seconds((home / "workers.log").read_text(errors="replace")))
         assert run["margin"] == r, f"epsilon {epsilon:g} vs adversary {adversary:g} gave margin {run['margin']}"
         assert run["state"] == "COMPLETED" and run["output"] == reference, f"shardex r={r} result differs"
         ratio = run["seconds"] / pool_s
         figures[f"shardex_r{r}_s"] = round(run["seconds"], 2)
         figures[f"shardex_r{r}_vs_pool"] = round(ratio, 3)
-        figures[f"shardex_r{r}_vs_dask"] = round(run["seconds"] / dask_s, 3)
+        if dask_s:
+            figures[f"shardex_r{r}_vs_dask"] = round(run["seconds"] / dask_s, 3)
+        figures[f"shardex_r{r}_peak_rss_mb"] = rss.megabytes()
         figures[f"shardex_r{r}_post_to_first_draw_s"] = round(run["post_to_first_draw_s"], 3)
         figures[f"shardex_r{r}_split"] = {k: round(v, 2) for k, v in run["split"].items()}
+        vs_dask = f"; {run['seconds'] / dask_s:.2f}x dask" if dask_s else ""
         print(f"shardex margin {r} (epsilon {epsilon:g}, adversary {adversary:g}), {workers} workers: "
-              f"{run['seconds']:6.2f} s  ({ratio:.2f}x baseline, aim <= {aim}x; {run['seconds'] / dask_s:.2f}x "
-              f"dask); posted -> first draw {run['post_to_first_draw_s']:.2f} s")
+              f"{run['seconds']:6.2f} s  ({ratio:.2f}x baseline, aim <= {aim}x{vs_dask}); "
+              f"posted -> first draw {run['post_to_first_draw_s']:.2f} s")
+        print("  peak RSS (MB): " + ", ".join(f"{k} {v}" for k, v in rss.megabytes().items()))
         print("  wall: " + ", ".join(f"{k[:-2]} {run['split'][k]:.2f} s" for k in ("prepare_s", "job_s", "result_s"))
               + "; worker-seconds in tasks: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run["split"].items()
                                                        if k not in ("prepare_s", "job_s", "result_s")))
