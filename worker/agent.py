@@ -67,6 +67,10 @@ class _Job:
     info: object  # shardex.chain.Job
 
 
+#: Seconds to wait for seats given back to a peer to be redrawn before judging who is busy again.
+SHED_SETTLE_S = 10.0
+
+
 def _lock_data_dir(data_dir: Path):
     """One agent per data dir (and so per key, by default): a second would race the
     first for nonces and state. The lock goes with the process, however it ends."""
@@ -136,6 +140,8 @@ class Agent:
         #: Who ever sat on each (job, task), and who committed on each job: where a queued seat may go (shedding).
         self.seated_in: dict[tuple[int, int], set[str]] = defaultdict(set)
         self.committers: dict[int, set[str]] = defaultdict(set)
+        #: (job, task) given back to a less busy peer and not seen redrawn yet: loop time it was given back.
+        self._shed_pending: dict[tuple[int, int], float] = {}
         #: Tasks whose seats may need drawing, per job (a draw says when not).
         self.draw_wanted: dict[int, set[int]] = defaultdict(set)
         #: Seconds a task of each job took here (moving average): how many seats fit in a lease.
@@ -464,6 +470,7 @@ class Agent:
             await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
         elif isinstance(e, TaskAssigned):
             self.seated_in[(e.job_id, e.task_id)].add(e.worker)
+            self._shed_pending.pop((e.job_id, e.task_id), None)
             if e.worker == self.address:
                 if await self.state.replica(e.job_id, e.task_id, e.round) is None:
                     await self.state.upsert(e.job_id, e.task_id, e.round, "assigned", lease_deadline=e.lease_deadline)
@@ -632,7 +639,13 @@ class Agent:
     def _seats_to_shed(self, queue: list, now: int) -> list:
         """Queued seats to give back because a peer working on the same jobs is clearly less busy
         (see worker/shedding.py); only seats still inside their decline window."""
-        if not queue:
+        loop_time = asyncio.get_running_loop().time()
+        for key, since in list(self._shed_pending.items()):
+            if loop_time - since > SHED_SETTLE_S:
+                del self._shed_pending[key]
+        if not queue or self._shed_pending:
+            # Seats given back are not redrawn yet: who is how busy is not known until they are
+            # (deciding again now gave a peer the whole queue).
             return []
         peers: Counter[str] = Counter()
         for seats in self.others_seats.values():
@@ -651,6 +664,7 @@ class Agent:
         if shed:
             log.info("giving back %d queued seats to less busy peers: %s", len(shed),
                      sorted((s.job_id, s.task_id) for s in shed))
+        self._shed_pending.update({(s.job_id, s.task_id): loop_time for s in shed})
         return [r for r in declinable if QueuedSeat(r.job_id, r.task_id, r.round) in shed]
 
     async def _report_unfetchable(self, now: int, loop_time: float) -> None:

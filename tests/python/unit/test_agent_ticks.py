@@ -213,9 +213,19 @@ async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle
     # 6 vs 1 -> 5 vs 2 -> 4 vs 3: seats 5 and 4 go; seats past their decline window would stay.
     assert declined == [(1, [4, 5])]
     declined.clear()
-    await agent.state.upsert(1, 3, 0, "assigned", lease_deadline=now + 400)
-    await agent._decline_refused(now + 99)  # the decline window (a quarter of the lease) is about to close
+    await agent._decline_refused(now)  # before the seats given back are seen redrawn, judge nothing
     assert declined == []
+    for task_id in (4, 5):  # redrawn to the peer
+        agent.others_seats[(1, task_id, 0)][peer] = now + 400
+        agent._shed_pending.pop((1, task_id))
+    await agent.state.upsert(1, 6, 0, "assigned", lease_deadline=now + 400)
+    agent.seated_in[(1, 6)].add(agent.address)
+    agent.others_seats[(1, 7, 0)].pop(peer)
+    agent.others_seats[(1, 5, 0)].pop(peer)  # the peer is done with two of its three: 5 vs 1 now
+    await agent._decline_refused(now + 99)  # ...but the decline window (a quarter of the lease) is about to close
+    assert declined == []
+    await agent._decline_refused(now + 90)
+    assert declined == [(1, [3, 6])]
     await agent.state.close()
 
 
