@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 from pathlib import Path
@@ -13,9 +12,6 @@ import typer
 from shardex.errors import ShardexError
 
 from shardex_cli.base import app, fail, settings
-
-#: Allocations between young-generation collections (Python's default: 700).
-GC_YOUNG_OBJECTS = 20_000
 
 
 @app.command("gateway")
@@ -60,11 +56,4 @@ def gateway(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider fetch is noise here
     typer.echo(f"Shardex gateway on http://{host}:{port}  (dashboard /dashboard/, API docs /docs)", err=True)
-    # What start-up built (routes, models, web3, SQLAlchemy: hundreds of thousands of objects) lives as
-    # long as the process. Out of the collector's sight, a collection under load walks what requests
-    # made, not all of that again; and young collections come less often. Their pauses were the tail
-    # of the gateway's latency under load.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
     uvicorn.run(application, host=host, port=port, log_level="warning")
