@@ -69,6 +69,8 @@ class _Job:
 
 #: Seconds to wait for seats given back to a peer to be redrawn before judging who is busy again.
 SHED_SETTLE_S = 10.0
+#: A peer counts as working on a job (seats may be handed to it) this long after its last commit on it.
+ACTIVE_PEER_S = 120.0
 
 
 def _lock_data_dir(data_dir: Path):
@@ -139,7 +141,7 @@ class Agent:
         self.others_seats: dict[tuple[int, int, int], dict[str, int]] = defaultdict(dict)
         #: Who ever sat on each (job, task), and who committed on each job: where a queued seat may go (shedding).
         self.seated_in: dict[tuple[int, int], set[str]] = defaultdict(set)
-        self.committers: dict[int, set[str]] = defaultdict(set)
+        self.committers: dict[int, dict[str, float]] = defaultdict(dict)  # job -> peer -> loop time of its last commit
         #: (job, task) given back to a less busy peer and not seen redrawn yet: loop time it was given back.
         self._shed_pending: dict[tuple[int, int], float] = {}
         #: Tasks whose seats may need drawing, per job (a draw says when not).
@@ -478,7 +480,7 @@ class Agent:
                 self.others_seats[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
         elif isinstance(e, (ResultCommitted, TaskDeclined)):
             if isinstance(e, ResultCommitted) and e.worker != self.address:
-                self.committers[e.job_id].add(e.worker)
+                self.committers[e.job_id][e.worker] = asyncio.get_running_loop().time()
             for key in [k for k in self.others_seats if k[:2] == (e.job_id, e.task_id)]:
                 self.others_seats[key].pop(e.worker, None)
             if isinstance(e, TaskDeclined):
@@ -659,8 +661,10 @@ class Agent:
             if now < row.lease_deadline - lease + lease // 4 - 2:  # a little before the window closes
                 declinable.append(row)
         seats = [QueuedSeat(r.job_id, r.task_id, r.round) for r in declinable]
-        shed = set(seats_to_shed(seats, len(queue) + len(self.running), peers,
-                                 {j: self.committers[j] for j in {r.job_id for r in declinable}}, self.seated_in))
+        # Peers that committed on the job lately: one that stopped committing may be gone.
+        active = {j: {p for p, at in self.committers[j].items() if loop_time - at <= ACTIVE_PEER_S}
+                  for j in {r.job_id for r in declinable}}
+        shed = set(seats_to_shed(seats, len(queue) + len(self.running), peers, active, self.seated_in))
         if shed:
             log.info("giving back %d queued seats to less busy peers: %s", len(shed),
                      sorted((s.job_id, s.task_id) for s in shed))

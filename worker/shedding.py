@@ -11,8 +11,8 @@ would move queued work to an idle executor.
 Only seats some less busy peer could take are given back: the redraw skips
 every worker that ever sat on the task, so a task all known peers have served
 stays (giving it back could leave it with nobody to draw). And only peers that
-have committed on one of these jobs count: a worker that stopped, or never
-came, must not receive work it will not do.
+committed on the job lately count (the agent's ACTIVE_PEER_S): a worker that
+stopped, or never came, must not be the reason work is given back.
 """
 
 from __future__ import annotations

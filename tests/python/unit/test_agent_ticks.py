@@ -207,7 +207,10 @@ async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle
     agent.running[(1, 0, 0)] = None
     await agent._decline_refused(now)
     assert declined == []  # the peer never committed on the job: it may be gone
-    agent.committers[1].add(peer)
+    agent.committers[1][peer] = asyncio.get_running_loop().time() - 200  # long ago: it may be gone
+    await agent._decline_refused(now)
+    assert declined == []
+    agent.committers[1][peer] = asyncio.get_running_loop().time()  # it just committed
     agent.others_seats[(1, 7, 0)][peer] = now + 400  # it holds one seat still
     await agent._decline_refused(now)
     # 6 vs 1 -> 5 vs 2 -> 4 vs 3: seats 5 and 4 go; seats past their decline window would stay.
