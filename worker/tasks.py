@@ -40,12 +40,11 @@ class TaskInput:
 
 async def _fetch_into(task: TaskInput, fetcher: Fetcher, store: EmbeddedStore, cid, path: Path) -> None:
     """Fetches (and verifies) a file into the store, then stages it at path (hard links of its
-    blocks where it can: the task reads the store's own files), timing each. The fetch verified
-    every block it walked, local ones too: staging does not hash them again."""
+    blocks where it can: the task reads the store's own files), timing each."""
     with task.timed("fetch"):
         await fetcher.fetch(cid)
     with task.timed("stage"):
-        await store.stage(cid, path, verified=True)
+        await store.stage(cid, path)
 
 
 async def compute(task: TaskInput, store: EmbeddedStore, fetcher: Fetcher, scratch_root: Path, *,

@@ -157,16 +157,11 @@ class EmbeddedStore:
     async def get(self, cid: CID | str, out: Path) -> None:
         await asyncio.to_thread(self.get_sync, cid, out)
 
-    def leaf_paths_sync(self, cid: CID | str, *, verified: bool = False) -> list[Path] | None:
-        """The block files that hold a file's bytes, in order, each verified on the way (``verified``:
-        the caller just verified every block of the DAG, e.g. a fetch did: leaves are not read again),
-        when all of its bytes lie in raw leaves (as this importer, and ``ipfs add --raw-leaves``, cut a
-        file); None when some bytes sit inside dag-pb nodes or the CID is a directory: those need a copy."""
+    def leaf_paths_sync(self, cid: CID | str) -> list[Path] | None:
+        """The block files that hold a file's bytes, in order, each verified on the way, when all of
+        its bytes lie in raw leaves (as this importer, and ``ipfs add --raw-leaves``, cut a file);
+        None when some bytes sit inside dag-pb nodes or the CID is a directory: those need a copy."""
         cid = CID.parse(cid)
-        if cid.codec == RAW and verified:
-            if not self.blocks.has(cid):
-                raise BlockNotFound(cid)
-            return [self.blocks.path(cid)]
         block = self.blocks.get(cid)
         if cid.codec == RAW:
             return [self.blocks.path(cid)]
@@ -177,22 +172,22 @@ class EmbeddedStore:
             return None
         paths: list[Path] = []
         for link in node.links:
-            below = self.leaf_paths_sync(link.cid, verified=verified)
+            below = self.leaf_paths_sync(link.cid)
             if below is None:
                 return None
             paths.extend(below)
         return paths
 
-    def stage_sync(self, cid: CID | str, out: Path, *, verified: bool = False) -> None:
+    def stage_sync(self, cid: CID | str, out: Path) -> None:
         """Put a file's bytes where a task reads them, without copying them where it can: a file of
         one raw leaf becomes a hard link of that block at ``out``; a file of several, a directory
         ``out`` of hard links named in order (``000000``, ``000001``, ...), which the task runner
         reads as their concatenation. Every block is verified first. Blocks are never written in
         place (a new block is a new file), so a link cannot change under the task, and the task's
         view of its directory is read-only. Anything else (or a filesystem that refuses links) is
-        written out as ``get_sync`` does. ``verified``: as for ``leaf_paths_sync``."""
+        written out as ``get_sync`` does."""
         out = Path(out)
-        paths = self.leaf_paths_sync(cid, verified=verified)
+        paths = self.leaf_paths_sync(cid)
         if paths is not None:
             try:
                 if len(paths) == 1:
@@ -206,8 +201,8 @@ class EmbeddedStore:
                 shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
         self.get_sync(cid, out)
 
-    async def stage(self, cid: CID | str, out: Path, *, verified: bool = False) -> None:
-        await asyncio.to_thread(self.stage_sync, cid, out, verified=verified)
+    async def stage(self, cid: CID | str, out: Path) -> None:
+        await asyncio.to_thread(self.stage_sync, cid, out)
 
     # ------------------------------------------------------------ pins and GC
 
