@@ -25,6 +25,7 @@ Imports stay light: this starts once per task.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -61,15 +62,43 @@ def _usage(message: str) -> int:
     return USAGE_ERROR
 
 
+class _Joined(io.RawIOBase):
+    """Files read one after another as one stream, each opened only when its turn comes."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = iter(paths)
+        self._file = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            if self._file is None:
+                path = next(self._paths, None)
+                if path is None:
+                    return 0
+                self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed when drained
+            n = self._file.readinto(buffer)
+            if n:
+                return n
+            self._file.close()
+            self._file = None
+
+
 def _read(path: str) -> bytes:
-    """A file's bytes; a directory's: its files' in name order, joined (the worker stages a file
-    of many blocks as hard links of the blocks themselves rather than copying them out)."""
+    """A file's bytes; a directory's: its files' in numeric name order, joined (the worker stages
+    a file of many blocks as hard links of the blocks themselves rather than copying them out).
+    The parts are read straight into the one bytes object returned: no second copy in memory."""
     if os.path.isdir(path):
-        parts = []
-        for name in sorted(os.listdir(path)):
-            with open(os.path.join(path, name), "rb") as f:
-                parts.append(f.read())
-        return b"".join(parts)
+        names = sorted(os.listdir(path), key=lambda n: (len(n), n))  # 999999 before 1000000
+        paths = [os.path.join(path, n) for n in names]
+        total = sum(os.path.getsize(p) for p in paths)
+        with io.BufferedReader(_Joined(paths)) as joined:
+            data = joined.read(total)
+        if len(data) != total:
+            raise OSError(f"{path}: its parts changed while read")
+        return data
     with open(path, "rb") as f:
         return f.read()
 

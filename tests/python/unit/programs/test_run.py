@@ -198,3 +198,12 @@ def test_run_imports_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"[]\n"
+
+
+def test_a_staged_directory_of_parts_is_read_in_numeric_order(tmp_path) -> None:
+    """The worker names a file's blocks 000000, 000001, ...: past a million parts the names grow a digit."""
+    from shardex.programs.run import _read
+
+    for name in ("1000001", "000000", "999999", "1000000", "000001"):
+        (tmp_path / name).write_bytes(name.encode() + b"|")
+    assert _read(str(tmp_path)) == b"000000|000001|999999|1000000|1000001|"
