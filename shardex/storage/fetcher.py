@@ -17,7 +17,7 @@ from typing import Protocol
 import httpx
 
 from shardex.storage import car, reader
-from shardex.storage.cid import CID, decode_varint
+from shardex.storage.cid import CID, RAW, decode_varint
 from shardex.storage.embedded import EmbeddedStore
 from shardex.storage.errors import BlockCorrupted, BlockNotFound, FetchFailed, ProviderError, StoreError
 
@@ -26,6 +26,8 @@ from shardex.storage.errors import BlockCorrupted, BlockNotFound, FetchFailed, P
 #: others may take to answer once one has said yes.
 SWARM_WIDTH = 8
 SWARM_GRACE_S = 0.25
+#: How long a provider may take to say whether it holds a DAG.
+PROBE_TIMEOUT_S = 0.5
 
 
 class BlockProvider(Protocol):
@@ -42,13 +44,19 @@ class HttpProvider:
     def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = self.base_url
+        # httpx's timeout bounds each read, not a request: a provider dripping a byte a second never
+        # trips it. So every request also has a deadline of its own, and a CAR one per block.
+        self.timeout = timeout
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
 
     async def get_block(self, cid: CID) -> bytes:
         url = f"{self.base_url}/ipfs/{cid}?format=raw"
         try:
-            r = await self._client.get(url, headers={"accept": "application/vnd.ipld.raw"})
+            r = await asyncio.wait_for(self._client.get(url, headers={"accept": "application/vnd.ipld.raw"}),
+                                       self.timeout)
+        except TimeoutError:
+            raise ProviderError(f"{self.name}: no whole block within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise ProviderError(f"{self.name}: {type(exc).__name__}: {exc}") from None
         if r.status_code == 404:
@@ -57,12 +65,12 @@ class HttpProvider:
             raise ProviderError(f"{self.name}: HTTP {r.status_code} for {cid}")
         return r.content
 
-    async def has(self, cid: CID, timeout: float = 2.0) -> bool:
+    async def has(self, cid: CID, timeout: float = PROBE_TIMEOUT_S) -> bool:
         """Whether it says it holds the block (a HEAD request, like Bitswap's want-have)."""
         try:
-            r = await self._client.head(f"{self.base_url}/ipfs/{cid}?format=raw",
-                                        headers={"accept": "application/vnd.ipld.raw"}, timeout=timeout)
-        except httpx.HTTPError:
+            r = await asyncio.wait_for(self._client.head(f"{self.base_url}/ipfs/{cid}?format=raw",
+                                                         headers={"accept": "application/vnd.ipld.raw"}), timeout)
+        except (TimeoutError, httpx.HTTPError):
             return False
         return r.status_code == 200
 
@@ -76,7 +84,11 @@ class HttpProvider:
                     raise ProviderError(f"{self.name}: HTTP {r.status_code} for {cid} (car)")
                 buf = bytearray()
                 header_done = False
+                loop = asyncio.get_running_loop()
+                due = loop.time() + self.timeout  # the next whole block (or the header) by then
                 async for chunk in r.aiter_bytes(1 << 20):
+                    if loop.time() > due:
+                        raise ProviderError(f"{self.name}: no whole block within {self.timeout:g} s (car)")
                     buf += chunk
                     while True:
                         try:
@@ -87,6 +99,7 @@ class HttpProvider:
                             break
                         body = bytes(buf[pos:pos + length])
                         del buf[:pos + length]
+                        due = loop.time() + self.timeout
                         if not header_done:
                             header_done = True
                             continue
@@ -101,9 +114,15 @@ class HttpProvider:
 
 class Fetcher:
     def __init__(self, providers: list[BlockProvider], store: EmbeddedStore, *, concurrency: int = 8,
-                 on_corrupt: Callable[[BlockProvider, CID], None] | None = None) -> None:
+                 on_corrupt: Callable[[BlockProvider, CID], None] | None = None,
+                 suspects: set[str] = frozenset()) -> None:
+        """``suspects``: providers known to have served corrupt blocks before; a swarm asks them
+        only for what nobody else delivers."""
         # No providers is allowed (nobody announced yet): only blocks already local are found.
         self.providers = providers
+        self.suspects = set(suspects)
+        # Providers that failed, timed out or lied in this fetcher's life: asked after the others.
+        self._strikes: Counter[str] = Counter()
         self.store = store
         self.concurrency = concurrency
         # Told of every block a provider served that does not match its CID (it is skipped either way).
@@ -132,11 +151,13 @@ class Fetcher:
                 data = await provider.get_block(cid)
             except StoreError as exc:
                 attempts.append(str(exc))
+                self._strikes[provider.name] += 1
                 continue
             finally:
                 self._inflight[provider.name] -= 1
             if not cid.verify(data):
                 attempts.append(f"{provider.name} served bytes that do not match {cid}")
+                self._strikes[provider.name] += 1
                 self._corrupt(provider, cid)
                 continue
             took = time.perf_counter() - started
@@ -157,7 +178,8 @@ class Fetcher:
             if await provider.has(root):
                 holders.append(provider)
                 found.set()
-        asks = [asyncio.create_task(ask(p)) for p in self.providers[:SWARM_WIDTH] if hasattr(p, "has")]
+        asks = [asyncio.create_task(ask(p)) for p in self.providers[:SWARM_WIDTH]
+                if hasattr(p, "has") and p.name not in self.suspects]
         if not asks:
             return holders
         everyone = asyncio.gather(*asks, return_exceptions=True)
@@ -207,8 +229,9 @@ class Fetcher:
         everyone else (a holder may lack a block of a DAG it holds the root of)."""
         fastest = min((s for s in self._seconds.values()), default=0.01)
 
-        def soonest(p: BlockProvider) -> float:
-            return (self._inflight[p.name] + 1) * self._seconds.get(p.name, fastest)
+        def soonest(p: BlockProvider) -> tuple[int, float]:
+            # Any provider that failed, was slow past its deadline or lied in this fetch goes last.
+            return self._strikes[p.name], (self._inflight[p.name] + 1) * self._seconds.get(p.name, fastest)
         ranked = sorted(holders, key=soonest)
         return ranked + [p for p in self.providers if p not in ranked]
 
@@ -219,7 +242,8 @@ class Fetcher:
         the load spreads over them, faster ones take more and a slow or missing one stalls nothing."""
         root = CID.parse(cid)
         holders = []
-        if len(self.providers) > 1 and not self.store.blocks.has(root):
+        # A raw root is one block (a manifest, a partition, a small file): nothing to spread.
+        if len(self.providers) > 1 and root.codec != RAW and not self.store.blocks.has(root):
             holders = await self._holders(root)
         if len(holders) > 1:
             await self._walk(root, lambda: self._swarm_order(holders))

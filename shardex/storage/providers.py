@@ -39,7 +39,8 @@ class Providers:
             if url not in self._by_url:
                 self._by_url[url] = HttpProvider(url, timeout=self.timeout)
             chosen.append(self._by_url[url])
-        return Fetcher(chosen, store, on_corrupt=self._report)
+        return Fetcher(chosen, store, on_corrupt=self._report,
+                       suspects={p.name for p in chosen if self.corrupt[p.name] > 0})
 
     def _report(self, provider: BlockProvider, cid: CID) -> None:
         self.corrupt[provider.name] += 1

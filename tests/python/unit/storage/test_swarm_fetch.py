@@ -83,3 +83,62 @@ async def test_with_one_holder_the_dag_comes_from_it_in_one_car(tmp_path: Path) 
     finally:
         await holder.stop()
         await empty.stop()
+
+
+def dripping(store: EmbeddedStore, name: str, gets: Counter, abandoned: list[int]):
+    """Says yes to every HEAD, then answers each GET one byte every 0.2 s, 100 bytes in all of a
+    body it says is 100,000: each read is quick, the answer never completes (a per-read timeout
+    never trips). ``abandoned``: how many bytes it had sent when a client hung up on it."""
+    app = gateway_app(store)
+
+    async def wrapped(scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return await app(scope, receive, send)
+        gets[name] += 1
+        sent = 0
+
+        async def drip() -> None:
+            nonlocal sent
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100000")]})
+            for _ in range(100):
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                sent += 1
+                await asyncio.sleep(0.2)
+
+        async def hung_up() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        dripper, listener = asyncio.create_task(drip()), asyncio.create_task(hung_up())
+        done, _ = await asyncio.wait({dripper, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if listener in done:
+            abandoned.append(sent)
+        dripper.cancel()
+        listener.cancel()
+    return wrapped
+
+
+async def test_a_provider_that_drips_or_lied_before_stalls_nothing(tmp_path: Path) -> None:
+    data = os.urandom(12 * CHUNK_SIZE + 1)
+    origin = EmbeddedStore(tmp_path / "origin")
+    root = await origin.add_bytes(data)
+    gets: Counter[str] = Counter()
+    abandoned: list[int] = []
+    drip = await start_server(dripping(origin, "drip", gets, abandoned))
+    liar = await start_server(provider(origin, "liar", gets))
+    honest = await start_server(provider(origin, "honest", gets, delay=0.01))
+    try:
+        providers = Providers(timeout=1.0)
+        providers.corrupt[liar.url] = 3  # it served corrupt blocks before
+        # Alone with the dripper (first: as a requester's endpoint would be) and an honest provider.
+        mine = EmbeddedStore(tmp_path / "mine")
+        await providers.fetcher(mine, [honest.url, liar.url], first=drip.url).fetch(root)
+        assert await mine.cat_bytes(root) == data
+        assert gets["drip"] >= 1 and len(abandoned) == gets["drip"], (gets, abandoned)
+        assert max(abandoned) < 100  # given up on before it ever finished: the fetch went on without it
+        assert gets["liar"] == 0, gets  # never probed, never asked while someone else delivers
+        assert gets["honest"] >= 12, gets
+        await providers.aclose()
+    finally:
+        drip.server.force_exit = True  # do not wait for its endless answer to end
+        for server in (drip, liar, honest):
+            await server.stop()
