@@ -29,6 +29,7 @@ from shardex.chain.models import (
     EndpointAnnounced,
     JobPosted,
     ReplicaResolved,
+    ReplicaState,
     ResultCommitted,
     SeedArmed,
     TaskAssigned,
@@ -71,6 +72,8 @@ class _Job:
 SHED_SETTLE_S = 10.0
 #: A peer counts as working on a job (seats may be handed to it) this long after its last commit on it.
 ACTIVE_PEER_S = 120.0
+#: Events read more than this many blocks behind the head are history, not news.
+CATCHING_UP_BLOCKS = 64
 
 
 def _lock_data_dir(data_dir: Path):
@@ -144,6 +147,8 @@ class Agent:
         self.committers: dict[int, dict[str, float]] = defaultdict(dict)  # job -> peer -> loop time of its last commit
         #: (job, task) given back to a less busy peer and not seen redrawn yet: loop time it was given back.
         self._shed_pending: dict[tuple[int, int], float] = {}
+        self._catching_up = False  # reading events far behind the head (see sync)
+        self._forgotten: set[int] = set()  # ended jobs whose seats and committers were forgotten
         #: Tasks whose seats may need drawing, per job (a draw says when not).
         self.draw_wanted: dict[int, set[int]] = defaultdict(set)
         #: Seconds a task of each job took here (moving average): how many seats fit in a lease.
@@ -435,6 +440,7 @@ class Agent:
         start = cursor + 1 if cursor >= 0 else self.chain.deployment.block
         while start <= latest:
             end = min(latest, start + 4999)
+            self._catching_up = latest - start > CATCHING_UP_BLOCKS
             for event in await self.chain.events(from_block=start, to_block=end):
                 await self._on_event(event)
             await self.state.set_cursor(end)
@@ -471,7 +477,8 @@ class Agent:
         elif isinstance(e, TaskSettled):
             await self.state.set_settled(e.job_id, e.task_id, e.round, e.digest)
         elif isinstance(e, TaskAssigned):
-            self.seated_in[(e.job_id, e.task_id)].add(e.worker)
+            if e.job_id in self.jobs:  # only jobs it works on (who sat elsewhere is checked on chain)
+                self.seated_in[(e.job_id, e.task_id)].add(e.worker)
             self._shed_pending.pop((e.job_id, e.task_id), None)
             if e.worker == self.address:
                 if await self.state.replica(e.job_id, e.task_id, e.round) is None:
@@ -479,7 +486,8 @@ class Agent:
             else:
                 self.others_seats[(e.job_id, e.task_id, e.round)][e.worker] = e.lease_deadline
         elif isinstance(e, (ResultCommitted, TaskDeclined)):
-            if isinstance(e, ResultCommitted) and e.worker != self.address:
+            if isinstance(e, ResultCommitted) and e.worker != self.address and not self._catching_up:
+                # Read while catching up (after a restart) a commit is old news, not a sign of life.
                 self.committers[e.job_id][e.worker] = asyncio.get_running_loop().time()
             for key in [k for k in self.others_seats if k[:2] == (e.job_id, e.task_id)]:
                 self.others_seats[key].pop(e.worker, None)
@@ -617,7 +625,7 @@ class Agent:
                     continue
             queued += 1
             queue.append(row)
-        for seat in self._seats_to_shed(queue, now):
+        for seat in await self._seats_to_shed(queue, now):
             by_job[seat.job_id].append(seat)
         for job_id, rows in by_job.items():
             try:
@@ -638,9 +646,13 @@ class Agent:
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
                      self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time, or queued while a peer is less busy"))
 
-    def _seats_to_shed(self, queue: list, now: int) -> list:
+    async def _seats_to_shed(self, queue: list, now: int) -> list:
         """Queued seats to give back because a peer working on the same jobs is clearly less busy
-        (see worker/shedding.py); only seats still inside their decline window."""
+        (see worker/shedding.py); only seats still inside their decline window, and only of jobs
+        of margin 1. With a larger margin the seats of honest workers would be redrawn while an
+        adversary's stay put: shedding would tilt the draw towards it and weaken the margin's
+        error bound. Each seat given back is first checked on chain to have a peer still eligible
+        for it (this agent's record of who sat where misses what happened while it was down)."""
         loop_time = asyncio.get_running_loop().time()
         for key, since in list(self._shed_pending.items()):
             if loop_time - since > SHED_SETTLE_S:
@@ -655,21 +667,36 @@ class Agent:
         declinable = []
         for row in queue:
             job = self.jobs.get(row.job_id)
-            if job is None or not row.lease_deadline:
+            if job is None or not row.lease_deadline or job.info.margin != 1:
                 continue
             lease = job.info.lease_duration
             if now < row.lease_deadline - lease + lease // 4 - 2:  # a little before the window closes
                 declinable.append(row)
-        seats = [QueuedSeat(r.job_id, r.task_id, r.round) for r in declinable]
+        if not declinable:
+            return []
         # Peers that committed on the job lately: one that stopped committing may be gone.
         active = {j: {p for p, at in self.committers[j].items() if loop_time - at <= ACTIVE_PEER_S}
                   for j in {r.job_id for r in declinable}}
-        shed = set(seats_to_shed(seats, len(queue) + len(self.running), peers, active, self.seated_in))
+        seats = [QueuedSeat(r.job_id, r.task_id, r.round) for r in declinable]
+        shed = []
+        for seat in seats_to_shed(seats, len(queue) + len(self.running), peers, active, self.seated_in):
+            if await self._someone_may_take(seat, active[seat.job_id]):
+                shed.append(seat)
         if shed:
             log.info("giving back %d queued seats to less busy peers: %s", len(shed),
                      sorted((s.job_id, s.task_id) for s in shed))
         self._shed_pending.update({(s.job_id, s.task_id): loop_time for s in shed})
-        return [r for r in declinable if QueuedSeat(r.job_id, r.task_id, r.round) in shed]
+        chosen = set(shed)
+        return [r for r in declinable if QueuedSeat(r.job_id, r.task_id, r.round) in chosen]
+
+    async def _someone_may_take(self, seat: QueuedSeat, peers: set[str]) -> bool:
+        """Whether one of ``peers`` never sat on the seat's task, as the chain says (it never
+        draws a worker for a task twice)."""
+        for peer in sorted(peers - self.seated_in.get((seat.job_id, seat.task_id), set())):
+            if (await self.chain.replica(seat.job_id, seat.task_id, peer)).state == ReplicaState.NONE:
+                return True
+            self.seated_in[(seat.job_id, seat.task_id)].add(peer)  # it did, while this agent was not looking
+        return False
 
     async def _report_unfetchable(self, now: int, loop_time: float) -> None:
         """Seats whose input nobody could deliver, after retrying for half the
@@ -858,7 +885,15 @@ class Agent:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "lost", error="lease expired before commit")
 
     async def _janitor(self, now: int) -> None:
-        """Slash no-shows whose lease expired, so their seats are redrawn (anyone may)."""
+        """Slash no-shows whose lease expired, so their seats are redrawn (anyone may); forget who
+        sat where on jobs that ended."""
+        ended = {j for j, job in self.jobs.items() if not job.info.state.active} - self._forgotten
+        if ended:
+            for key in [k for k in self.seated_in if k[0] in ended]:
+                del self.seated_in[key]
+            for job_id in ended:
+                self.committers.pop(job_id, None)
+            self._forgotten |= ended
         for (job_id, task_id, rnd), seats in list(self.others_seats.items()):
             for worker, lease in list(seats.items()):
                 if now <= lease:

@@ -8,6 +8,10 @@ clearly busier than a peer who is working on the same jobs gives back the
 seats at the end of its queue, about half the difference, as a scheduler
 would move queued work to an idle executor.
 
+Only for jobs of margin 1 (the agent checks): with a larger margin, honest
+workers giving seats back while an adversary keeps its own would tilt the
+redraws towards the adversary and weaken the margin's error bound.
+
 Only seats some less busy peer could take are given back: the redraw skips
 every worker that ever sat on the task, so a task all known peers have served
 stays (giving it back could leave it with nobody to draw). And only peers that

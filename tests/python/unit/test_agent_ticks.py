@@ -194,12 +194,19 @@ async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle
     agent = Agent("http://127.0.0.1:9", NOWHERE, _Account(), WorkerOptions(data_dir=tmp_path, max_tasks=1))
     declined: list[tuple[int, list[int]]] = []
 
+    from shardex.chain.models import ReplicaState
+
+    sat_before: set[int] = set()  # tasks the peer sat on while this agent was down (it never saw the events)
+
     class Chain:
         async def decline(self, job_id: int, task_ids: list[int]) -> None:
             declined.append((job_id, list(task_ids)))
+
+        async def replica(self, job_id: int, task_id: int, worker: str):
+            return SimpleNamespace(state=ReplicaState.DECLINED if task_id in sat_before else ReplicaState.NONE)
     agent.chain = Chain()
     now, peer = 1_000, "0x" + "4" * 40
-    agent.jobs[1] = SimpleNamespace(info=SimpleNamespace(lease_duration=400))
+    agent.jobs[1] = SimpleNamespace(info=SimpleNamespace(lease_duration=400, margin=3))
     await agent.state.set_job(1, "accepted")
     for task_id in range(6):
         await agent.state.upsert(1, task_id, 0, "assigned", lease_deadline=now + 400)
@@ -212,6 +219,20 @@ async def test_a_worker_the_lottery_gave_most_seats_hands_queued_ones_to_an_idle
     assert declined == []
     agent.committers[1][peer] = asyncio.get_running_loop().time()  # it just committed
     agent.others_seats[(1, 7, 0)][peer] = now + 400  # it holds one seat still
+    await agent._decline_refused(now)
+    # Margin 3: only honest workers shed, so their seats would be redrawn and an adversary's stay.
+    assert declined == []
+    agent.jobs[1].info.margin = 1
+    sat_before.add(5)  # the chain says the peer sat on task 5 already: nobody could take it
+    await agent._decline_refused(now)
+    assert declined == [(1, [4])]
+    assert peer in agent.seated_in[(1, 5)]
+    sat_before.clear()
+    declined.clear()
+    agent._shed_pending.clear()
+    agent.others_seats[(1, 4, 0)].pop(peer, None)
+    await agent.state.upsert(1, 4, 0, "assigned", lease_deadline=now + 400)
+    agent.seated_in[(1, 5)].discard(peer)
     await agent._decline_refused(now)
     # 6 vs 1 -> 5 vs 2 -> 4 vs 3: seats 5 and 4 go; seats past their decline window would stay.
     assert declined == [(1, [4, 5])]
