@@ -4,9 +4,9 @@
     python bench/e2e.py --mb 2048 --margins 1 --no-dask     # the big run (text repeated to 2 GB)
 
 Input: ``--mb`` MB of real text (the .py/.txt/.rst/.md files of this Python
-installation, concatenated; no file repeats). Every contender produces the
-same canonical output (``word\\tcount`` lines sorted by UTF-8 bytes), which is
-checked byte for byte.
+installation, concatenated; no file repeats up to 300 MB, above that the text
+goes round again). Every contender produces the same canonical output
+(``word\\tcount`` lines sorted by UTF-8 bytes), which is checked byte for byte.
 
 * baseline: ``multiprocessing.Pool(2)`` over line-aligned chunks, Counter per chunk, merged.
 * dask: ``dask.bag.read_text`` + per-partition Counter, processes scheduler, 2 workers.
@@ -79,7 +79,7 @@ def build_corpus(path: Path, target: int, repeat: bool = False) -> int:
                     if size >= target:
                         return size
             if not repeat or size == before:
-                raise SystemExit(f"only {size} bytes of text found, need {target} (--repeat goes round again)")
+                raise SystemExit(f"only {size} bytes of text found, need {target} (a run above 300 MB goes round again)")
 
 
 class PeakRss:
