@@ -644,7 +644,8 @@ class Agent:
                 await self.state.upsert(job_id, row.task_id, row.round, "declined")
             self.metrics.replicas["declined"] += len(rows)
             log.info("job %d: declined seats %s (%s)", job_id, [r.task_id for r in rows],
-                     self.refused.get(job_id, "stopping" if self.stopping.is_set() else "more than it can run in time, or queued while a peer is less busy"))
+                     self.refused.get(job_id, "stopping" if self.stopping.is_set()
+                                      else "more than it can run in time, or queued while a peer is less busy"))
 
     async def _seats_to_shed(self, queue: list, now: int) -> list:
         """Queued seats to give back because a peer working on the same jobs is clearly less busy
