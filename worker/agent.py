@@ -606,8 +606,7 @@ class Agent:
         is), are given back while they may be, so they are redrawn and nobody
         is slashed."""
         by_job: dict[int, list] = defaultdict(list)
-        queued = 0  # seats waiting to start, in the order they will start
-        queue = []
+        queue = []  # seats waiting to start, in the order they will start
         for row in await self.state.replicas("assigned"):
             key = (row.job_id, row.task_id, row.round)
             if key in self.running or key in self._undeclinable:
@@ -619,11 +618,10 @@ class Agent:
             seconds = self.task_seconds.get(row.job_id)
             if seconds is not None and row.lease_deadline:
                 # Starts after the queue ahead of it drains through max_tasks slots.
-                finish = now + (queued // self.opts.max_tasks + 1) * seconds * 1.5
+                finish = now + (len(queue) // self.opts.max_tasks + 1) * seconds * 1.5
                 if finish > row.lease_deadline:
                     by_job[row.job_id].append(row)
                     continue
-            queued += 1
             queue.append(row)
         for seat in await self._seats_to_shed(queue, now):
             by_job[seat.job_id].append(seat)

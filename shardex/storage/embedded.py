@@ -13,7 +13,7 @@ from pathlib import Path
 from shardex.storage import importer, reader
 from shardex.storage.blockstore import BlockStore
 from shardex.storage.cid import CID, RAW
-from shardex.storage.errors import BlockNotFound, StoreError, UnsupportedDag
+from shardex.storage.errors import BlockNotFound, NotAFile, StoreError, UnsupportedDag
 
 
 def _discard(cid: CID, data: bytes) -> None:
@@ -165,14 +165,15 @@ class EmbeddedStore:
         block = self.blocks.get(cid)
         if cid.codec == RAW:
             return [self.blocks.path(cid)]
-        if reader.kind(cid, block) != "file":
+        try:
+            data, children = reader.file_parts(cid, block)
+        except NotAFile:
             return None
-        node = reader.parse_node(cid, block)
-        if node.data.data:
+        if data:
             return None
         paths: list[Path] = []
-        for link in node.links:
-            below = self.leaf_paths_sync(link.cid)
+        for child in children:
+            below = self.leaf_paths_sync(child)
             if below is None:
                 return None
             paths.extend(below)

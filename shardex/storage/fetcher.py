@@ -201,7 +201,7 @@ class Fetcher:
         the block-by-block walk fills in what is missing."""
         if self.store.blocks.has(root):
             return False
-        for provider in [*first, *(p for p in self.providers if p not in first)]:
+        for provider in self._then_the_rest(first):
             get_dag = getattr(provider, "get_dag", None)
             if get_dag is None:
                 continue
@@ -232,8 +232,11 @@ class Fetcher:
         def soonest(p: BlockProvider) -> tuple[int, float]:
             # Any provider that failed, was slow past its deadline or lied in this fetch goes last.
             return self._strikes[p.name], (self._inflight[p.name] + 1) * self._seconds.get(p.name, fastest)
-        ranked = sorted(holders, key=soonest)
-        return ranked + [p for p in self.providers if p not in ranked]
+        return self._then_the_rest(sorted(holders, key=soonest))
+
+    def _then_the_rest(self, front: list[BlockProvider]) -> list[BlockProvider]:
+        """``front``, then every other provider in the fetcher's own order."""
+        return [*front, *(p for p in self.providers if p not in front)]
 
     async def fetch(self, cid: CID | str, *, pin: bool = True) -> CID:
         """Fetch the whole DAG under ``cid`` into the local store. From one provider: a streamed

@@ -46,7 +46,7 @@ def _node_kind(cid: CID, node: PBNode) -> str:
     raise UnsupportedDag(f"{cid}: UnixFS type {node.data.type} not supported")
 
 
-def _file_parts(cid: CID, block: bytes) -> tuple[bytes, list[CID]]:
+def file_parts(cid: CID, block: bytes) -> tuple[bytes, list[CID]]:
     """(inline data, children) of a file node."""
     if cid.codec == RAW:
         return block, []
@@ -61,7 +61,7 @@ def _file_parts(cid: CID, block: bytes) -> tuple[bytes, list[CID]]:
 
 def iter_file(get: GetBlock, cid: CID, block: bytes | None = None) -> Iterator[bytes]:
     """The file's bytes; ``block``: the root's verified bytes, when the caller already read them."""
-    data, children = _file_parts(cid, get(cid) if block is None else block)
+    data, children = file_parts(cid, get(cid) if block is None else block)
     if data:
         yield data
     for child in children:
@@ -69,7 +69,7 @@ def iter_file(get: GetBlock, cid: CID, block: bytes | None = None) -> Iterator[b
 
 
 async def aiter_file(get: AGetBlock, cid: CID) -> AsyncIterator[bytes]:
-    data, children = _file_parts(cid, await get(cid))
+    data, children = file_parts(cid, await get(cid))
     if data:
         yield data
     for child in children:
