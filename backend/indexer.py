@@ -246,6 +246,8 @@ class Derivation:
                      seed_block=a["seed_block"])
             job["extra_seats_used"] += a["seats"]
             job["escalations"] += 1
+        elif name == "ResultRevealed":  # paid by the reveal: the seat is over
+            replicas.pop((job_id, ev.task_id, a["worker"]), None)
         elif name == "ReplicaResolved":
             state, rnd = replicas.pop((job_id, ev.task_id, a["worker"]), ("", -1))
             t = task(job_id, ev.task_id)

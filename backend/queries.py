@@ -113,15 +113,17 @@ def job_detail(engine: Engine, job_id: int) -> dict[str, Any] | None:
         elif e.name == "ResultCommitted" and rep is not None:
             rep["state"], rep["result"] = "committed", _result12(a["result"])
         elif e.name == "ResultRevealed" and rep is not None:
-            rep["state"], rep["digest"] = "revealed", a["digest"]
+            # Opening the winner is paid by the reveal itself: one reward, collateral released.
+            reward = int(row.reward_per_replica)
+            rep["digest"] = a["digest"]
+            rep["state"], rep["outcome"], rep["amount_wei"] = "paid", "paid", str(reward)
+            paid += reward
+            payouts[a["worker"]] += reward
         elif e.name == "ReplicaResolved" and rep is not None:
             before = rep["state"]
             outcome = a["outcome"].lower()
             rep["state"], rep["outcome"], rep["amount_wei"] = outcome, outcome, str(a["amount"])
-            if outcome == "paid":
-                paid += a["amount"]
-                payouts[a["worker"]] += a["amount"]
-            elif outcome == "slashed":
+            if outcome == "slashed":
                 slashed += a["amount"]
                 slashes.append({"worker": a["worker"], "task_id": e.task_id, "round": rep["round"],
                                 "reason": "no-show" if before == "assigned" else None, "result": rep["result"],
@@ -304,13 +306,14 @@ def job_events(engine: Engine, job_id: int, limit: int = 1000, after: tuple[int,
 def worker_activity(engine: Engine) -> dict[str, dict[str, Any]]:
     """Per pool member: earnings, seats drawn and declined, replica outcomes and announced endpoint, from events."""
     acc: dict[str, dict[str, Any]] = {}
-    q = (select(db.events.c.name, db.events.c.account, db.events.c.args_json)
-         .where(db.events.c.name.in_(["Staked", "ReplicaResolved", "EndpointAnnounced", "TaskAssigned",
-                                      "TaskDeclined"]))
+    q = (select(db.events.c.name, db.events.c.account, db.events.c.args_json, db.events.c.job_id)
+         .where(db.events.c.name.in_(["Staked", "ReplicaResolved", "ResultRevealed", "EndpointAnnounced",
+                                      "TaskAssigned", "TaskDeclined"]))
          .order_by(db.events.c.block_number, db.events.c.log_index))
     endpoints: dict[str, str] = {}
     with engine.connect() as conn:
-        for name, account, a in conn.execute(q):
+        rewards = {job_id: int(r) for job_id, r in conn.execute(select(db.jobs.c.job_id, db.jobs.c.reward_per_replica))}
+        for name, account, a, job_id in conn.execute(q):
             if name == "EndpointAnnounced":
                 endpoints[account] = a["endpoint"]
                 continue
@@ -320,12 +323,13 @@ def worker_activity(engine: Engine) -> dict[str, dict[str, Any]]:
                 w["seats"] += 1
             elif name == "TaskDeclined":
                 w["declined"] += 1
+            elif name == "ResultRevealed":  # opening the winner is paid by the reveal itself
+                w["paid"] += 1
+                w["earned_wei"] += rewards.get(job_id, 0)
             elif name == "ReplicaResolved":
                 outcome = a["outcome"].lower()
                 w[outcome] += 1
-                if outcome == "paid":
-                    w["earned_wei"] += a["amount"]
-                elif outcome == "slashed":
+                if outcome == "slashed":
                     w["slashed_wei"] += a["amount"]
     for address, w in acc.items():
         w["endpoint"] = endpoints.get(address)

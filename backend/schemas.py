@@ -51,7 +51,7 @@ class Replica(BaseModel):
 
     worker: str
     round: int
-    state: Literal["assigned", "declined", "committed", "revealed", "paid", "slashed", "released"]
+    state: Literal["assigned", "declined", "committed", "paid", "slashed", "released"]
     result: HexStr | None = Field(description="The committed result (first 12 bytes: what the market compares).")
     digest: HexStr | None = Field(description="The digest it opened, once revealed.")
     agrees: bool | None = Field(description="Whether its result is the settled one (known once the task settled).")

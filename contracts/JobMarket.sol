@@ -56,7 +56,6 @@ contract JobMarket is ReentrancyGuard {
         None,
         Assigned,
         Committed,
-        Revealed,
         Slashed, // a no-show's marker: it is never drawn for this task again
         Declined // declined its seat in time: never drawn for this task again
     }
@@ -68,8 +67,9 @@ contract JobMarket is ReentrancyGuard {
         Wait // cannot sit now (stake or free stake): the seat waits for it
     }
 
+    /// @notice How `collect` or `resolve` ends a seat. A seat that opens the
+    /// winner is paid by the reveal itself and never comes here.
     enum Outcome {
-        Paid,
         Slashed,
         Released
     }
@@ -127,7 +127,6 @@ contract JobMarket is ReentrancyGuard {
         uint32 epsilonPpm;
         uint32 adversaryPpm;
         uint128 paid;
-        uint128 owed;
         uint128 escrow;
         uint128 refunded;
         bytes32 specDigest;
@@ -465,7 +464,7 @@ contract JobMarket is ReentrancyGuard {
         // Until the last reveal window closes an agreeing replica may still
         // open its result and earn its reward.
         if (block.timestamp <= j.horizon) revert JobMarketRefundNotReady(jobId, j.horizon);
-        amount = uint256(j.escrow) - j.paid - j.owed - j.refunded;
+        amount = uint256(j.escrow) - j.paid - j.refunded;
         if (amount == 0) revert JobMarketNothingToRefund(jobId);
         j.refunded += uint128(amount);
         address requester = j.requester;
@@ -519,7 +518,15 @@ contract JobMarket is ReentrancyGuard {
         }
     }
 
-    function reveal(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata digests) external {
+    /// @notice Opens the caller's committed results that won their tasks, and
+    /// pays for them at once: the reward is credited and the collateral of
+    /// every opened seat released in this call. Opening the winner in time
+    /// is the last duty a seat has, so there is nothing left to wait for, and
+    /// an honest worker never needs a `collect`.
+    function reveal(uint256 jobId, uint256[] calldata taskIds, bytes32[] calldata digests)
+        external
+        returns (uint256 reward)
+    {
         uint256 n = taskIds.length;
         if (n == 0) revert JobMarketEmptyBatch();
         if (digests.length != n) revert JobMarketLengthMismatch(n, digests.length);
@@ -527,17 +534,24 @@ contract JobMarket is ReentrancyGuard {
         for (uint256 i; i < n; ++i) {
             _revealOne(jobId, j, taskIds[i], digests[i]);
         }
+        reward = n * uint256(j.rewardPerReplica);
+        j.paid += uint128(reward);
+        _credit(j, msg.sender, reward);
+        pool.release(msg.sender, n * uint256(j.collateral), n);
     }
 
-    function collect(uint256 jobId, uint256[] calldata taskIds) external returns (uint256 reward) {
+    /// @notice Ends the caller's seats that did not open a winner: slashed
+    /// (a no-show, a losing result, a winner left unopened) or released (the
+    /// job ended before the task had a verdict).
+    function collect(uint256 jobId, uint256[] calldata taskIds) external {
         uint256 n = taskIds.length;
         if (n == 0) revert JobMarketEmptyBatch();
         Job storage j = _knownJob(jobId);
-        uint256[3] memory counts;
+        uint256[2] memory counts;
         for (uint256 i; i < n; ++i) {
             counts[uint8(_resolve(jobId, j, taskIds[i], msg.sender))] += 1;
         }
-        reward = _applyOutcomes(j, msg.sender, counts);
+        _applyOutcomes(j, msg.sender, counts);
     }
 
     /// @notice Gives back seats the caller was drawn for and has not committed
@@ -566,7 +580,7 @@ contract JobMarket is ReentrancyGuard {
     function resolve(uint256 jobId, uint256 taskId, address worker) external returns (Outcome outcome) {
         Job storage j = _knownJob(jobId);
         outcome = _resolve(jobId, j, taskId, worker);
-        uint256[3] memory counts;
+        uint256[2] memory counts;
         counts[uint8(outcome)] = 1;
         _applyOutcomes(j, worker, counts);
     }
@@ -783,8 +797,10 @@ contract JobMarket is ReentrancyGuard {
         if (bytes12(resultOf(jobId, taskId, digest)) != winner || bytes12(sealOf(msg.sender, jobId, taskId, digest)) != rep.seal) {
             revert JobMarketCommitmentMismatch(jobId, taskId, msg.sender);
         }
-        rep.state = ReplicaState.Revealed;
-        j.owed += j.rewardPerReplica;
+        // Paid by the caller (`reveal`): nothing is left to decide for this
+        // seat. The task has its result, so it is never drawn again and the
+        // marker that keeps a worker from a second seat is not needed.
+        delete _replicas[jobId][taskId][msg.sender];
         emit ResultRevealed(jobId, taskId, msg.sender, digest);
         if (!settled) {
             t.settled = true;
@@ -829,21 +845,12 @@ contract JobMarket is ReentrancyGuard {
             } else {
                 revert JobMarketNotResolvable(jobId, taskId, worker, s);
             }
-        } else if (s == ReplicaState.Revealed) {
-            o = Outcome.Paid; // only the settled winner can be opened
         } else {
+            // None: never seated, or already paid by its reveal or collected.
             revert JobMarketWrongReplicaState(jobId, taskId, worker, s);
         }
 
-        uint256 amount;
-        if (o == Outcome.Paid) {
-            uint128 reward = j.rewardPerReplica;
-            j.owed -= reward;
-            j.paid += reward;
-            amount = reward;
-        } else if (o == Outcome.Slashed) {
-            amount = j.collateral;
-        }
+        uint256 amount = o == Outcome.Slashed ? j.collateral : 0;
         if (s == ReplicaState.Assigned && o == Outcome.Slashed) {
             // A no-show frees its seat for a redraw and is never drawn for
             // this task again.
@@ -894,16 +901,11 @@ contract JobMarket is ReentrancyGuard {
         }
     }
 
-    function _applyOutcomes(Job storage j, address worker, uint256[3] memory counts) private returns (uint256 reward) {
-        uint256 paid = counts[uint8(Outcome.Paid)];
+    function _applyOutcomes(Job storage j, address worker, uint256[2] memory counts) private {
         uint256 slashed = counts[uint8(Outcome.Slashed)];
         uint256 released = counts[uint8(Outcome.Released)];
         uint256 collateral = j.collateral;
-        if (paid > 0) {
-            reward = paid * j.rewardPerReplica;
-            _credit(j, worker, reward);
-        }
-        if (paid + released > 0) pool.release(worker, (paid + released) * collateral, paid);
+        if (released > 0) pool.release(worker, released * collateral, 0);
         if (slashed > 0) pool.slash(worker, slashed * collateral, slashed);
     }
 

@@ -251,14 +251,14 @@ async def status(client: ChainClient, job_id: int) -> dict:
             unavailable[e.task_id] = e.reports
         elif isinstance(e, ResultCommitted):
             views[e.task_id].workers[e.worker] = "committed"
-        elif isinstance(e, ResultRevealed):
-            views[e.task_id].workers[e.worker] = "revealed"
+        elif isinstance(e, ResultRevealed):  # opening the winner is paid by the reveal itself
+            views[e.task_id].workers[e.worker] = "paid"
+            payouts += 1
         elif isinstance(e, TaskSettled):
             views[e.task_id].digest = "0x" + e.digest.hex()
         elif isinstance(e, ReplicaResolved):
             views[e.task_id].workers[e.worker] = e.outcome.name.lower()
             slashes += e.outcome.name == "SLASHED"
-            payouts += e.outcome.name == "PAID"
     receipts = await asyncio.gather(*(client.w3.eth.get_transaction_receipt(tx)
                                       for tx in dict.fromkeys(e.tx_hash for e in events)))
     gas = sum(r["gasUsed"] for r in receipts)
@@ -277,7 +277,7 @@ async def status(client: ChainClient, job_id: int) -> dict:
         "job_id": job_id, "state": job.state.name, "requester": job.requester,
         "tasks_settled": job.settled_tasks, "tasks": job.tasks, "margin": job.margin,
         "epsilon": job.epsilon_ppm / PPM, "adversary_share": job.adversary_ppm / PPM,
-        "resource_class": job.resource_class, "escrow": job.escrow, "paid": job.paid, "owed": job.owed,
+        "resource_class": job.resource_class, "escrow": job.escrow, "paid": job.paid,
         "refunded": job.refunded, "slashes": slashes, "payouts": payouts, "declines": declines,
         "escalations": escalations, "extra_seats_used": job.extra_seats_used, "extra_seats": job.extra_seats,
         "gas_used_all_parties": gas, "fees_wei_all_parties": l2_fees + l1_fees, "l2_fees_wei": l2_fees,

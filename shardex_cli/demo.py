@@ -26,7 +26,7 @@ from pathlib import Path
 from deploy.devnet import free_port
 from shardex.api_client import GatewayClient
 from shardex.chain import ChainClient
-from shardex.chain.models import ReplicaResolved
+from shardex.chain.models import ReplicaResolved, ResultRevealed
 from shardex.config import Settings
 from shardex.devnet import FIRST_WORKER_DEV_KEY
 from shardex.serving import wait_http
@@ -155,15 +155,12 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
         for word, n in top:
             show(f"      {word:<12} {int(n):>7,}")
 
-        deadline = time.monotonic() + 60
-        while (await c.job(job_id)).owed and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)  # workers collect their rewards
         job = await c.job(job_id)
         now = await c.timestamp()
         if job.horizon >= now:
             await asyncio.sleep(job.horizon - now + 1.5)  # the last reveal window must close before a refund
             await c.mine_empty_blocks(1)  # the devnet mines on demand: let its clock see that time
-        if job.escrow - job.paid - job.owed - job.refunded:
+        if job.escrow - job.paid - job.refunded:
             await c.refund(job_id)
         if await c.credits():
             await c.withdraw()
@@ -173,9 +170,11 @@ async def _requester(home: Path, info: dict, workers: subprocess.Popen, url: str
         job = await c.job(job_id)
         earned: dict[str, int] = defaultdict(int)
         slashed: dict[str, int] = defaultdict(int)
-        for e in await c.events(names=["ReplicaResolved"]):
-            if isinstance(e, ReplicaResolved) and e.job_id == job_id:
-                (earned if e.outcome.name == "PAID" else slashed)[e.worker] += e.amount
+        for e in await c.events(names=["ResultRevealed", "ReplicaResolved"]):
+            if isinstance(e, ResultRevealed) and e.job_id == job_id:  # a reveal is paid on the spot
+                earned[e.worker] += job.reward_per_replica
+            elif isinstance(e, ReplicaResolved) and e.job_id == job_id and e.outcome.name == "SLASHED":
+                slashed[e.worker] += e.amount
         say("where every wei went")
         show(f"      escrow {format_eth(job.escrow)} = paid to workers {format_eth(job.paid)} + refunded "
               f"{format_eth(job.refunded)} + still held {format_eth(job.escrow - job.paid - job.refunded)}")

@@ -53,7 +53,7 @@ def job_show(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> None:
                          for i, t in enumerate(tasks)]
         lines = [f"job {job_id}: {job.state.name}  tasks {job.settled_tasks}/{job.tasks} settled  "
                  f"margin {job.margin} (epsilon {job.epsilon_ppm / 1e6:g} vs adversary {job.adversary_ppm / 1e6:g})",
-                 f"  escrow {money(job, job.escrow)}  paid {money(job, job.paid)}  owed {money(job, job.owed)}  "
+                 f"  escrow {money(job, job.escrow)}  paid {money(job, job.paid)}  "
                  f"refunded {money(job, job.refunded)}"]
         for t in data["tasks"]:
             kind = "map" if t["task_id"] < job.map_tasks else "reduce"

@@ -2,7 +2,8 @@
 
 Starts a private Anvil, deploys, and plays a requester and four staked
 workers (one of them dishonest) through post → draw → commit → (escalate on
-dissent) → reveal → settle (map, then reduce) → collect → refund → withdraw,
+dissent) → reveal (which pays) → settle (map, then reduce) → collect (the
+slashes) → refund → withdraw,
 then accounts for every wei. The "computation" is a real word count over
 Python's own documentation text, so the digests the workers agree on are real.
 Who is drawn for which task is the lottery's: the narration says what happened.
@@ -17,7 +18,7 @@ import io
 from deploy.deploy import deploy
 from deploy.devnet import Anvil, rpc_call
 from shardex import jobs
-from shardex.chain import ChainClient, JobParams, result_of, seal_of
+from shardex.chain import ChainClient, JobParams, ReplicaState, result_of, seal_of
 from shardex.chain.errors import ChainError
 from shardex.devnet import dev_accounts
 from shardex.programs import MapContext, ReduceContext, load_program
@@ -160,7 +161,7 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
                                "seats (nothing revealed: no digest to copy)")
                 for e in r.events_named("RevealOpened"):
                     waiting.discard(e.task_id)
-        say(f"tasks {task_ids}: one result leads by {params.margin} on each; its committers open it")
+        say(f"tasks {task_ids}: one result leads by {params.margin} on each; its committers open it and are paid")
         for w in workers:
             mine = [(t, d) for t in task_ids for c, d in committed.get(t, []) if c is w]
             winners = [(t, d) for t, d in mine if (await requester.task(job_id, t)).winner == result_of(job_id, t, d)[:12]]
@@ -168,10 +169,12 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
                 continue
             r = await paid_by(w, w.reveal(job_id, [t for t, _ in winners], [d for _, d in winners]))
             spent("reveal", r)
+            paid_seats[w.address] += len(r.events_named("ResultRevealed"))
             settled = [e.task_id for e in r.events_named("TaskSettled")]
             say.detail(f"{names[w.address]} opens tasks {[t for t, _ in winners]}"
                        + (f" -> {settled} settle" if settled else ""))
 
+    paid_seats = {w.address: 0 for w in workers}  # a reveal pays: the seats that opened the winner
     map_ids = list(range(params.map_tasks))
     map_out = {t: map_shard(shards[t], t, len(shards)) for t in map_ids}
     say("MAP phase")
@@ -188,17 +191,16 @@ async def _lifecycle(anvil: Anvil, say: Narrator) -> dict:
 
     await _fast_forward(anvil.rpc_url, params.reveal_window + 1)
     say("(dev chain fast-forwarded past the last reveal window)")
-    paid_seats = {w.address: 0 for w in workers}
     slashed_seats = {w.address: 0 for w in workers}
     for w in workers:
-        mine = sorted({t for t, cs in committed.items() for c, _ in cs if c is w})
+        # What is left after the reveals paid: seats that committed a result that lost.
+        mine = sorted({t for t, cs in committed.items() for c, _ in cs
+                       if c is w and (await requester.replica(job_id, t, w.address)).state == ReplicaState.COMMITTED})
         if not mine:
-            say.detail(f"{names[w.address]} was never drawn")
             continue
         r = await paid_by(w, w.collect(job_id, mine))
         spent("collect", r)
         outcomes = [e.outcome.name.lower() for e in r.events_named("ReplicaResolved")]
-        paid_seats[w.address] = outcomes.count("paid")
         slashed_seats[w.address] = outcomes.count("slashed")
         say.detail(f"{names[w.address]} collects tasks {mine}: {', '.join(outcomes)}")
 

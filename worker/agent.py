@@ -56,7 +56,7 @@ from worker.options import WorkerOptions
 from worker.runtime import TaskRuntime
 from worker.settlement import Settlement
 from worker.shedding import QueuedSeat, seats_to_shed
-from worker.state import AsyncState
+from worker.state import OPEN, AsyncState
 from worker.tasks import TaskInput, compute
 
 log = logging.getLogger("shardex.worker")
@@ -302,8 +302,7 @@ class Agent:
         await self._maybe_withdraw(loop_time=asyncio.get_running_loop().time())
         await self.runtime.supervise(asyncio.get_running_loop().time())
         await self._measure_block_time(asyncio.get_running_loop().time())
-        self._holding = bool(self.running) or bool(
-            await self.state.replicas("assigned", "computed", "committing", "committed", "revealed"))
+        self._holding = bool(self.running) or bool(await self.state.replicas(*OPEN))
 
     async def _measure_block_time(self, now: float) -> None:
         """How far apart this chain's blocks are: what a window must span (every ~60 s)."""

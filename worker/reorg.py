@@ -103,7 +103,7 @@ async def reconcile(chain: ChainClient, state: AsyncState, address: str, running
             counts["seats_forgotten"] += 1
             continue
         target = {ReplicaState.ASSIGNED: "computed" if row.digest else "assigned",
-                  ReplicaState.COMMITTED: "committed", ReplicaState.REVEALED: "revealed",
+                  ReplicaState.COMMITTED: "committed",
                   ReplicaState.DECLINED: "declined", ReplicaState.SLASHED: "lost"}[rep.state]
         if row.status == target or (target == "computed" and row.status in ("assigned", "computed")):
             continue
@@ -111,5 +111,5 @@ async def reconcile(chain: ChainClient, state: AsyncState, address: str, running
             continue  # slashed and collected
         # A commit, reveal or collect the chain lost is sent again from the stored digest.
         await state.upsert(*key, target, error=None)
-        counts["resent"] += target in ("computed", "committed", "revealed")
+        counts["resent"] += target in ("computed", "committed")
     return counts

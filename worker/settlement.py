@@ -1,4 +1,4 @@
-"""Commit, reveal, collect: the settlement half of a worker's loop.
+"""Commit, reveal (which pays), collect (what did not): the settlement half of a worker's loop.
 
 Each step reads what to do from the local state (written before any
 transaction, so a crash loses nothing), batches one transaction per job, and
@@ -7,7 +7,10 @@ when a batch is refused learns from the chain what each replica is.
 A worker commits ``result`` (the same for every worker with the same output)
 and ``seal`` (its own); once a result has won its task (a margin of agreeing
 drawn workers, see docs/protocol.md) every committer of that result opens it
-with the digest within the reveal window, whatever round it committed in.
+with the digest within the reveal window, whatever round it committed in. The
+reveal pays the reward and releases the collateral at once; ``collect`` is
+only for seats that did not open a winner (released when the job ended
+without a verdict, or slashed).
 """
 
 from __future__ import annotations
@@ -103,17 +106,18 @@ class Settlement:
                         await self.chain.reveal(job_id, [row.task_id], [row.digest])
                     except ContractRevert:
                         continue
-                    await self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                    await self.state.upsert(job_id, row.task_id, row.round, "paid")
                     self.metrics.replicas["revealed"] += 1
                 continue
             for row in rows:
-                await self.state.upsert(job_id, row.task_id, row.round, "revealed")
+                await self.state.upsert(job_id, row.task_id, row.round, "paid")
             self.metrics.replicas["revealed"] += len(rows)
 
     async def collect(self, now: int, jobs: dict) -> None:
-        """Collect (and so release the collateral of) every replica whose task has a verdict."""
+        """Collect every committed replica that will not be paid by a reveal: its task has a verdict
+        it lost, or its job ended without one (released)."""
         by_job = defaultdict(list)
-        for row in await self.state.replicas("revealed", "committed"):
+        for row in await self.state.replicas("committed"):
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if rep.state == ReplicaState.NONE or rep.round != row.round:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
@@ -121,10 +125,9 @@ class Settlement:
             task = await self.chain.task(row.job_id, row.task_id)
             job = jobs[row.job_id].info if row.job_id in jobs else await self.chain.job(row.job_id)
             if task.settled:
-                # Paid once opened; slashed if another result won or the window
-                # closed before it was opened.
-                ready = (rep.state == ReplicaState.REVEALED or rep.result != task.winner
-                         or now > task.reveal_deadline)
+                # Slashed if another result won or the window closed before it was opened (an
+                # opened one was paid by its reveal and is gone from the chain).
+                ready = rep.result != task.winner or now > task.reveal_deadline
             else:
                 ready = not job.state.active or now > job.deadline  # no verdict will come: released
             if ready:

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS replicas (
     job_id INTEGER NOT NULL,
     task_id INTEGER NOT NULL,
     round INTEGER NOT NULL,
-    status TEXT NOT NULL,     -- assigned, computed, committing, committed, revealed, declined, resolved, lost
+    status TEXT NOT NULL,     -- assigned, computed, committing, committed, paid, declined, resolved, lost
     lease_deadline INTEGER,
     digest BLOB,              -- manifest digest (what we commit to)
     salt BLOB,
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS settled (
 """
 
 #: Statuses of a replica this worker still has to act on.
-OPEN = ("assigned", "computed", "committing", "committed", "revealed")
+OPEN = ("assigned", "computed", "committing", "committed")
 
 
 @dataclass

@@ -31,18 +31,19 @@ class JobState(IntEnum):
 
 
 class ReplicaState(IntEnum):
+    """A seat on chain. A seat that opened the winner was paid by that reveal and is
+    gone (NONE): there is no "revealed" state to collect."""
     NONE = 0
     ASSIGNED = 1
     COMMITTED = 2
-    REVEALED = 3
-    SLASHED = 4
-    DECLINED = 5
+    SLASHED = 3
+    DECLINED = 4
 
 
 class Outcome(IntEnum):
-    PAID = 0
-    SLASHED = 1
-    RELEASED = 2
+    """How ``collect`` or ``resolve`` ends a seat that did not open a winner."""
+    SLASHED = 0
+    RELEASED = 1
 
 
 #: Fixed-point scale of epsilon and the adversary share (parts per million).
@@ -147,8 +148,7 @@ class Job:
     extra_seats_used: int
     epsilon_ppm: int
     adversary_ppm: int
-    paid: int
-    owed: int
+    paid: int  # rewards paid so far (each reveal of a winner pays its reward at once)
     escrow: int
     refunded: int
     spec_digest: bytes

@@ -75,15 +75,16 @@ contract JobMarketAttackTest is MarketFixture {
         assertEq(market.credits(w), 0, "no reward");
     }
 
-    /// @dev Collects `w`'s replica on task 0 and checks it was paid one reward.
-    function _collectPaid(address w, uint256 id) internal {
-        assertEq(_collect(w, id, 0), REWARD, "collect returns one reward");
+    /// @dev `w`'s seat on task 0 was paid one reward by its reveal: the seat is
+    /// gone (nothing left to collect) and its collateral released.
+    function _assertPaid(address w, uint256 id) internal view {
+        assertEq(uint256(_rep(id, 0, w).state), uint256(JobMarket.ReplicaState.None), "paid seat is gone");
         _assertPaidOnce(w);
     }
 
-    function _collectAllPaid(address[] memory ws, uint256 id) internal {
+    function _assertAllPaid(address[] memory ws, uint256 id) internal view {
         for (uint256 i; i < ws.length; ++i) {
-            _collectPaid(ws[i], id);
+            _assertPaid(ws[i], id);
         }
     }
 
@@ -181,7 +182,7 @@ contract JobMarketAttackTest is MarketFixture {
         assertEq(revealEnd, leaseEnd + MIN_REVEAL, "window = minimum");
         vm.warp(revealEnd); // the last second of the window
         _revealAll(seats, id, d);
-        _collectAllPaid(seats, id);
+        _assertAllPaid(seats, id);
         assertEq(pool.burned(), 0, "nothing burned");
         assertEq(_pastHorizonRefund(id), ESCROW - 4 * REWARD, "refund = unspent escrow");
     }
@@ -384,7 +385,7 @@ contract JobMarketAttackTest is MarketFixture {
         _assertSlashedOnce(m1);
         assertEq(pool.burned(), COLLATERAL, "its collateral burned");
 
-        _collectAllPaid(paid, id);
+        _assertAllPaid(paid, id);
         assertEq(_pastHorizonRefund(id), ESCROW - 5 * REWARD, "refund = escrow - five rewards");
         assertEq(market.credits(requester), ESCROW - 5 * REWARD, "requester credit = its refund only");
     }
@@ -427,7 +428,7 @@ contract JobMarketAttackTest is MarketFixture {
         _commitAll(_addrs(h3, h4), id, 0, d);
         address[] memory paid = _cat(_addrs4(h3, h4, h0, h1), _addrs(h2));
         _revealAll(paid, id, d);
-        _collectAllPaid(paid, id);
+        _assertAllPaid(paid, id);
         assertEq(uint256(_resolve(id, 0, s1)), uint256(JobMarket.Outcome.Slashed), "sybil slashed");
         uint256 refund = _pastHorizonRefund(id);
         assertEq(refund, ESCROW - 5 * REWARD, "refund = exactly the unspent escrow");
@@ -511,7 +512,7 @@ contract JobMarketAttackTest is MarketFixture {
         _skip(REVEAL + 1);
         assertEq(uint256(_resolve(id, 0, m1)), uint256(JobMarket.Outcome.Slashed), "copier slashed");
         _assertSlashedOnce(m1);
-        _collectAllPaid(_addrs(h0, h1, h2), id);
+        _assertAllPaid(_addrs(h0, h1, h2), id);
         assertEq(pool.burned(), COLLATERAL, "copier's collateral burned");
         assertEq(_pastHorizonRefund(id), ESCROW - 3 * REWARD, "refund = escrow - three rewards");
     }
@@ -539,7 +540,7 @@ contract JobMarketAttackTest is MarketFixture {
         assertEq(uint256(_resolve(id, 0, m2)), uint256(JobMarket.Outcome.Slashed), "copier slashed");
         assertEq(uint256(_resolve(id, 0, m1)), uint256(JobMarket.Outcome.Slashed), "dissent slashed");
         _assertSlashedOnce(m2);
-        _collectAllPaid(_addrs4(h0, h1, h2, h3), id);
+        _assertAllPaid(_addrs4(h0, h1, h2, h3), id);
         assertEq(pool.burned(), 2 * COLLATERAL, "both burned");
         assertEq(_pastHorizonRefund(id), ESCROW - 4 * REWARD, "refund = escrow - four rewards");
     }
@@ -571,7 +572,7 @@ contract JobMarketAttackTest is MarketFixture {
         _resolve(id, 0, m2);
         _assertSlashedOnce(m1);
         _assertSlashedOnce(m2);
-        _collectAllPaid(_cat(round1, _addrs(h0, h1)), id);
+        _assertAllPaid(_cat(round1, _addrs(h0, h1)), id);
         assertEq(pool.burned(), 2 * COLLATERAL, "both colluders burned");
         assertEq(_pastHorizonRefund(id), ESCROW - 6 * REWARD, "refund = escrow - six rewards");
     }
@@ -618,7 +619,7 @@ contract JobMarketAttackTest is MarketFixture {
         _assertSlashedOnce(m1);
         _assertSlashedOnce(m2);
         _assertSlashedOnce(m3);
-        _collectAllPaid(paid, id);
+        _assertAllPaid(paid, id);
         assertEq(pool.burned(), 3 * COLLATERAL, "three colluders burned");
         assertEq(_pastHorizonRefund(id), ESCROW - 7 * REWARD, "refund = escrow - seven rewards");
     }
@@ -688,8 +689,7 @@ contract JobMarketAttackTest is MarketFixture {
         // Once the seat ends the floor is gone.
         bytes32 d = _truth(id, 0);
         _commitAll(seats, id, 0, d);
-        _reveal(h0, id, 0, d);
-        assertEq(_collect(h0, id, 0), REWARD, "paid");
+        assertEq(_reveal(h0, id, 0, d), REWARD, "paid by the reveal");
         vm.prank(h0);
         pool.requestUnbond(4 ether);
         assertEq(_stakeOf(h0), 1 ether, "unbonded after the seat ended");
@@ -716,7 +716,7 @@ contract JobMarketAttackTest is MarketFixture {
         _revealAll(_addrs(h0, h1, h2), id, d);
         _skip(REVEAL + 1);
         assertEq(uint256(_resolve(id, 0, h3)), uint256(JobMarket.Outcome.Slashed), "silent winner slashed");
-        _collectAllPaid(_addrs(h0, h1, h2), id);
+        _assertAllPaid(_addrs(h0, h1, h2), id);
         assertEq(_pastHorizonRefund(id), ESCROW - 3 * REWARD, "refund exact");
     }
 
@@ -952,7 +952,7 @@ contract JobMarketAttackTest is MarketFixture {
         assertTrue(!opened, "a committer of a void round opened in a later round's window and is owed a reward");
         _skip(REVEAL + 1);
         assertEq(uint256(_resolve(id, 0, m2)), uint256(JobMarket.Outcome.Slashed), "void-round committer slashed");
-        _collectAllPaid(round1, id);
+        _assertAllPaid(round1, id);
         assertEq(_pastHorizonRefund(id), ESCROW - 4 * REWARD, "only round 1 was paid");
     }
 
@@ -982,12 +982,9 @@ contract JobMarketAttackTest is MarketFixture {
         assertTrue(!_contains(seated, m1), "never to the reporter");
         _commitAll(seated, id, 0, _truth(id, 0));
         for (uint256 i; i < seated.length; ++i) {
-            _reveal(seated[i], id, 0, _truth(id, 0));
+            assertEq(_reveal(seated[i], id, 0, _truth(id, 0)), REWARD, "each computing seat paid one reward");
         }
         assertEq(uint256(_job(id).state), uint256(JobMarket.JobState.Completed), "settled without it");
-        for (uint256 i; i < seated.length; ++i) {
-            assertEq(_collect(seated[i], id, 0), REWARD, "each computing seat paid one reward");
-        }
         _assertUntouched(m1);
         assertEq(market.credits(m1), 0, "the reporter earned nothing");
         // Reporting is declining: only an assigned seat, only in the first quarter of its lease.
@@ -1015,7 +1012,7 @@ contract JobMarketAttackTest is MarketFixture {
         assertEq(computed.length, M, "task 1 drawn");
         _commitAll(computed, id, 1, _truth(id, 1)); // task 1's input was there: it settles
         for (uint256 i; i < M; ++i) {
-            _reveal(computed[i], id, 1, _truth(id, 1));
+            assertEq(_reveal(computed[i], id, 1, _truth(id, 1)), REWARD, "settled work is paid");
         }
         _skip(LEASE / 8); // inside the first quarter of the lease
         for (uint256 i; i < M; ++i) {
@@ -1023,9 +1020,6 @@ contract JobMarketAttackTest is MarketFixture {
             market.reportUnavailable(id, _ids(0));
             JobMarket.JobState expected = i + 1 < M ? JobMarket.JobState.Map : JobMarket.JobState.Failed;
             assertEq(uint256(_job(id).state), uint256(expected), "fails at the margin-th report, not before");
-        }
-        for (uint256 i; i < M; ++i) {
-            assertEq(_collect(computed[i], id, 1), REWARD, "settled work is paid");
         }
         for (uint256 i; i < M; ++i) {
             _assertUntouched(reporters[i]);

@@ -38,15 +38,15 @@ contract JobMarketGasTest is MarketFixture {
         gasVm.snapshotGasLastCall(MARKET, "postJob_16_tasks_again");
     }
 
-    /// @notice One job of `n` tasks at margin 3 from draw to collect, batched as
-    /// the agent batches: one draw for all tasks, and one commit, reveal and
-    /// collect per worker for all the seats it holds. Reports each call and the
-    /// per-seat sum of each phase.
+    /// @notice One job of `n` tasks at margin 3 from draw to payment, batched as
+    /// the agent batches: one draw for all tasks, and one commit and one reveal
+    /// (which pays) per worker for all the seats it holds. Reports each call
+    /// and the per-seat sum of each phase.
     function _lifecycle(uint32 n, string memory tag) internal {
         uint256 id = _postTasks(n);
         uint256[] memory all = _range(0, n);
         _toSeed(id, 0);
-        uint256[4] memory used; // draw, commit, reveal, collect
+        uint256[3] memory used; // draw, commit, reveal (and payment)
         for (uint256 calls; calls < 8 && _openAny(id, n); ++calls) {
             vm.prank(stranger);
             market.draw(id, all);
@@ -76,19 +76,14 @@ contract JobMarketGasTest is MarketFixture {
             vm.prank(honest[i]);
             market.reveal(id, mine, digests);
             used[2] += gasVm.snapshotGasLastCall(MARKET, string.concat("reveal_", tag, "_worker", _dec(i)));
-            vm.prank(honest[i]);
-            market.collect(id, mine);
-            used[3] += gasVm.snapshotGasLastCall(MARKET, string.concat("collect_", tag, "_worker", _dec(i)));
+            assertEq(_committedBy(id, n, honest[i]).length, 0, "every opened seat is paid and gone");
         }
         assertEq(uint256(_job(id).state), uint256(JobMarket.JobState.Completed), "job completed");
         uint256 seats = uint256(n) * 3;
         gasVm.snapshotValue(MARKET, string.concat("per_seat_", tag, "_draw"), used[0] / seats);
         gasVm.snapshotValue(MARKET, string.concat("per_seat_", tag, "_commit"), used[1] / seats);
         gasVm.snapshotValue(MARKET, string.concat("per_seat_", tag, "_reveal"), used[2] / seats);
-        gasVm.snapshotValue(MARKET, string.concat("per_seat_", tag, "_collect"), used[3] / seats);
-        gasVm.snapshotValue(
-            MARKET, string.concat("per_seat_", tag, "_total"), (used[0] + used[1] + used[2] + used[3]) / seats
-        );
+        gasVm.snapshotValue(MARKET, string.concat("per_seat_", tag, "_total"), (used[0] + used[1] + used[2]) / seats);
     }
 
     function test_gas_lifecycle_m3_batch1() public {

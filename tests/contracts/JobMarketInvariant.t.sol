@@ -123,7 +123,8 @@ contract JobMarketInvariantTest is MarketAssertions {
     }
 
     /// @dev Locked collateral == the collateral of every open replica (assigned,
-    /// committed, revealed and not yet resolved); never above stake.
+    /// or committed and not yet resolved; an opened one is paid and released at
+    /// once); never above stake.
     function _lockedIsOpenReplicasCollateral() internal view {
         address[] memory ws = handler.workerList();
         uint256[] memory expected = new uint256[](ws.length);
@@ -133,10 +134,9 @@ contract JobMarketInvariantTest is MarketAssertions {
             for (uint256 t; t < uint256(j.mapTasks) + j.reduceTasks; ++t) {
                 for (uint256 i; i < ws.length; ++i) {
                     JobMarket.ReplicaState s = market.replica(id, t, ws[i]).state;
-                    if (
-                        s == JobMarket.ReplicaState.Assigned || s == JobMarket.ReplicaState.Committed
-                            || s == JobMarket.ReplicaState.Revealed
-                    ) expected[i] += j.collateral;
+                    if (s == JobMarket.ReplicaState.Assigned || s == JobMarket.ReplicaState.Committed) {
+                        expected[i] += j.collateral;
+                    }
                 }
             }
         }
@@ -157,9 +157,9 @@ contract JobMarketInvariantTest is MarketAssertions {
             assertEq(j.margin, m, "margin");
             uint256 cap = uint256(p.rewardPerReplica) * (m * (uint256(p.mapTasks) + p.reduceTasks) + p.extraSeats);
             assertEq(j.escrow, cap, "escrow == reward * (m * tasks + extra)");
-            assertLe(uint256(j.paid) + j.owed + j.refunded, j.escrow, "paid + owed + refunded <= escrow");
+            assertLe(uint256(j.paid) + j.refunded, j.escrow, "paid + refunded <= escrow");
             assertLe(j.extraSeatsUsed, j.extraSeats, "extra seats used <= funded");
-            assertEq(j.paid, handler.ghostPaid(id), "paid == Paid outcomes seen");
+            assertEq(j.paid, handler.ghostPaid(id), "paid == rewards the handler saw its reveals pay");
         }
     }
 

@@ -439,7 +439,8 @@ contract JobMarketMechanicsTest is MarketFixture {
         assertEq(j.deadline, block.timestamp, "failed now");
         assertEq(j.extraSeatsUsed, 0, "no seat spent");
         for (uint256 i; i < 4; ++i) {
-            assertEq(_collect(seats[i], id, 0), 0, "released, no reward");
+            _collect(seats[i], id, 0);
+            assertEq(market.credits(seats[i]), 0, "released, no reward");
             assertEq(_stakeOf(seats[i]), HONEST_STAKE, "stake intact");
             assertEq(_lockedOf(seats[i]), 0, "nothing locked");
         }
@@ -529,7 +530,7 @@ contract JobMarketMechanicsTest is MarketFixture {
                 assertEq(uint256(_resolve(id, 0, round0[i])), uint256(JobMarket.Outcome.Slashed), "void committer");
             }
             if (i > 0) _reveal(round1[i], id, 0, d);
-            assertEq(_collect(round1[i], id, 0), REWARD, "round 1 paid");
+            assertEq(market.credits(round1[i]), REWARD, "round 1 paid");
         }
         assertEq(pool.burned(), 4 * COLLATERAL, "four collaterals burned");
         assertEq(_pastRefund(id), uint256(REWARD) * M, "refund = escrow - round 1's rewards");
@@ -634,7 +635,7 @@ contract JobMarketMechanicsTest is MarketFixture {
         for (uint256 i; i < actors.length; ++i) {
             for (uint256 t; t < 3; ++t) {
                 JobMarket.ReplicaState s = _rep(id, t, actors[i]).state;
-                if (s == JobMarket.ReplicaState.Committed || s == JobMarket.ReplicaState.Revealed) {
+                if (s == JobMarket.ReplicaState.Committed) {
                     _collect(actors[i], id, t);
                 }
             }
@@ -730,7 +731,6 @@ contract JobMarketMechanicsTest is MarketFixture {
         assertEq(address(pool).balance, stakes + pool.burned(), "pool holds stakes + burned");
         JobMarket.Job memory j = _job(id);
         assertEq(j.paid, _paidCount * REWARD, "job.paid");
-        assertEq(j.owed, 0, "nothing owed");
         assertEq(j.extraSeatsUsed, 2, "two extra seats");
     }
 
@@ -855,8 +855,7 @@ contract JobMarketMechanicsTest is MarketFixture {
         snap = vm.snapshotState();
         bytes32 d = _truth(id, 0);
         _commitAll(seats, id, 0, d);
-        _reveal(w, id, 0, d);
-        assertEq(_collect(w, id, 0), REWARD, "late decliner that computed is paid");
+        assertEq(_reveal(w, id, 0, d), REWARD, "late decliner that computed is paid");
         vm.revertToStateAndDelete(snap);
 
         // ...or it is a no-show: slashed once its lease is over.
@@ -918,12 +917,57 @@ contract JobMarketMechanicsTest is MarketFixture {
         vm.prank(seats[0]);
         market.reveal(id, _ids(0), _words(d, d));
         _reveal(seats[0], id, 0, d);
-        vm.expectRevert(_wrongState(id, 0, seats[0], JobMarket.ReplicaState.Revealed));
+        vm.expectRevert(_wrongState(id, 0, seats[0], JobMarket.ReplicaState.None)); // paid: the seat is gone
         _reveal(seats[0], id, 0, d);
         uint256 until = _task(id, 0).revealDeadline;
         vm.warp(until + 1);
         vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketRevealClosed.selector, id, 0, until));
         _reveal(seats[1], id, 0, d);
+    }
+
+    /// @notice Opening the winner is a seat's last duty, so the reveal pays it
+    /// at once: one reward credited and one collateral released per task
+    /// opened, and the seat is gone. A seat cannot be paid twice: not by a
+    /// second reveal, not by naming a task twice in one call, not by a
+    /// collect or anyone's resolve afterwards.
+    function test_reveal_paysAtOnceAndOnlyOnce() public {
+        JobMarket.JobParams memory p = _params();
+        p.mapTasks = 3; // task 2 keeps the job live
+        uint256 id = _post(p, M);
+        address[] memory seats = _four(0, 1, 2, 3);
+        _seatWith(id, 0, seats);
+        _seatWith(id, 1, seats);
+        bytes32 d0 = _truth(id, 0);
+        bytes32 d1 = _truth(id, 1);
+        _commitAll(seats, id, 0, d0);
+        _commitAll(seats, id, 1, d1);
+        address w = seats[0];
+        uint256 stake = _stakeOf(w);
+        assertEq(_lockedOf(w), 2 * COLLATERAL, "two seats locked");
+
+        vm.expectRevert(_wrongState(id, 0, w, JobMarket.ReplicaState.None));
+        vm.prank(w);
+        market.reveal(id, _ids(0, 0), _words(d0, d0)); // the second opening finds the seat already paid
+        vm.prank(w);
+        assertEq(market.reveal(id, _ids(0, 1), _words(d0, d1)), 2 * REWARD, "two rewards");
+        assertEq(market.credits(w), 2 * REWARD, "credited");
+        assertEq(_lockedOf(w), 0, "both collaterals released");
+        assertEq(_stakeOf(w), stake, "stake intact");
+        assertEq(pool.workers(w).settled, 2, "two settled seats");
+        assertEq(_job(id).paid, 2 * REWARD, "job.paid");
+        assertEq(uint256(_rep(id, 0, w).state), uint256(JobMarket.ReplicaState.None), "the seat is gone");
+
+        vm.expectRevert(_wrongState(id, 0, w, JobMarket.ReplicaState.None));
+        _reveal(w, id, 0, d0);
+        vm.expectRevert(_wrongState(id, 1, w, JobMarket.ReplicaState.None));
+        _collect(w, id, 1);
+        vm.expectRevert(_wrongState(id, 0, w, JobMarket.ReplicaState.None));
+        _resolve(id, 0, w);
+        // The task has its result and never draws again: the deleted seat
+        // cannot hand `w` a second seat on it.
+        vm.expectRevert(abi.encodeWithSelector(JobMarket.JobMarketNothingToDraw.selector, id));
+        _draw(stranger, id, 0);
+        assertEq(market.credits(w), 2 * REWARD, "still exactly two rewards");
     }
 
     /// @notice A winner not yet opened cannot be opened once the job has ended.
@@ -973,7 +1017,6 @@ contract JobMarketMechanicsTest is MarketFixture {
         _seatWith(id, 0, seats);
         _commitAll(seats, id, 0, d);
         _reveal(seats[0], id, 0, d);
-        _collect(seats[0], id, 0);
         uint256 before = seats[0].balance;
         vm.prank(seats[0]);
         market.withdraw();
@@ -1056,10 +1099,9 @@ contract JobMarketMechanicsTest is MarketFixture {
             opened; // either way the books must balance
         }
         JobMarket.Job memory j = _job(id);
-        assertLe(uint256(j.paid) + j.owed, j.escrow, "the job owes more rewards than its escrow holds");
-        uint256 owed = j.owed;
+        assertLe(j.paid, j.escrow, "the job paid more rewards than its escrow holds");
         uint256 refund = _pastRefund(id);
-        assertEq(refund + owed, j.escrow, "refund + rewards owed = escrow");
+        assertEq(refund + j.paid, j.escrow, "refund + rewards paid = escrow");
     }
 
     /// @notice A batch commit whose first task fails the job (its tie needs

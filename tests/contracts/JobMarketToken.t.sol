@@ -65,8 +65,7 @@ contract JobMarketTokenTest is MarketFixture {
         bytes32 d = _truth(id, 0);
         _commitAll(seats, id, 0, d);
         for (uint256 i; i < seats.length; ++i) {
-            _reveal(seats[i], id, 0, d);
-            assertEq(_collect(seats[i], id, 0), USD_REWARD, "reward in token units");
+            assertEq(_reveal(seats[i], id, 0, d), USD_REWARD, "reward in token units, paid by the reveal");
             assertEq(market.tokenCredits(address(usd), seats[i]), USD_REWARD, "credited in the token");
             assertEq(market.credits(seats[i]), 0, "no ETH credit for a token job");
         }
@@ -245,8 +244,7 @@ contract JobMarketTokenTest is MarketFixture {
         t.freeze();
         address w = seats[0];
         uint256 stakeBefore = _stakeOf(w);
-        _reveal(w, id, 0, d);
-        assertEq(_collect(w, id, 0), USD_REWARD, "paid in the books");
+        assertEq(_reveal(w, id, 0, d), USD_REWARD, "paid in the books");
         assertEq(_lockedOf(w), 0, "collateral released although the token is frozen");
         assertEq(_stakeOf(w), stakeBefore, "stake intact");
         vm.expectRevert(

@@ -242,14 +242,15 @@ abstract contract MarketFixture is MarketAssertions {
         market.commit(jobId, _ids(taskId), _short(result), _short(seal));
     }
 
-    function _reveal(address w, uint256 jobId, uint256 taskId, bytes32 digest) internal {
+    /// @dev Opens `w`'s result on the task; returns what the reveal paid it.
+    function _reveal(address w, uint256 jobId, uint256 taskId, bytes32 digest) internal returns (uint256) {
         vm.prank(w);
-        market.reveal(jobId, _ids(taskId), _words(digest));
+        return market.reveal(jobId, _ids(taskId), _words(digest));
     }
 
-    function _collect(address w, uint256 jobId, uint256 taskId) internal returns (uint256) {
+    function _collect(address w, uint256 jobId, uint256 taskId) internal {
         vm.prank(w);
-        return market.collect(jobId, _ids(taskId));
+        market.collect(jobId, _ids(taskId));
     }
 
     function _resolve(uint256 jobId, uint256 taskId, address w) internal returns (JobMarket.Outcome) {

@@ -352,10 +352,9 @@ contract MarketHandler {
         for (uint256 t; t < _taskCount(id); ++t) {
             for (uint256 k; k < workers.length; ++k) {
                 JobMarket.ReplicaState s = market.replica(id, t, workers[k]).state;
-                if (
-                    s == JobMarket.ReplicaState.Assigned || s == JobMarket.ReplicaState.Committed
-                        || s == JobMarket.ReplicaState.Revealed
-                ) _tryResolve(id, t, workers[k], viaCollect);
+                if (s == JobMarket.ReplicaState.Assigned || s == JobMarket.ReplicaState.Committed) {
+                    _tryResolve(id, t, workers[k], viaCollect);
+                }
             }
         }
     }
@@ -392,7 +391,7 @@ contract MarketHandler {
         (uint256 id, bool ok) = _pickAny(jobSeed);
         if (!ok) return;
         JobMarket.Job memory j = market.job(id);
-        uint256 expected = uint256(j.escrow) - j.paid - j.owed - j.refunded;
+        uint256 expected = uint256(j.escrow) - j.paid - j.refunded;
         uint256 before = _creditOf(j, j.requester);
         try market.refund(id) returns (uint256 amount) {
             if (amount != expected || amount == 0) refundViolations++;
@@ -501,7 +500,8 @@ contract MarketHandler {
             if (t.winner == 0 || rep.result != t.winner || time > t.revealDeadline) return false;
             if (!t.settled && !_live(id)) return false;
             _tryReveal(id, taskId, w, truth(id, taskId));
-            if (market.replica(id, taskId, w).state != JobMarket.ReplicaState.Revealed) unexpectedReverts++;
+            // Opened in time: paid, and the seat is gone.
+            if (market.replica(id, taskId, w).state != JobMarket.ReplicaState.None) unexpectedReverts++;
             return true;
         }
         return false;
@@ -540,10 +540,20 @@ contract MarketHandler {
         JobMarket.Replica memory rep = market.replica(id, taskId, w);
         if (rep.state != JobMarket.ReplicaState.Committed) return;
         bool wasSettled = market.task(id, taskId).settled;
-        uint256 owedBefore = market.job(id).owed;
+        JobMarket.Job memory j = market.job(id);
+        WorkerPool.Worker memory before = pool.workers(w);
+        uint256 creditBefore = _creditOf(j, w);
         vm.prank(w);
-        try market.reveal(id, _one(taskId), _word(digest)) {
-            if (market.job(id).owed - owedBefore != market.job(id).rewardPerReplica) outcomeViolations++;
+        try market.reveal(id, _one(taskId), _word(digest)) returns (uint256 reward) {
+            // The reveal pays one reward and releases one collateral, nothing else.
+            WorkerPool.Worker memory afterInfo = pool.workers(w);
+            if (reward != j.rewardPerReplica || market.job(id).paid - j.paid != reward) outcomeViolations++;
+            if (_creditOf(j, w) - creditBefore != reward) outcomeViolations++;
+            if (afterInfo.locked != before.locked - j.collateral || afterInfo.stake != before.stake) {
+                outcomeViolations++;
+            }
+            paidCount++;
+            ghostPaid[id] += reward;
             if (!wasSettled) _onSettled(id, taskId, digest);
         } catch {}
     }
@@ -610,18 +620,17 @@ contract MarketHandler {
         WorkerPool.Worker memory before = pool.workers(w);
         uint256 creditBefore = _creditOf(j, w);
         uint256 burnedBefore = pool.burned();
-        uint256 outcome;
+        bool slashed;
         if (viaCollect) {
             vm.prank(w);
-            try market.collect(id, _one(taskId)) returns (uint256 reward) {
-                outcome =
-                    reward == j.rewardPerReplica && reward != 0 ? 0 : (pool.workers(w).stake < before.stake ? 1 : 2);
+            try market.collect(id, _one(taskId)) {
+                slashed = pool.workers(w).stake < before.stake;
             } catch {
                 return;
             }
         } else {
             try market.resolve(id, taskId, w) returns (JobMarket.Outcome o) {
-                outcome = uint256(o);
+                slashed = o == JobMarket.Outcome.Slashed;
             } catch {
                 return;
             }
@@ -629,12 +638,8 @@ contract MarketHandler {
         WorkerPool.Worker memory afterInfo = pool.workers(w);
         uint256 c = j.collateral;
         if (afterInfo.locked != before.locked - c) outcomeViolations++;
-        if (outcome == 0) {
-            paidCount++;
-            ghostPaid[id] += j.rewardPerReplica;
-            if (_creditOf(j, w) - creditBefore != j.rewardPerReplica) outcomeViolations++;
-            if (afterInfo.stake != before.stake) outcomeViolations++;
-        } else if (outcome == 1) {
+        // Only a reveal pays: collect and resolve slash or release.
+        if (slashed) {
             slashedCount++;
             ghostBurned += c;
             if (before.stake - afterInfo.stake != c || pool.burned() - burnedBefore != c) outcomeViolations++;

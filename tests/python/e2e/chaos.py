@@ -331,7 +331,6 @@ class Chaos:
                 burned = await chain.burned()
             return {
                 "jobs_unaccounted_wei": sum(j.escrow - j.paid - j.refunded for j in jobs),
-                "owed_wei": sum(j.owed for j in jobs),
                 "market_balance_minus_credits_wei": held - credits,
                 "pool_balance_minus_stakes_wei": pool - sum(w.stake + w.unbonding for w in workers) - burned,
                 "slashed_assignments": sum(w.slashed for w in workers),

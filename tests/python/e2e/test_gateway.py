@@ -135,13 +135,14 @@ def test_wallet_submit_runs_to_a_verified_result_accounted_to_the_wei(devnet: De
         earned = sum(int(w["earned_wei"]) for w in workers.values())
         assert earned == escrow and all(w["online"] and w["resources"]["programs"] for w in workers.values())
         assert all(0 in w["classes"] and w["seats"] >= 1 for w in workers.values())
-        # Each worker's own /metrics counts what the index says it did: its seats computed, committed,
-        # revealed and collected (all 10 seats of the job, none failed).
+        # Each worker's own /metrics counts what the index says it did: its seats computed, committed and
+        # revealed (all 10 seats of the job, none failed); a reveal pays, so there is nothing to collect.
         scraped = [_prometheus(httpx.get(f"{w['endpoint']}/metrics").text) for w in workers.values()]
         for m, w in zip(scraped, workers.values(), strict=True):
             assert m["shardex_worker_tasks_computed_total"] == w["seats"], (m, w)
-            for step in ("committed", "revealed", "collected"):
+            for step in ("committed", "revealed"):
                 assert m[f'shardex_worker_replicas_total{{step="{step}"}}'] == w["seats"], (step, m, w)
+            assert m['shardex_worker_replicas_total{step="collected"}'] == 0, m
             assert m['shardex_worker_task_failures_total{kind="runner"}'] == 0
         assert sum(m["shardex_worker_tasks_computed_total"] for m in scraped) == 10
         # The Grafana dashboard reads only metrics that a gateway and a worker export.

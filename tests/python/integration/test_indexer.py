@@ -17,7 +17,7 @@ from backend import db, queries
 from deploy.deploy import deploy
 from deploy.devnet import Anvil
 from backend.indexer import Indexer
-from shardex.chain import ChainClient, JobParams, JobState, result_of, seal_of
+from shardex.chain import ChainClient, JobParams, JobState, ReplicaState, result_of, seal_of
 from shardex.chain import errors as chain_errors
 from shardex.devnet import dev_accounts
 from tests.python.conftest import Chain, IndexDb, rpc
@@ -137,9 +137,11 @@ async def run_phase(net: Chain, drawer: ChainClient, workers: list[ChainClient],
     return committed
 
 
-async def collect_all(workers: list[ChainClient], job_id: int, committed: dict[int, list]) -> None:
+async def collect_unpaid(workers: list[ChainClient], job_id: int, committed: dict[int, list]) -> None:
+    """Collect the committed seats their reveal did not pay (the ones that lost)."""
     for w in workers:
         ts = sorted({t for t, cs in committed.items() for c, _ in cs if c is w})
+        ts = [t for t in ts if (await w.replica(job_id, t, w.address)).state is ReplicaState.COMMITTED]
         if ts:
             await w.collect(job_id, ts)
 
@@ -150,7 +152,7 @@ async def complete_job(net: Chain, requester: ChainClient, workers: list[ChainCl
     job_id = receipt.events_named("JobPosted")[0].job_id
     committed = await run_phase(net, requester, workers, job_id, [0, 1], sha(b"map"), lie_on=lie_on)
     committed |= await run_phase(net, requester, workers, job_id, [2], sha(b"reduce"))
-    await collect_all(workers, job_id, committed)
+    await collect_unpaid(workers, job_id, committed)
     return job_id
 
 
@@ -236,7 +238,7 @@ async def test_incremental_and_crashed_indexing_equal_rebuild(net: Chain, index_
 
     # Crash inside the second chunk's transaction, after its events were inserted.
     reduce_commits = await run_phase(net, requester, workers, job_id, [2], sha(b"reduce"))
-    await collect_all(workers, job_id, map_commits | reduce_commits)
+    await collect_unpaid(workers, job_id, map_commits | reduce_commits)
     before = indexer.cursor()
     original = Indexer._write_chunk
     calls = 0
@@ -503,7 +505,7 @@ async def test_two_indexers_over_one_index_one_writes_the_other_follows_and_take
     await b.step()
     assert not b.writing  # the lease has not run out yet
     await asyncio.sleep(1.2)
-    await collect_all(workers, job_id, committed)
+    await collect_unpaid(workers, job_id, committed)
     await b.step()
     assert b.writing
     with a.engine.connect() as conn:

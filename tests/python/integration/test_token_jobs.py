@@ -71,8 +71,7 @@ async def test_a_job_paid_in_a_token_pays_and_refunds_in_it(net: Chain, tmp_path
         await w.commit(job_id, [0, 1], [result_of(job_id, t, d) for t, d in zip((0, 1), digests)],
                        [seal_of(w.address, job_id, t, d) for t, d in zip((0, 1), digests)])
     for w in workers:
-        await w.reveal(job_id, [0, 1], [sha(b"output %d" % t) for t in (0, 1)])
-        await w.collect(job_id, [0, 1])
+        await w.reveal(job_id, [0, 1], [sha(b"output %d" % t) for t in (0, 1)])  # paid on the spot
         assert await w.token_credits(token) == 2 * reward
         assert await w.credits() == 0  # nothing in ETH
         await w.withdraw_token(token)

@@ -70,24 +70,24 @@ async def test_each_replica_ends_where_the_chain_has_it(state: AsyncState) -> No
     await state.set_job(1, "accepted", SPEC)
     await state.set_job(2, "accepted", SPEC)  # its id now names another job
     await state.set_job(3, "done")  # gone: the chain has two jobs
-    rows = {(1, 0): "committed", (1, 1): "revealed", (1, 2): "assigned", (1, 3): "computed", (1, 4): "committed",
-            (1, 5): "lost", (1, 6): "lost", (1, 7): "resolved", (2, 0): "committed", (3, 0): "revealed"}
+    rows = {(1, 0): "committed", (1, 1): "paid", (1, 2): "assigned", (1, 3): "computed", (1, 4): "committed",
+            (1, 5): "lost", (1, 6): "lost", (1, 7): "resolved", (2, 0): "committed", (3, 0): "paid"}
     for (job, task), status in rows.items():
         await state.upsert(job, task, 0, status, digest=b"d")
     chain = FakeChain({}, {1: digest, 2: b"\x01" * 32}, {
         (1, 0): (ReplicaState.ASSIGNED, 0),  # its commit was lost
-        (1, 1): (ReplicaState.COMMITTED, 0),  # its reveal was lost
+        (1, 1): (ReplicaState.COMMITTED, 0),  # its reveal (and so its payment) was lost
         # (1, 2): the seat itself was lost
         (1, 3): (ReplicaState.ASSIGNED, 0),  # running: left to its commit
         (1, 4): (ReplicaState.COMMITTED, 1),  # another round's seat
         (1, 5): (ReplicaState.ASSIGNED, 0),  # its commit was refused on the lost branch; the seat is back
-        (1, 7): (ReplicaState.REVEALED, 0),  # collected on the lost branch, not on this one
+        (1, 7): (ReplicaState.ASSIGNED, 0),  # released on the lost branch; here it still has to commit
         # (1, 6): given up on, and not this worker's on this branch either: a redraw here brings it back
         (2, 0): (ReplicaState.COMMITTED, 0)})
     counts = await reconcile(chain, state, ME, running={(1, 3, 0)})
     left = {(r.job_id, r.task_id): r.status for r in await state.replicas()}
     assert left == {(1, 0): "computed", (1, 1): "committed", (1, 3): "computed", (1, 5): "computed",
-                    (1, 7): "revealed"}
+                    (1, 7): "computed"}
     assert counts == {"jobs_forgotten": 2, "seats_forgotten": 3, "resent": 4}
     assert [(j, status) for j, status, _ in await state.all_jobs()] == [(1, "new")]
 
@@ -128,7 +128,7 @@ async def test_a_worker_reveals_a_win_only_once_it_is_confirmations_deep(state: 
     chain.head = 101
     await settlement.reveal(now=0)
     assert chain.revealed == [0]
-    assert (await state.replica(1, 0, 0)).status == "revealed"
+    assert (await state.replica(1, 0, 0)).status == "paid"  # the reveal paid it: nothing left to collect
 
 
 async def test_a_reduce_seat_reads_back_map_results_the_worker_lost_track_of(state: AsyncState) -> None:
