@@ -198,7 +198,7 @@ def job_status(ctx: typer.Context, job_id: int, as_json: JsonOpt = False) -> Non
         lines = [f"job {job_id}: {data['state']}  {data['tasks_settled']}/{data['tasks']} tasks settled  "
                  f"margin {data['margin']} (epsilon {data['epsilon']:g} vs adversary {data['adversary_share']:g})",
                  f"  escrow {format_eth(data['escrow'])}  paid {format_eth(data['paid'])}  "
-                 f"owed {format_eth(data['owed'])}  refunded {format_eth(data['refunded'])}  "
+                 f"refunded {format_eth(data['refunded'])}  "
                  f"slashes {data['slashes']}  gas (all parties) {data['gas_used_all_parties']:,}",
                  f"  fees (all parties) {format_eth(data['fees_wei_all_parties'])}: L2 execution "
                  f"{format_eth(data['l2_fees_wei'])}, L1 data {format_eth(data['l1_data_fees_wei'])} "
