@@ -25,7 +25,8 @@ the bench mines the blocks on the devnet). Aims (the issue's): r = 1 within
 1.25x of the baseline, r = 3 within 3.3x. Also: seconds from the job being
 posted to its first drawn seat (``post_to_first_draw_s``; v1 measured the first
 claim), worker-seconds per part of the tasks (fetch with its verification,
-stage, run, store) and the peak resident memory of every process of each run
+stage, run, store), the agents' seconds in requests to the chain and their
+count (``chain_s``, ``chain_requests``) and the peak resident memory of every process of each run
 (``shardex_r{1,3}_peak_rss_mb``: requester, Anvil, each worker agent, largest
 task). Ends with one JSON line holding all figures.
 """
@@ -271,17 +272,23 @@ async def run_shardex(path: Path, home: Path, workers: int, epsilon: float, adve
 
 
 TASK_LINE = re.compile(r"computed in ([0-9.]+) s \(([^)]*)\)")
+CHAIN_LINE = re.compile(r"chain: ([0-9]+) RPC requests, ([0-9.]+) s")
 
 
 def task_seconds(log: str) -> dict[str, float]:
     """Worker-seconds per part of every computed task (the agents log them):
-    fetch, stage, run, store, and the task total."""
+    fetch, stage, run, store, and the task total; and the agents' seconds in
+    requests to the chain (``chain_s``, every agent's exit line: its ticks,
+    draws, commits and reveals), with their count (``chain_requests``)."""
     parts: Counter = Counter()
     for total, detail in TASK_LINE.findall(log):
         parts["tasks_s"] += float(total)
         for item in filter(None, detail.split(", ")):
             name, seconds, _ = item.split(" ")
             parts[f"{name}_s"] += float(seconds)
+    for requests, seconds in CHAIN_LINE.findall(log):
+        parts["chain_s"] += float(seconds)
+        parts["chain_requests"] += int(requests)
     return dict(parts)
 
 
@@ -329,9 +336,13 @@ def main() -> None:
               f"{run['seconds']:6.2f} s  ({ratio:.2f}x baseline, aim <= {aim}x{vs_dask}); "
               f"posted -> first draw {run['post_to_first_draw_s']:.2f} s")
         print("  peak RSS (MB): " + ", ".join(f"{k} {v}" for k, v in rss.megabytes().items()))
-        print("  wall: " + ", ".join(f"{k[:-2]} {run['split'][k]:.2f} s" for k in ("prepare_s", "job_s", "result_s"))
+        wall = ("prepare_s", "job_s", "result_s")
+        chain = ("chain_s", "chain_requests")
+        print("  wall: " + ", ".join(f"{k[:-2]} {run['split'][k]:.2f} s" for k in wall)
               + "; worker-seconds in tasks: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run["split"].items()
-                                                       if k not in ("prepare_s", "job_s", "result_s")))
+                                                       if k not in (*wall, *chain))
+              + f"; agents in chain requests: {run['split'].get('chain_s', 0):.2f} s "
+                f"({run['split'].get('chain_requests', 0):.0f} requests)")
     print(json.dumps(figures))
 
 

@@ -216,6 +216,8 @@ class Agent:
                 self._prefetch[1].cancel()
             await self._outputs_server.stop()
             await self.providers.aclose()
+            # What the chain cost this worker's time (bench/e2e.py reads this line).
+            log.info("chain: %d RPC requests, %.2f s", self.chain.rpc.requests, self.chain.rpc.seconds)
             await self.chain.aclose()
             await self.state.close()
             await self.runtime.close()
@@ -382,7 +384,7 @@ class Agent:
             "tick_p99_ms": ("p99 duration of an agent tick over the recent window.", loop["tick_p99_ms"]),
         }
         extra = None if self.colocation is None else self.colocation.render_metrics
-        return self.metrics.render(gauges, extra)
+        return self.metrics.render(gauges, extra, rpc=self.chain.rpc)
 
     def online_embed_fn(self):
         """What serves POST /embed: None is the model (a seam tests replace with a stand-in)."""

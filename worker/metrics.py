@@ -11,6 +11,8 @@ import math
 from collections import Counter
 from collections.abc import Callable
 
+from shardex.chain.client import RpcTally
+
 #: Steps a replica goes through on chain, as counted by ``replicas``.
 STEPS = ("committed", "revealed", "collected", "declined", "reported_unavailable")
 
@@ -27,8 +29,10 @@ class WorkerMetrics:
         self.tasks_computed += 1
         self.task_seconds += seconds
 
-    def render(self, gauges: dict[str, tuple[str, float]], extra: Callable[[], str] | None = None) -> str:
-        """The text exposition format; ``gauges``: name -> (help, value), read at scrape time."""
+    def render(self, gauges: dict[str, tuple[str, float]], extra: Callable[[], str] | None = None,
+               rpc: RpcTally | None = None) -> str:
+        """The text exposition format; ``gauges``: name -> (help, value), read at scrape time; ``rpc``:
+        the chain client's request tally."""
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -48,6 +52,10 @@ class WorkerMetrics:
                [(f'{{step="{s}"}}', self.replicas[s]) for s in STEPS])
         metric("noshows_resolved_total", "counter", "Other workers' expired seats this worker resolved "
                "(slashed), so they are redrawn.", [("", self.noshows_resolved)])
+        if rpc is not None:
+            metric("rpc_requests_total", "counter", "JSON-RPC requests sent to the chain.", [("", rpc.requests)])
+            metric("rpc_seconds_total", "counter", "Seconds spent in JSON-RPC requests to the chain (requests in "
+                   "flight together each count their own time).", [("", rpc.seconds)])
         for name, (help_, value) in gauges.items():
             metric(name, "gauge", help_, [("", value)])
         text = "\n".join(lines) + "\n"

@@ -77,6 +77,41 @@ class Receipt:
         return [e for e in self.events if e.name == name]
 
 
+@dataclass
+class RpcTally:
+    """How many JSON-RPC requests a client sent and the seconds they took, summed (requests in flight
+    together each count their own time): how much of a process's time goes to talking to the chain."""
+
+    requests: int = 0
+    seconds: float = 0.0
+
+    def add(self, seconds: float, requests: int = 1) -> None:
+        self.requests += requests
+        self.seconds += seconds
+
+
+class _TallyingHTTPProvider(AsyncHTTPProvider):
+    """An HTTP provider that counts its requests and their time in a :class:`RpcTally`."""
+
+    def __init__(self, endpoint_uri: str, tally: RpcTally, **kwargs: Any) -> None:
+        super().__init__(endpoint_uri, **kwargs)
+        self.tally = tally
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await super().make_request(method, params)
+        finally:
+            self.tally.add(time.perf_counter() - start)
+
+    async def make_batch_request(self, requests: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await super().make_batch_request(requests)
+        finally:
+            self.tally.add(time.perf_counter() - start, len(requests))
+
+
 class PendingTx:
     """A sent transaction; ``await pending.receipt()`` waits for it to be mined."""
 
@@ -118,7 +153,8 @@ class ChainClient:
         self.l1_pricing = l1_pricing
         self.deployment = deployment
         self.account = account
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.rpc = RpcTally()
+        self.w3 = AsyncWeb3(_TallyingHTTPProvider(rpc_url, self.rpc, request_kwargs={"timeout": request_timeout}))
         self.market = self.w3.eth.contract(address=deployment.market, abi=abi("JobMarket"))
         self.registry = self.w3.eth.contract(address=deployment.registry, abi=abi("WorkerPool"))
         self._names_by_address = {deployment.market.lower(): "JobMarket", deployment.registry.lower(): "WorkerPool"}

@@ -150,3 +150,15 @@ async def test_a_transaction_the_node_dropped_is_reported_not_waited_for(net: Ch
         rpc(net.rpc_url, "evm_setAutomine", True)
     await client.stake(ETH)  # the nonce was resynced: the next send lands
     assert (await client.worker()).stake == ETH
+
+
+async def test_the_client_counts_its_requests_to_the_chain(net: Chain) -> None:
+    """Every JSON-RPC request goes through the client's tally (a worker's /metrics and bench/e2e.py's
+    chain time read it): a call that needs one request counts one, a transaction counts its own."""
+    c = net.client(2)
+    before = (c.rpc.requests, c.rpc.seconds)
+    await c.block_number()
+    assert c.rpc.requests == before[0] + 1 and c.rpc.seconds > before[1]
+    sent = c.rpc.requests
+    await c.stake(10**18)
+    assert c.rpc.requests > sent  # nonce, fees, estimate, send, receipt: each one counted
