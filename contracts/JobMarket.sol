@@ -641,7 +641,9 @@ contract JobMarket is ReentrancyGuard {
 
     /// @dev Returns whether anything changed (candidates looked at, or a seed re-armed).
     function _drawSeats(uint256 jobId, uint256 taskId, Job storage j, TaskSlots storage t) private returns (bool) {
-        if (t.won || _isVoid(t, t.round)) return false; // the task has its result, or is dead
+        // The task has its result (and once settled, its paid seats are
+        // deleted: a draw must never seat their workers again), or is dead.
+        if (t.won || t.settled || _isVoid(t, t.round)) return false;
         uint8 seats = t.seats;
         if (seats == 0) seats = t.seats = j.margin; // round 0
         uint256 open = seats - t.seated;

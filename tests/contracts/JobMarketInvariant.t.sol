@@ -244,5 +244,6 @@ contract JobMarketInvariantTest is MarketAssertions {
         assertEq(handler.withdrawViolations(), 0, "a withdrawal sent a wrong amount");
         assertEq(handler.unexpectedReverts(), 0, "a pre-checked call reverted");
         assertEq(handler.lateDeclinesAccepted(), 0, "a seat was declined after the first quarter of its lease");
+        assertEq(handler.secondSeats(), 0, "a worker was drawn twice for one task");
     }
 }

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {JobMarket} from "../../../contracts/JobMarket.sol";
 import {WorkerPool} from "../../../contracts/WorkerPool.sol";
-import {MockRandomness, vm} from "../MarketBase.sol";
+import {MarketVm, MockRandomness, vm} from "../MarketBase.sol";
 import {MockERC20} from "../mocks/Tokens.sol";
 
 /// @notice Drives random sequences against one v2 market: two requesters post
@@ -74,6 +74,8 @@ contract MarketHandler {
     uint256 public honestSlashed; // an honest, timely worker slashed on a task that settled on the truth
     uint256 public settlementViolations; // a win without a lead of m, or on a digest that does not open it
     uint256 public outcomeViolations; // an outcome that moved wrong amounts
+    uint256 public secondSeats; // a worker drawn twice for one task (paid seats are deleted: nothing else stops it)
+    mapping(bytes32 => bool) internal _everSeated; // (job, task, worker) drawn at least once
     uint256 public refundViolations;
     uint256 public withdrawViolations;
     uint256 public unexpectedReverts; // a call the handler's own pre-checks said must succeed
@@ -267,7 +269,9 @@ contract MarketHandler {
                 vm.roll(blockNo);
                 vm.warp(time);
             }
+            vm.recordLogs();
             try market.draw(id, _one(t)) {} catch {}
+            _noSecondSeats(vm.getRecordedLogs());
             if (!_live(id)) return;
             JobMarket.Task memory after_ = market.task(id, t);
             if (after_.round != before.round) escalations++;
@@ -275,6 +279,16 @@ contract MarketHandler {
             if (after_.seated > before.seated && after_.round == before.round) {
                 seatsDrawn += after_.seated - before.seated;
             }
+        }
+    }
+
+    /// @dev Counts a TaskAssigned that seats a worker on a task it sat on before, in any round.
+    function _noSecondSeats(MarketVm.Log[] memory logs) internal {
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter != address(market) || logs[i].topics[0] != JobMarket.TaskAssigned.selector) continue;
+            bytes32 key = keccak256(abi.encode(logs[i].topics[1], logs[i].topics[2], logs[i].topics[3]));
+            if (_everSeated[key]) secondSeats++;
+            _everSeated[key] = true;
         }
     }
 
