@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
 
 from shardex.chain import ChainClient, ReplicaState, result_of, seal_of
 from shardex.chain.errors import ContractRevert
@@ -37,6 +38,16 @@ class Settlement:
         # hand the result to whoever is drawn for the task next. So a win is acted on only
         # once it is this many blocks deep.
         self.confirmations = confirmations
+        # The tasks' views read in this tick: reveal reads every committed row's task, and collect
+        # decides from the same views which rows could have a verdict (most have none yet), instead
+        # of three requests per committed row per tick.
+        self._views: dict[tuple[int, int], Any] = {}
+
+    async def _task(self, job_id: int, task_id: int) -> Any:
+        key = (job_id, task_id)
+        if key not in self._views:
+            self._views[key] = await self.chain.task(job_id, task_id)
+        return self._views[key]
 
     def _commitment(self, row) -> tuple[bytes, bytes]:
         return (result_of(row.job_id, row.task_id, row.digest),
@@ -84,11 +95,12 @@ class Settlement:
         its window is open."""
         by_job = defaultdict(list)
         rows = await self.state.replicas("committed")
+        self._views = {}  # a new tick: read every task afresh
         deep: int | str = "latest"
         if rows and self.confirmations:
             deep = max(0, await self.chain.block_number() - self.confirmations)
         for row in rows:
-            task = await self.chain.task(row.job_id, row.task_id)
+            task = await self._task(row.job_id, row.task_id)
             if not task.has_winner or now > task.reveal_deadline:
                 continue
             if task.winner != result_of(row.job_id, row.task_id, row.digest)[:12]:
@@ -118,12 +130,16 @@ class Settlement:
         it lost, or its job ended without one (released)."""
         by_job = defaultdict(list)
         for row in await self.state.replicas("committed"):
+            # The task's view as this tick's reveal read it (a task it settled reads as not yet
+            # settled: collected a tick later). Without a verdict there is nothing to collect.
+            task = await self._task(row.job_id, row.task_id)
+            job = jobs[row.job_id].info if row.job_id in jobs else await self.chain.job(row.job_id)
+            if not task.settled and job.state.active and now <= job.deadline:
+                continue
             rep = await self.chain.replica(row.job_id, row.task_id, self.address)
             if rep.state == ReplicaState.NONE or rep.round != row.round:
                 await self.state.upsert(row.job_id, row.task_id, row.round, "resolved")
                 continue
-            task = await self.chain.task(row.job_id, row.task_id)
-            job = jobs[row.job_id].info if row.job_id in jobs else await self.chain.job(row.job_id)
             if task.settled:
                 # Slashed if another result won or the window closed before it was opened (an
                 # opened one was paid by its reveal and is gone from the chain).
