@@ -848,7 +848,8 @@ contract JobMarket is ReentrancyGuard {
                 revert JobMarketNotResolvable(jobId, taskId, worker, s);
             }
         } else {
-            // None: never seated, or already paid by its reveal or collected.
+            // None (never seated, paid by its reveal, or collected), Slashed or
+            // Declined: nothing is left to decide.
             revert JobMarketWrongReplicaState(jobId, taskId, worker, s);
         }
 
