@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any
 
 from shardex.chain import ChainClient, ReplicaState, result_of, seal_of
+from shardex.chain.models import Task
 from shardex.chain.errors import ContractRevert
 from worker.metrics import WorkerMetrics
 from worker.state import AsyncState
@@ -41,9 +41,9 @@ class Settlement:
         # The tasks' views read in this tick: reveal reads every committed row's task, and collect
         # decides from the same views which rows could have a verdict (most have none yet), instead
         # of three requests per committed row per tick.
-        self._views: dict[tuple[int, int], Any] = {}
+        self._views: dict[tuple[int, int], Task] = {}
 
-    async def _task(self, job_id: int, task_id: int) -> Any:
+    async def _task(self, job_id: int, task_id: int) -> Task:
         key = (job_id, task_id)
         if key not in self._views:
             self._views[key] = await self.chain.task(job_id, task_id)
